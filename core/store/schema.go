@@ -1,0 +1,246 @@
+package store
+
+import "strings"
+
+// SchemaVersion is the MogileFS schema version this store reads and writes.
+const SchemaVersion = 17
+
+// mysqlTables is the original's schema 17 in creation order, as MySQL DDL.
+// New installs use BIGINT fids. dkey is VARBINARY so that keys are
+// arbitrary bytes compared exactly (a latin1 VARCHAR, the original's
+// default, folds case).
+var mysqlTables = []string{
+	`CREATE TABLE IF NOT EXISTS domain (
+  dmid SMALLINT UNSIGNED NOT NULL PRIMARY KEY,
+  namespace VARCHAR(255),
+  UNIQUE (namespace))`,
+	`CREATE TABLE IF NOT EXISTS class (
+  dmid SMALLINT UNSIGNED NOT NULL,
+  classid TINYINT UNSIGNED NOT NULL,
+  PRIMARY KEY (dmid,classid),
+  classname VARCHAR(50),
+  UNIQUE (dmid,classname),
+  mindevcount TINYINT UNSIGNED NOT NULL,
+  hashtype TINYINT UNSIGNED,
+  replpolicy VARCHAR(255))`,
+	`CREATE TABLE IF NOT EXISTS file (
+  fid BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid),
+  dmid SMALLINT UNSIGNED NOT NULL,
+  dkey VARBINARY(255),
+  UNIQUE dkey (dmid, dkey),
+  length BIGINT UNSIGNED,
+  classid TINYINT UNSIGNED NOT NULL,
+  devcount TINYINT UNSIGNED NOT NULL,
+  INDEX devcount (dmid,classid,devcount))`,
+	`CREATE TABLE IF NOT EXISTS tempfile (
+  fid BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  PRIMARY KEY (fid),
+  createtime INT UNSIGNED NOT NULL,
+  classid TINYINT UNSIGNED NOT NULL,
+  dmid SMALLINT UNSIGNED NOT NULL,
+  dkey VARBINARY(255),
+  devids VARCHAR(60))`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete (
+  fid BIGINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid))`,
+	`CREATE TABLE IF NOT EXISTS unreachable_fids (
+  fid BIGINT UNSIGNED NOT NULL,
+  lastupdate INT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid),
+  INDEX (lastupdate))`,
+	`CREATE TABLE IF NOT EXISTS file_on (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid MEDIUMINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid, devid),
+  INDEX (devid))`,
+	`CREATE TABLE IF NOT EXISTS file_on_corrupt (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid MEDIUMINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid, devid))`,
+	`CREATE TABLE IF NOT EXISTS host (
+  hostid MEDIUMINT UNSIGNED NOT NULL PRIMARY KEY,
+  status ENUM('alive','dead','down','readonly'),
+  http_port MEDIUMINT UNSIGNED DEFAULT 7500,
+  http_get_port MEDIUMINT UNSIGNED,
+  hostname VARCHAR(40),
+  hostip VARCHAR(15),
+  altip VARCHAR(15),
+  altmask VARCHAR(18),
+  UNIQUE (hostname),
+  UNIQUE (hostip),
+  UNIQUE (altip))`,
+	`CREATE TABLE IF NOT EXISTS device (
+  devid MEDIUMINT UNSIGNED NOT NULL,
+  hostid MEDIUMINT UNSIGNED NOT NULL,
+  status ENUM('alive','dead','down','readonly','drain'),
+  weight MEDIUMINT DEFAULT 100,
+  mb_total INT UNSIGNED,
+  mb_used INT UNSIGNED,
+  mb_asof INT UNSIGNED,
+  PRIMARY KEY (devid),
+  INDEX (status))`,
+	`CREATE TABLE IF NOT EXISTS server_settings (
+  field VARCHAR(50) PRIMARY KEY,
+  value TEXT)`,
+	`CREATE TABLE IF NOT EXISTS file_to_replicate (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  nexttry INT UNSIGNED NOT NULL,
+  INDEX (nexttry),
+  fromdevid INT UNSIGNED,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0,
+  flags SMALLINT UNSIGNED NOT NULL DEFAULT 0)`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete_later (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  delafter INT UNSIGNED NOT NULL,
+  INDEX (delafter))`,
+	`CREATE TABLE IF NOT EXISTS fsck_log (
+  logid INT UNSIGNED NOT NULL AUTO_INCREMENT,
+  PRIMARY KEY (logid),
+  utime INT UNSIGNED NOT NULL,
+  fid BIGINT UNSIGNED NULL,
+  evcode CHAR(4),
+  devid MEDIUMINT UNSIGNED,
+  INDEX (utime))`,
+	`CREATE TABLE IF NOT EXISTS file_to_queue (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid INT UNSIGNED,
+  type TINYINT UNSIGNED NOT NULL,
+  nexttry INT UNSIGNED NOT NULL,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0,
+  flags SMALLINT UNSIGNED NOT NULL DEFAULT 0,
+  arg TEXT,
+  PRIMARY KEY (fid, type),
+  INDEX type_nexttry (type,nexttry))`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete2 (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  nexttry INT UNSIGNED NOT NULL,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0,
+  INDEX nexttry (nexttry))`,
+	`CREATE TABLE IF NOT EXISTS checksum (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  hashtype TINYINT UNSIGNED NOT NULL,
+  checksum VARBINARY(64) NOT NULL)`,
+}
+
+// sqliteTables is the same schema as the original's SQLite store writes it.
+var sqliteTables = []string{
+	`CREATE TABLE IF NOT EXISTS domain (
+  dmid SMALLINT UNSIGNED NOT NULL PRIMARY KEY,
+  namespace VARCHAR(255),
+  UNIQUE (namespace))`,
+	`CREATE TABLE IF NOT EXISTS class (
+  dmid SMALLINT UNSIGNED NOT NULL,
+  classid TINYINT UNSIGNED NOT NULL,
+  classname VARCHAR(50),
+  mindevcount TINYINT UNSIGNED NOT NULL,
+  hashtype TINYINT UNSIGNED,
+  replpolicy VARCHAR(255),
+  UNIQUE (dmid,classid),
+  UNIQUE (dmid,classname))`,
+	`CREATE TABLE IF NOT EXISTS file (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  dmid SMALLINT UNSIGNED NOT NULL,
+  dkey VARCHAR(255),
+  length BIGINT UNSIGNED,
+  classid TINYINT UNSIGNED NOT NULL,
+  devcount TINYINT UNSIGNED NOT NULL,
+  UNIQUE (dmid, dkey))`,
+	`CREATE TABLE IF NOT EXISTS tempfile (
+  fid INTEGER PRIMARY KEY AUTOINCREMENT,
+  createtime INT UNSIGNED NOT NULL,
+  classid TINYINT UNSIGNED NOT NULL,
+  dmid SMALLINT UNSIGNED NOT NULL,
+  dkey VARCHAR(255),
+  devids VARCHAR(60))`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete (fid BIGINT UNSIGNED NOT NULL PRIMARY KEY)`,
+	`CREATE TABLE IF NOT EXISTS unreachable_fids (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  lastupdate INT UNSIGNED NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS lastupdate ON unreachable_fids (lastupdate)`,
+	`CREATE TABLE IF NOT EXISTS file_on (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid MEDIUMINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid, devid))`,
+	`CREATE INDEX IF NOT EXISTS devid ON file_on (devid)`,
+	`CREATE TABLE IF NOT EXISTS file_on_corrupt (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid MEDIUMINT UNSIGNED NOT NULL,
+  PRIMARY KEY (fid, devid))`,
+	`CREATE TABLE IF NOT EXISTS host (
+  hostid MEDIUMINT UNSIGNED NOT NULL PRIMARY KEY,
+  status TEXT,
+  http_port MEDIUMINT UNSIGNED DEFAULT 7500,
+  http_get_port MEDIUMINT UNSIGNED,
+  hostname VARCHAR(40),
+  hostip VARCHAR(15),
+  altip VARCHAR(15),
+  altmask VARCHAR(18),
+  UNIQUE (hostname),
+  UNIQUE (hostip),
+  UNIQUE (altip))`,
+	`CREATE TABLE IF NOT EXISTS device (
+  devid MEDIUMINT UNSIGNED NOT NULL PRIMARY KEY,
+  hostid MEDIUMINT UNSIGNED NOT NULL,
+  status TEXT,
+  weight MEDIUMINT DEFAULT 100,
+  mb_total INT UNSIGNED,
+  mb_used INT UNSIGNED,
+  mb_asof INT UNSIGNED)`,
+	`CREATE INDEX IF NOT EXISTS status ON device (status)`,
+	`CREATE TABLE IF NOT EXISTS server_settings (
+  field VARCHAR(50) PRIMARY KEY,
+  value TEXT)`,
+	`CREATE TABLE IF NOT EXISTS file_to_replicate (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  nexttry INT UNSIGNED NOT NULL,
+  fromdevid INT UNSIGNED,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0,
+  flags SMALLINT UNSIGNED NOT NULL DEFAULT 0)`,
+	`CREATE INDEX IF NOT EXISTS nexttry ON file_to_replicate (nexttry)`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete_later (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  delafter INT UNSIGNED NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS delafter ON file_to_delete_later (delafter)`,
+	`CREATE TABLE IF NOT EXISTS fsck_log (
+  logid INTEGER PRIMARY KEY AUTOINCREMENT,
+  utime INT UNSIGNED NOT NULL,
+  fid BIGINT UNSIGNED NULL,
+  evcode CHAR(4),
+  devid MEDIUMINT UNSIGNED)`,
+	`CREATE INDEX IF NOT EXISTS utime ON fsck_log (utime)`,
+	`CREATE TABLE IF NOT EXISTS file_to_queue (
+  fid BIGINT UNSIGNED NOT NULL,
+  devid INT UNSIGNED,
+  type TINYINT UNSIGNED NOT NULL,
+  nexttry INT UNSIGNED NOT NULL,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0,
+  flags SMALLINT UNSIGNED NOT NULL DEFAULT 0,
+  arg TEXT,
+  PRIMARY KEY (fid, type))`,
+	`CREATE INDEX IF NOT EXISTS type_nexttry ON file_to_queue (type,nexttry)`,
+	`CREATE TABLE IF NOT EXISTS file_to_delete2 (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  nexttry INT UNSIGNED NOT NULL,
+  failcount TINYINT UNSIGNED NOT NULL DEFAULT 0)`,
+	`CREATE INDEX IF NOT EXISTS file_to_delete2_nexttry ON file_to_delete2 (nexttry)`,
+	`CREATE TABLE IF NOT EXISTS checksum (
+  fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  hashtype TINYINT UNSIGNED NOT NULL,
+  checksum VARBINARY(64) NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS lock (
+  lockid INT UNSIGNED NOT NULL PRIMARY KEY,
+  hostname VARCHAR(255) NOT NULL,
+  pid INT UNSIGNED NOT NULL,
+  acquiredat INT UNSIGNED NOT NULL)`,
+}
+
+// tableNames lists the tables a schema-17 database must have.
+func tableNames() []string {
+	var names []string
+	for _, ddl := range mysqlTables {
+		f := strings.Fields(ddl)
+		names = append(names, f[5]) // CREATE TABLE IF NOT EXISTS <name>
+	}
+	return names
+}

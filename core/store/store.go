@@ -1,0 +1,330 @@
+// Package store is the MogileFS metadata database: the original schema 17
+// on SQLite (embedded, pure Go, the default) or MySQL/MariaDB (for clusters
+// of many trackers). An existing database made by the original's
+// mogdbsetup is used as it is; a new one is set up on first open.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Kind names a database backend.
+type Kind string
+
+// The supported backends.
+const (
+	SQLite Kind = "sqlite"
+	MySQL  Kind = "mysql"
+)
+
+// Errors a caller may branch on with errors.Is.
+var (
+	// ErrNotFound: the row the call names does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a unique name or id is already taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrSchema: the database holds a schema version this code does not speak.
+	ErrSchema = errors.New("store: unsupported schema version")
+)
+
+// Config says which database to open.
+type Config struct {
+	// DSN is a DBI-style DSN as in mogilefsd.conf
+	// (`DBI:SQLite:dbname=/var/lib/mogilefs/meta.db`,
+	// `DBI:mysql:mogilefs:host=10.0.0.5;port=3306`), or `sqlite:PATH`, or
+	// `mysql:` followed by a github.com/go-sql-driver/mysql DSN.
+	DSN string
+	// User and Pass are the database credentials (MySQL only).
+	User, Pass string
+	// NoSchemaCheck opens a database whose schema_version is not 17.
+	NoSchemaCheck bool
+	// Logger receives what the store has to say; nil discards.
+	Logger *slog.Logger
+}
+
+// Store is an open metadata database. It is safe for concurrent use.
+type Store struct {
+	db     *sql.DB
+	kind   Kind
+	log    *slog.Logger
+	now    string // SQL expression for the database's unix time
+	ignore string // "INSERT IGNORE" or "INSERT OR IGNORE"
+}
+
+// Kind returns the backend of s.
+func (s *Store) Kind() Kind { return s.kind }
+
+// DB returns the underlying database handle, for tests and tools.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// ParseDSN turns a configured DSN into a backend and a driver DSN.
+func ParseDSN(dsn, user, pass string) (Kind, string, error) {
+	low := strings.ToLower(dsn)
+	switch {
+	case strings.HasPrefix(low, "dbi:sqlite:"):
+		rest := dsn[len("dbi:sqlite:"):]
+		path := rest
+		for _, part := range strings.Split(rest, ";") {
+			if k, v, ok := strings.Cut(part, "="); ok && (strings.EqualFold(k, "dbname") || strings.EqualFold(k, "database")) {
+				path = v
+			}
+		}
+		if path == "" {
+			return "", "", fmt.Errorf("store: DSN %q names no SQLite file (want DBI:SQLite:dbname=/path/to/file)", dsn)
+		}
+		return SQLite, path, nil
+	case strings.HasPrefix(low, "sqlite:"):
+		path := dsn[len("sqlite:"):]
+		if path == "" {
+			return "", "", fmt.Errorf("store: DSN %q names no SQLite file", dsn)
+		}
+		return SQLite, path, nil
+	case strings.HasPrefix(low, "dbi:mysql:"):
+		return MySQL, dbiMySQL(dsn[len("dbi:mysql:"):], user, pass), nil
+	case strings.HasPrefix(low, "mysql:"):
+		cfg, err := mysql.ParseDSN(dsn[len("mysql:"):])
+		if err != nil {
+			return "", "", fmt.Errorf("store: bad MySQL DSN: %w", err)
+		}
+		if user != "" && cfg.User == "" {
+			cfg.User, cfg.Passwd = user, pass
+		}
+		return MySQL, cfg.FormatDSN(), nil
+	case strings.HasPrefix(low, "dbi:pg:"):
+		return "", "", fmt.Errorf("store: PostgreSQL is not supported; use MySQL/MariaDB or SQLite")
+	}
+	return "", "", fmt.Errorf("store: DSN %q not understood (want DBI:SQLite:dbname=PATH or DBI:mysql:DBNAME:host=HOST;port=PORT)", dsn)
+}
+
+// dbiMySQL converts the DBD::mysql part of a DSN ("mogilefs:host=h;port=p"
+// or "database=mogilefs;host=h") to a go-sql-driver DSN.
+func dbiMySQL(rest, user, pass string) string {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = user, pass
+	cfg.DBName = "mogilefs"
+	host, port, sock := "127.0.0.1", "3306", ""
+	for i, part := range strings.FieldsFunc(rest, func(r rune) bool { return r == ';' || r == ':' }) {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			if i == 0 {
+				cfg.DBName = part
+			}
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "database", "dbname", "db":
+			cfg.DBName = v
+		case "host", "hostname":
+			host = v
+		case "port":
+			port = v
+		case "mysql_socket":
+			sock = v
+		}
+	}
+	if sock != "" {
+		cfg.Net, cfg.Addr = "unix", sock
+	} else {
+		cfg.Net, cfg.Addr = "tcp", host+":"+port
+	}
+	return cfg.FormatDSN()
+}
+
+// Open opens (and if new, sets up) the database named by cfg.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	kind, dsn, err := ParseDSN(cfg.DSN, cfg.User, cfg.Pass)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{kind: kind, log: log}
+	switch kind {
+	case SQLite:
+		if dir := filepath.Dir(dsn); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("store: create directory for %s: %w", dsn, err)
+			}
+		}
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(FULL)")
+		q.Set("_txlock", "immediate")
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dsn, err)
+		}
+		s.db.SetMaxOpenConns(16)
+		s.db.SetMaxIdleConns(16)
+		s.now = "CAST(strftime('%s','now') AS INTEGER)"
+		s.ignore = "INSERT OR IGNORE"
+	case MySQL:
+		mc, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: bad MySQL DSN: %w", err)
+		}
+		mc.InterpolateParams = true
+		if mc.Timeout == 0 {
+			mc.Timeout = 5 * time.Second
+		}
+		if mc.ReadTimeout == 0 {
+			mc.ReadTimeout = 60 * time.Second
+		}
+		if mc.WriteTimeout == 0 {
+			mc.WriteTimeout = 60 * time.Second
+		}
+		s.db, err = sql.Open("mysql", mc.FormatDSN())
+		if err != nil {
+			return nil, fmt.Errorf("store: open MySQL %s: %w", mc.Addr, err)
+		}
+		s.db.SetMaxOpenConns(64)
+		s.db.SetMaxIdleConns(64)
+		s.db.SetConnMaxLifetime(time.Hour)
+		s.now = "UNIX_TIMESTAMP()"
+		s.ignore = "INSERT IGNORE"
+	}
+	if err := s.setup(ctx, cfg.NoSchemaCheck); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// setup creates missing tables and checks the schema version.
+func (s *Store) setup(ctx context.Context, noCheck bool) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: cannot reach the %s database: %w", s.kind, err)
+	}
+	var version string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM server_settings WHERE field='schema_version'`).Scan(&version)
+	switch {
+	case err == nil:
+		if version != fmt.Sprint(SchemaVersion) && !noCheck {
+			return fmt.Errorf("%w: the database says schema_version=%s, this tracker speaks %d (run the original mogdbsetup to upgrade, or set no_schema_check)", ErrSchema, version, SchemaVersion)
+		}
+		if version == fmt.Sprint(SchemaVersion) {
+			return nil
+		}
+	case errors.Is(err, sql.ErrNoRows):
+	default:
+		// Most likely the table does not exist yet: set it all up.
+	}
+	ddl := sqliteTables
+	if s.kind == MySQL {
+		ddl = mysqlTables
+	}
+	for _, stmt := range ddl {
+		if s.kind == MySQL {
+			stmt += " ENGINE=InnoDB"
+		}
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("store: set up schema: %w", err)
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, s.ignore+` INTO server_settings (field, value) VALUES ('schema_version', ?)`, fmt.Sprint(SchemaVersion)); err != nil {
+		return fmt.Errorf("store: set up schema: %w", err)
+	}
+	s.log.Info("store: schema ready", "backend", s.kind, "version", SchemaVersion)
+	return nil
+}
+
+// Now returns the database's current unix time, the clock every queue uses.
+func (s *Store) Now(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT "+s.now).Scan(&n)
+	return n, wrap("now", err)
+}
+
+// isDup reports whether err is a unique-constraint violation.
+func isDup(err error) bool {
+	if err == nil {
+		return false
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1062
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "PRIMARY KEY")
+}
+
+// isRetryable reports whether a transaction failed for a reason that a
+// retry can cure (deadlock, lock wait timeout, SQLite busy).
+func isRetryable(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	return err != nil && (strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked"))
+}
+
+// wrap adds the operation name to a database error.
+func wrap(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) {
+		return err
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// tx runs fn in a transaction, retrying deadlocks a few times.
+func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var t *sql.Tx
+		t, err = s.db.BeginTx(ctx, nil)
+		if err != nil {
+			if isRetryable(err) {
+				continue
+			}
+			return wrap(op, err)
+		}
+		err = fn(t)
+		if err == nil {
+			err = t.Commit()
+			if err == nil {
+				return nil
+			}
+		} else {
+			t.Rollback()
+		}
+		if !isRetryable(err) {
+			return wrap(op, err)
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return wrap(op, err)
+}
+
+// nullInt converts a nullable integer column.
+func nullInt(n sql.NullInt64, def int64) int64 {
+	if n.Valid {
+		return n.Int64
+	}
+	return def
+}
+
+// nullStr converts a nullable string column.
+func nullStr(n sql.NullString) string {
+	if n.Valid {
+		return n.String
+	}
+	return ""
+}
