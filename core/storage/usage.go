@@ -1,0 +1,142 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Devices lists the device directories (devN) under the docroot, sorted
+// by number.
+func (s *Server) Devices() ([]string, error) {
+	ents, err := os.ReadDir(s.cfg.DocRoot)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if devDirRE.MatchString(e.Name()) {
+			if st, err := os.Stat(filepath.Join(s.cfg.DocRoot, e.Name())); err == nil && st.IsDir() {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) < len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	return out, nil
+}
+
+// Usage is one device's space, in KiB as the usage file states it.
+type Usage struct {
+	Available, Total, Used int64
+	Device, Disk           string
+	Time                   int64
+}
+
+// Format renders u in the usage file's `key: value` format.
+func (u Usage) Format() string {
+	pct := int64(0)
+	if u.Total > 0 {
+		pct = (u.Used*100 + u.Total - 1) / u.Total
+	}
+	return fmt.Sprintf("available: %d\ndevice: %s\ndisk: %s\ntime: %d\ntotal: %d\nuse: %d%%\nused: %d\n",
+		u.Available, u.Device, u.Disk, u.Time, u.Total, pct, u.Used)
+}
+
+// measure reads the space of the file system holding dir.
+func measure(dir string) (Usage, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return Usage{}, err
+	}
+	bs := int64(st.Bsize)
+	used := (int64(st.Blocks) - int64(st.Bfree)) * bs / 1024
+	avail := int64(st.Bavail) * bs / 1024
+	return Usage{Available: avail, Used: used, Total: used + avail, Disk: dir, Device: mountSource(dir), Time: time.Now().Unix()}, nil
+}
+
+// mountSource names the block device (or file system source) that dir is
+// on, from /proc/self/mounts; "" when unknown.
+func mountSource(dir string) string {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	best, src := -1, ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		mp := fields[1]
+		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > best {
+			best, src = len(mp), fields[0]
+		}
+	}
+	return src
+}
+
+// WriteUsage rewrites the usage file of every device once.
+func (s *Server) WriteUsage() error {
+	devs, err := s.Devices()
+	if err != nil {
+		return err
+	}
+	var firstErr error
+	for _, d := range devs {
+		dir := filepath.Join(s.cfg.DocRoot, d)
+		u, err := measure(dir)
+		if err == nil {
+			err = writeFileAtomic(dir, "usage", []byte(u.Format()))
+		}
+		if err != nil {
+			s.log.Warn("mogstored: cannot write usage file", "device", d, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// writeFileAtomic replaces dir/name so that readers see either the old or
+// the new content, never an empty file.
+func writeFileAtomic(dir, name string, data []byte) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tmp := "." + name + ".tmp"
+	if err := root.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return root.Rename(tmp, name)
+}
+
+// RunUsage rewrites usage files every UsageInterval until ctx ends.
+func (s *Server) RunUsage(ctx context.Context) {
+	s.WriteUsage()
+	t := time.NewTicker(s.cfg.UsageInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.WriteUsage()
+		}
+	}
+}
