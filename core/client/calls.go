@@ -1,0 +1,211 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// IsCode reports whether err is a tracker ERR reply with the given code.
+func IsCode(err error, code string) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// Dest is one place create_open said an upload may go.
+type Dest struct {
+	Devid int
+	Path  string
+}
+
+// OpenResult is create_open's answer.
+type OpenResult struct {
+	FID   int64
+	Dests []Dest
+}
+
+// CreateOpen reserves a fid for key in domain (class "" = default). size
+// is the expected length, or -1 when unknown.
+func (t *Tracker) CreateOpen(ctx context.Context, domain, key, class string, size int64) (OpenResult, error) {
+	a := protocol.Args{"domain": domain, "key": key, "class": class, "multi_dest": "1", "fid": "0"}
+	if size >= 0 {
+		a["size"] = strconv.FormatInt(size, 10)
+	}
+	r, err := t.Do(ctx, "create_open", a)
+	if err != nil {
+		return OpenResult{}, err
+	}
+	var res OpenResult
+	res.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
+	if n, err := strconv.Atoi(r["dev_count"]); err == nil {
+		for i := 1; i <= n; i++ {
+			d, _ := strconv.Atoi(r["devid_"+strconv.Itoa(i)])
+			res.Dests = append(res.Dests, Dest{Devid: d, Path: r["path_"+strconv.Itoa(i)]})
+		}
+	} else if r["path"] != "" {
+		d, _ := strconv.Atoi(r["devid"])
+		res.Dests = []Dest{{Devid: d, Path: r["path"]}}
+	}
+	if res.FID == 0 || len(res.Dests) == 0 {
+		return res, &protocol.Error{Code: "bad_reply", Text: "create_open answered without fid or destination"}
+	}
+	return res, nil
+}
+
+// CloseArgs are create_close's arguments beyond the upload's place.
+type CloseArgs struct {
+	Domain, Key string
+	FID         int64
+	Dest        Dest
+	Size        int64
+	// Checksum is "MD5:<hex>" or "SHA-1:<hex>"; Verify asks the tracker
+	// to check it on the storage node.
+	Checksum string
+	Verify   bool
+	// Extra pairs sent along (e.g. plugin.meta.* metadata).
+	Extra protocol.Args
+}
+
+// CreateClose commits an upload.
+func (t *Tracker) CreateClose(ctx context.Context, c CloseArgs) error {
+	a := protocol.Args{"domain": c.Domain, "key": c.Key, "fid": strconv.FormatInt(c.FID, 10),
+		"devid": strconv.Itoa(c.Dest.Devid), "path": c.Dest.Path, "size": strconv.FormatInt(c.Size, 10)}
+	if c.Checksum != "" {
+		a["checksum"] = c.Checksum
+		if c.Verify {
+			a["checksumverify"] = "1"
+		}
+	}
+	for k, v := range c.Extra {
+		a[k] = v
+	}
+	_, err := t.Do(ctx, "create_close", a)
+	return err
+}
+
+// GetPaths returns the URLs a key can be read from, best first.
+func (t *Tracker) GetPaths(ctx context.Context, domain, key string, noverify bool) ([]string, error) {
+	a := protocol.Args{"domain": domain, "key": key}
+	if noverify {
+		a["noverify"] = "1"
+	}
+	r, err := t.Do(ctx, "get_paths", a)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := strconv.Atoi(r["paths"])
+	out := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		if p := r["path"+strconv.Itoa(i)]; p != "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Delete removes a key.
+func (t *Tracker) Delete(ctx context.Context, domain, key string) error {
+	_, err := t.Do(ctx, "delete", protocol.Args{"domain": domain, "key": key})
+	return err
+}
+
+// Rename renames a key within its domain.
+func (t *Tracker) Rename(ctx context.Context, domain, from, to string) error {
+	_, err := t.Do(ctx, "rename", protocol.Args{"domain": domain, "from_key": from, "to_key": to})
+	return err
+}
+
+// UpdateClass moves a key to another class.
+func (t *Tracker) UpdateClass(ctx context.Context, domain, key, class string) error {
+	_, err := t.Do(ctx, "updateclass", protocol.Args{"domain": domain, "key": key, "class": class})
+	return err
+}
+
+// FileInfo describes one stored file.
+type FileInfo struct {
+	FID      int64
+	Domain   string
+	Class    string
+	Key      string
+	Length   int64
+	DevCount int
+	Checksum string // "" when the class has no hash type
+	Devids   []int
+	// Raw holds every pair of the reply, extensions included.
+	Raw protocol.Args
+}
+
+// FileInfo asks about a key (with its device list).
+func (t *Tracker) FileInfo(ctx context.Context, domain, key string) (FileInfo, error) {
+	r, err := t.Do(ctx, "file_info", protocol.Args{"domain": domain, "key": key, "devices": "1"})
+	if err != nil {
+		return FileInfo{}, err
+	}
+	fi := FileInfo{Domain: r["domain"], Class: r["class"], Key: r["key"], Checksum: r["checksum"], Raw: r}
+	fi.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
+	fi.Length, _ = strconv.ParseInt(r["length"], 10, 64)
+	fi.DevCount, _ = strconv.Atoi(r["devcount"])
+	for _, d := range strings.Split(r["devids"], ",") {
+		if n, err := strconv.Atoi(d); err == nil {
+			fi.Devids = append(fi.Devids, n)
+		}
+	}
+	return fi, nil
+}
+
+// ListKeys returns up to limit keys with prefix after after, and the
+// value to pass as after for the next page. An empty page is not an error.
+func (t *Tracker) ListKeys(ctx context.Context, domain, prefix, after string, limit int) (keys []string, next string, err error) {
+	a := protocol.Args{"domain": domain, "prefix": prefix, "limit": strconv.Itoa(limit)}
+	if after != "" {
+		a["after"] = after
+	}
+	r, err := t.Do(ctx, "list_keys", a)
+	if IsCode(err, "none_match") {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	n, _ := strconv.Atoi(r["key_count"])
+	for i := 1; i <= n; i++ {
+		keys = append(keys, r["key_"+strconv.Itoa(i)])
+	}
+	return keys, r["next_after"], nil
+}
+
+// Domains returns the names of every domain.
+func (t *Tracker) Domains(ctx context.Context) ([]string, error) {
+	r, err := t.Do(ctx, "get_domains", nil)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := strconv.Atoi(r["domains"])
+	out := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, r["domain"+strconv.Itoa(i)])
+	}
+	return out, nil
+}
+
+// Records parses a reply holding N numbered records, such as get_hosts
+// (count "hosts", prefix "host") or get_devices ("devices", "dev"): it
+// returns one field map per record.
+func Records(r protocol.Args, count, prefix string) []map[string]string {
+	n, _ := strconv.Atoi(r[count])
+	out := make([]map[string]string, 0, n)
+	for i := 1; i <= n; i++ {
+		p := prefix + strconv.Itoa(i) + "_"
+		m := map[string]string{}
+		for k, v := range r {
+			if f, ok := strings.CutPrefix(k, p); ok {
+				m[f] = v
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}

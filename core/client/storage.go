@@ -1,0 +1,275 @@
+package client
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Client reads and writes files: metadata through the trackers, bytes
+// straight to and from the storage nodes.
+type Client struct {
+	Tracker *Tracker
+	HTTP    *http.Client
+}
+
+// NewHTTPClient returns an HTTP client suited to storage nodes: bounded
+// connect and header waits, no limit on how long a body may stream.
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       25 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		DisableCompression:    true,
+		WriteBufferSize:       256 << 10,
+		ReadBufferSize:        256 << 10,
+	}}
+}
+
+// New returns a client of the trackers at addrs.
+func New(addrs []string, opts Options) (*Client, error) {
+	t, err := NewTracker(addrs, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Tracker: t, HTTP: NewHTTPClient()}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.HTTP.CloseIdleConnections()
+	return c.Tracker.Close()
+}
+
+// countingReader counts bytes read and optionally hashes them.
+type countingReader struct {
+	r io.Reader
+	n int64
+	h hash.Hash
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.h != nil && n > 0 {
+		c.h.Write(p[:n])
+	}
+	return n, err
+}
+
+// PutFile streams body (size bytes, or -1 when unknown: chunked) to a
+// storage-node URL.
+func (c *Client) PutFile(ctx context.Context, url string, body io.Reader, size int64) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("mogilefs: PUT %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("mogilefs: PUT %s: %s: %s", url, resp.Status, msg)
+	}
+	return nil
+}
+
+// UploadOptions tune Upload.
+type UploadOptions struct {
+	// Checksum sends the MD5 of the stream to create_close and has the
+	// tracker verify the stored copy against it.
+	Checksum bool
+	// Extra pairs for create_close (e.g. plugin.meta.* metadata).
+	Extra map[string]string
+}
+
+// Upload stores body under key: create_open, a streamed PUT to the first
+// destination that accepts a connection, create_close. size is the
+// length, or -1 when unknown. It returns the bytes stored.
+func (c *Client) Upload(ctx context.Context, domain, key, class string, body io.Reader, size int64, opts UploadOptions) (int64, error) {
+	open, err := c.Tracker.CreateOpen(ctx, domain, key, class, size)
+	if err != nil {
+		return 0, err
+	}
+	cr := &countingReader{r: body}
+	if opts.Checksum {
+		cr.h = md5.New()
+	}
+	var dest Dest
+	for i, d := range open.Dests {
+		dest = d
+		err = c.PutFile(ctx, d.Path, cr, size)
+		// Move to the next destination only while nothing was consumed.
+		if err == nil || cr.n > 0 || i == len(open.Dests)-1 {
+			break
+		}
+	}
+	if err != nil {
+		// Abandon the upload (create_close without key), best effort.
+		c.Tracker.CreateClose(context.WithoutCancel(ctx), CloseArgs{Domain: domain, FID: open.FID, Dest: dest})
+		return cr.n, err
+	}
+	if size >= 0 && cr.n != size {
+		return cr.n, fmt.Errorf("mogilefs: upload of %q: read %d bytes, expected %d", key, cr.n, size)
+	}
+	ca := CloseArgs{Domain: domain, Key: key, FID: open.FID, Dest: dest, Size: cr.n}
+	if cr.h != nil {
+		ca.Checksum, ca.Verify = "MD5:"+hex.EncodeToString(cr.h.Sum(nil)), true
+	}
+	if len(opts.Extra) > 0 {
+		ca.Extra = map[string]string{}
+		for k, v := range opts.Extra {
+			ca.Extra[k] = v
+		}
+	}
+	if err := c.Tracker.CreateClose(ctx, ca); err != nil {
+		return cr.n, err
+	}
+	return cr.n, nil
+}
+
+// ErrNoPaths: the tracker knows the key but offered no copy to read.
+var ErrNoPaths = errors.New("mogilefs: no readable copy of the file")
+
+// Reader streams a file from its copies: when a storage node fails in
+// the middle, it resumes at the same offset from the next copy.
+type Reader struct {
+	c     *Client
+	ctx   context.Context
+	paths []string
+	next  int   // index of the next path to try
+	off   int64 // bytes delivered so far (relative to the start offset)
+	start int64
+	end   int64 // exclusive; -1 = to the end of the file
+	body  io.ReadCloser
+	errs  []error
+	// Refresh, when set, is called once after every path failed, to get
+	// fresh paths from the tracker.
+	Refresh func(ctx context.Context) ([]string, error)
+}
+
+// NewReader returns a reader of bytes [start, end) (end -1: to EOF) of
+// the file at paths.
+func (c *Client) NewReader(ctx context.Context, paths []string, start, end int64) *Reader {
+	return &Reader{c: c, ctx: ctx, paths: paths, start: start, end: end}
+}
+
+// Open returns a reader of the whole file under key.
+func (c *Client) Open(ctx context.Context, domain, key string) (*Reader, error) {
+	paths, err := c.Tracker.GetPaths(ctx, domain, key, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, ErrNoPaths
+	}
+	r := c.NewReader(ctx, paths, 0, -1)
+	r.Refresh = func(ctx context.Context) ([]string, error) { return c.Tracker.GetPaths(ctx, domain, key, false) }
+	return r, nil
+}
+
+func (r *Reader) openNext() error {
+	for {
+		if r.next >= len(r.paths) {
+			if r.Refresh == nil {
+				return fmt.Errorf("%w: %v", ErrNoPaths, errors.Join(r.errs...))
+			}
+			paths, err := r.Refresh(r.ctx)
+			r.Refresh = nil
+			if err != nil {
+				return err
+			}
+			r.paths, r.next = paths, 0
+			continue
+		}
+		url := r.paths[r.next]
+		r.next++
+		req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		from := r.start + r.off
+		if from > 0 || r.end >= 0 {
+			rng := "bytes=" + strconv.FormatInt(from, 10) + "-"
+			if r.end >= 0 {
+				if from >= r.end {
+					r.body = io.NopCloser(eofReader{})
+					return nil
+				}
+				rng += strconv.FormatInt(r.end-1, 10)
+			}
+			req.Header.Set("Range", rng)
+		}
+		resp, err := r.c.HTTP.Do(req)
+		if err != nil {
+			r.errs = append(r.errs, err)
+			continue
+		}
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && req.Header.Get("Range") != "",
+			resp.StatusCode == http.StatusOK && req.Header.Get("Range") == "":
+			r.body = resp.Body
+			return nil
+		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+			resp.Body.Close()
+			r.body = io.NopCloser(eofReader{})
+			return nil
+		}
+		resp.Body.Close()
+		r.errs = append(r.errs, fmt.Errorf("GET %s: %s", url, resp.Status))
+	}
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// Read reads the next bytes, failing over between copies.
+func (r *Reader) Read(p []byte) (int, error) {
+	for {
+		if r.body == nil {
+			if err := r.openNext(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := r.body.Read(p)
+		r.off += int64(n)
+		if err == nil || err == io.EOF {
+			return n, err
+		}
+		// The node failed mid-stream: resume from the next copy.
+		r.errs = append(r.errs, err)
+		r.body.Close()
+		r.body = nil
+		if r.ctx.Err() != nil {
+			return n, r.ctx.Err()
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// Close releases the current connection.
+func (r *Reader) Close() error {
+	if r.body != nil {
+		return r.body.Close()
+	}
+	return nil
+}

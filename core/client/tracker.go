@@ -1,0 +1,221 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultDialTimeout    = 2 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultDeadRetry      = 5 * time.Second
+	DefaultMaxIdle        = 8
+)
+
+// Options tune a tracker client. Zero values mean the defaults above.
+type Options struct {
+	// DialTimeout bounds connecting to one tracker.
+	DialTimeout time.Duration
+	// RequestTimeout bounds one request when the context has no deadline.
+	RequestTimeout time.Duration
+	// DeadRetry is how long a tracker that failed to connect is skipped.
+	DeadRetry time.Duration
+	// MaxIdle is the number of idle connections kept per tracker.
+	MaxIdle int
+}
+
+// Tracker is a client of one or more trackers. It is safe for concurrent
+// use; each request uses its own pooled connection.
+type Tracker struct {
+	opts  Options
+	addrs []string
+
+	mu   sync.Mutex           // guards idle and dead
+	idle map[string][]*tconn  // addr -> idle connections
+	dead map[string]time.Time // addr -> skip until
+}
+
+type tconn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+	used bool // served a request before: it may have gone stale
+}
+
+// NewTracker returns a client of the trackers at addrs ("host:port";
+// a missing port means 7001).
+func NewTracker(addrs []string, opts Options) (*Tracker, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("mogilefs: no trackers given")
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.DeadRetry <= 0 {
+		opts.DeadRetry = DefaultDeadRetry
+	}
+	if opts.MaxIdle <= 0 {
+		opts.MaxIdle = DefaultMaxIdle
+	}
+	t := &Tracker{opts: opts, idle: map[string][]*tconn{}, dead: map[string]time.Time{}}
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, "7001")
+		}
+		t.addrs = append(t.addrs, a)
+	}
+	if len(t.addrs) == 0 {
+		return nil, errors.New("mogilefs: no trackers given")
+	}
+	return t, nil
+}
+
+// Addrs returns the tracker addresses.
+func (t *Tracker) Addrs() []string { return append([]string(nil), t.addrs...) }
+
+// Close closes idle connections.
+func (t *Tracker) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, list := range t.idle {
+		for _, c := range list {
+			c.c.Close()
+		}
+	}
+	t.idle = map[string][]*tconn{}
+	return nil
+}
+
+// order returns the trackers to try: live ones in random order first,
+// then the ones recently dead.
+func (t *Tracker) order() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	var live, dead []string
+	for _, i := range rand.Perm(len(t.addrs)) {
+		a := t.addrs[i]
+		if now.Before(t.dead[a]) {
+			dead = append(dead, a)
+		} else {
+			live = append(live, a)
+		}
+	}
+	return append(live, dead...)
+}
+
+func (t *Tracker) get(ctx context.Context, addr string) (*tconn, error) {
+	t.mu.Lock()
+	if list := t.idle[addr]; len(list) > 0 {
+		c := list[len(list)-1]
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		return c, nil
+	}
+	t.mu.Unlock()
+	d := net.Dialer{Timeout: t.opts.DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.mu.Lock()
+		t.dead[addr] = time.Now().Add(t.opts.DeadRetry)
+		t.mu.Unlock()
+		return nil, err
+	}
+	return &tconn{addr: addr, c: c, r: bufio.NewReader(c)}, nil
+}
+
+func (t *Tracker) put(c *tconn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.idle[c.addr]) >= t.opts.MaxIdle {
+		c.c.Close()
+		return
+	}
+	t.idle[c.addr] = append(t.idle[c.addr], c)
+}
+
+// idempotent commands may be retried on another tracker after a failure
+// in the middle of the exchange.
+var idempotent = map[string]bool{
+	"noop": true, "get_paths": true, "file_info": true, "file_debug": true, "list_keys": true,
+	"list_fids": true, "get_domains": true, "get_hosts": true, "get_devices": true,
+	"server_setting": true, "server_settings": true, "fsck_status": true, "fsck_getlog": true,
+	"rebalance_status": true, "rebalance_test": true, "clear_cache": true, "do_monitor_round": true,
+	"create_open": true, // a retried open only leaves a tempfile for the reaper
+}
+
+// Do sends one command and returns the reply arguments, or a
+// *protocol.Error for an ERR reply. Transport failures move on to the
+// next tracker when nothing may have been executed yet, or when the
+// command is idempotent.
+func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (protocol.Args, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.opts.RequestTimeout)
+		defer cancel()
+	}
+	line := protocol.RequestLine(cmd, args)
+	var lastErr error
+	for _, addr := range t.order() {
+		for attempt := 0; attempt < 2; attempt++ {
+			c, err := t.get(ctx, addr)
+			if err != nil {
+				lastErr = fmt.Errorf("mogilefs: connect to tracker %s: %w", addr, err)
+				break
+			}
+			reply, sent, err := t.exchange(ctx, c, line)
+			if err == nil {
+				t.put(c)
+				return protocol.ParseReply(reply)
+			}
+			c.c.Close()
+			lastErr = fmt.Errorf("mogilefs: tracker %s: %s: %w", addr, cmd, err)
+			if ctx.Err() != nil {
+				return nil, lastErr
+			}
+			if sent && !idempotent[cmd] {
+				return nil, lastErr
+			}
+			// A pooled connection may have gone stale: one retry on a fresh one.
+		}
+	}
+	return nil, lastErr
+}
+
+// exchange writes line and reads one reply line. sent reports whether the
+// request may have reached the tracker.
+func (t *Tracker) exchange(ctx context.Context, c *tconn, line string) (reply string, sent bool, err error) {
+	dl, _ := ctx.Deadline()
+	c.c.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { c.c.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := io.WriteString(c.c, line); err != nil {
+		return "", false, err
+	}
+	reply, err = c.r.ReadString('\n')
+	if err != nil {
+		// A reused connection the tracker closed while idle answers
+		// nothing at all: the request was not executed.
+		return "", !(c.used && reply == "" && errors.Is(err, io.EOF)), err
+	}
+	c.used = true
+	return reply, true, nil
+}

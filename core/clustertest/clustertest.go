@@ -1,0 +1,283 @@
+// Package clustertest starts a real MogileFS cluster inside a test: a
+// tracker on a fresh database (SQLite, or MySQL when asked) and storage
+// nodes on their own loopback addresses (127.0.0.1, 127.0.0.2, ...),
+// each with its own docroot and devices, all on ephemeral ports.
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/storage"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
+)
+
+// Options shape a test cluster.
+type Options struct {
+	// DSN of the metadata database; "" makes a fresh SQLite file.
+	DSN string
+	// Hosts is the number of storage nodes (default 2); DevsPerHost the
+	// devices on each (default 1).
+	Hosts, DevsPerHost int
+	// Domain, when set, is created with a class "two" (mindevcount 2)
+	// and "one" (mindevcount 1).
+	Domain string
+}
+
+// Node is one running storage node.
+type Node struct {
+	Name    string
+	IP      string
+	Port    int
+	DocRoot string
+	Devids  []int
+	Server  *storage.Server
+	http    *http.Server
+	side    net.Listener
+	cancel  context.CancelFunc
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	TB          testing.TB
+	TrackerAddr string
+	Tracker     *tracker.Server
+	Store       *store.Store
+	Nodes       []*Node
+	Client      *client.Client
+	sidePort    int
+}
+
+// TestLogger returns a logger that writes to t.Log at the given level.
+func TestLogger(tb testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: level}))
+}
+
+type tbWriter struct{ tb testing.TB }
+
+func (w tbWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(string(p))
+	return len(p), nil
+}
+
+// Start brings up a cluster and registers its shutdown with tb.Cleanup.
+func Start(tb testing.TB, opts Options) *Cluster {
+	tb.Helper()
+	if opts.Hosts == 0 {
+		opts.Hosts = 2
+	}
+	if opts.DevsPerHost == 0 {
+		opts.DevsPerHost = 1
+	}
+	if opts.DSN == "" {
+		opts.DSN = "sqlite:" + filepath.Join(tb.TempDir(), "mogilefs.db")
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: opts.DSN})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	c := &Cluster{TB: tb, Store: st}
+
+	// The side channel must share one port number across nodes, as the
+	// tracker has one mogstored_stream_port: find one free on every IP.
+	c.sidePort = freeCommonPort(tb, opts.Hosts)
+	devid := 1
+	for i := 0; i < opts.Hosts; i++ {
+		n := c.startNode(fmt.Sprintf("127.0.0.%d", i+1), fmt.Sprintf("host%d", i+1), devid, opts.DevsPerHost)
+		devid += opts.DevsPerHost
+		c.Nodes = append(c.Nodes, n)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.TrackerAddr = ln.Addr().String()
+	tr, err := tracker.New(tracker.Config{
+		Store:              st,
+		MonitorInterval:    200 * time.Millisecond,
+		WriteProbeInterval: 2 * time.Second,
+		SideChannelPort:    c.sidePort,
+		MinFreeSpaceMB:     1,
+		Logger:             TestLogger(tb, slog.LevelWarn),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := tr.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	go tr.Serve(ln)
+	c.Tracker = tr
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tr.Close(ctx)
+	})
+	c.Client, err = client.New([]string{c.TrackerAddr}, client.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Client.Close() })
+
+	for _, n := range c.Nodes {
+		c.Must("create_host", protocol.Args{"host": n.Name, "ip": n.IP, "port": strconv.Itoa(n.Port), "status": "alive"})
+		for _, d := range n.Devids {
+			c.Must("create_device", protocol.Args{"hostname": n.Name, "devid": strconv.Itoa(d), "state": "alive"})
+		}
+	}
+	if opts.Domain != "" {
+		c.Must("create_domain", protocol.Args{"domain": opts.Domain})
+		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "two", "mindevcount": "2"})
+		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "one", "mindevcount": "1"})
+	}
+	c.WaitWritable(len(c.Nodes) * opts.DevsPerHost)
+	return c
+}
+
+// freeCommonPort finds a TCP port free on 127.0.0.1..127.0.0.n.
+func freeCommonPort(tb testing.TB, n int) int {
+	for try := 0; try < 50; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ok := true
+		for i := 2; i <= n; i++ {
+			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i, port))
+			if err != nil {
+				ok = false
+				break
+			}
+			l2.Close()
+		}
+		if ok {
+			return port
+		}
+	}
+	tb.Fatal("no common free port for the side channel")
+	return 0
+}
+
+func (c *Cluster) startNode(ip, name string, firstDev, ndev int) *Node {
+	tb := c.TB
+	tb.Helper()
+	root := tb.TempDir()
+	n := &Node{Name: name, IP: ip, DocRoot: root}
+	for d := firstDev; d < firstDev+ndev; d++ {
+		if err := os.Mkdir(filepath.Join(root, "dev"+strconv.Itoa(d)), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		n.Devids = append(n.Devids, d)
+	}
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		tb.Fatalf("listen on %s (loopback aliases needed): %v", ip, err)
+	}
+	n.Port = ln.Addr().(*net.TCPAddr).Port
+	c.serveNode(n, ln)
+	return n
+}
+
+func (c *Cluster) serveNode(n *Node, ln net.Listener) {
+	tb := c.TB
+	srv, err := storage.New(storage.Config{DocRoot: n.DocRoot, UsageInterval: time.Second, Logger: TestLogger(tb, slog.LevelWarn)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.Server = srv
+	srv.WriteUsage()
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go srv.RunUsage(ctx)
+	n.http = srv.NewHTTPServer()
+	go n.http.Serve(ln)
+	side, err := net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, c.sidePort))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n.side = side
+	go srv.ServeSide(ctx, side)
+	tb.Cleanup(func() { n.Stop() })
+}
+
+// Stop kills a storage node: its listeners close and connections drop.
+func (n *Node) Stop() {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.cancel = nil
+	n.http.Close()
+	n.side.Close()
+}
+
+// Restart brings a stopped node back on the same address and docroot.
+func (c *Cluster) Restart(n *Node) {
+	c.TB.Helper()
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, n.Port)); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		c.TB.Fatal(err)
+	}
+	c.serveNode(n, ln)
+}
+
+// Do sends one tracker command through the cluster's client.
+func (c *Cluster) Do(cmd string, args protocol.Args) (protocol.Args, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return c.Client.Tracker.Do(ctx, cmd, args)
+}
+
+// Must sends one tracker command and fails the test on an error.
+func (c *Cluster) Must(cmd string, args protocol.Args) protocol.Args {
+	c.TB.Helper()
+	r, err := c.Do(cmd, args)
+	if err != nil {
+		c.TB.Fatalf("%s %v: %v", cmd, args, err)
+	}
+	return r
+}
+
+// WaitWritable waits until n devices are observed writeable.
+func (c *Cluster) WaitWritable(n int) {
+	c.TB.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		r := c.Must("get_devices", nil)
+		w := 0
+		for _, d := range client.Records(r, "devices", "dev") {
+			if d["observed_state"] == "writeable" {
+				w++
+			}
+		}
+		if w >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.TB.Fatalf("fewer than %d devices became writeable", n)
+}

@@ -1,0 +1,141 @@
+package tracker
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// jobNames are the original's worker types, for !jobs and !want.
+var jobNames = []string{"delete", "fsck", "job_master", "monitor", "queryworker", "reaper", "replicate"}
+
+// admin answers a `!` line with zero or more lines and a "." terminator.
+func (s *Server) admin(line string, ip net.IP) string {
+	fields := strings.Fields(line[1:])
+	word := ""
+	if len(fields) > 0 {
+		word = strings.ToLower(fields[0])
+	}
+	var out []string
+	switch {
+	case word == "version":
+		out = []string{Version}
+	case word == "stats":
+		out = s.statsLines()
+	case word == "jobs":
+		s.mu.Lock()
+		for _, j := range jobNames {
+			n := s.jobCount(j)
+			out = append(out, fmt.Sprintf("%s count %d", j, n), fmt.Sprintf("%s desired %d", j, n), fmt.Sprintf("%s pids %d", j, os.Getpid()))
+		}
+		s.mu.Unlock()
+	case word == "want":
+		out = []string{s.bangWant(fields[1:])}
+	case word == "to":
+		out = []string{"Message sent to 0 children."}
+	case word == "queue" || strings.HasPrefix(word, "pend"):
+		out = nil
+	case word == "recent":
+		s.mu.Lock()
+		out = append(out, s.recent...)
+		s.mu.Unlock()
+	case word == "shutdown":
+		s.log.Warn("tracker: !shutdown received", "client", ip.String())
+		if s.cfg.OnShutdown != nil {
+			go s.cfg.OnShutdown()
+		}
+		out = []string{"Shutting down."}
+	default:
+		out = strings.Split(helpText, "\n")
+	}
+	var b strings.Builder
+	for _, l := range out {
+		b.WriteString(l)
+		b.WriteString("\r\n")
+	}
+	b.WriteString(".\r\n")
+	return b.String()
+}
+
+const helpText = `Admin commands:
+  !version              server version
+  !stats                counters
+  !jobs                 job types and their counts
+  !want <count> <job>   set the number of workers of a job type
+  !to <job> <message>   send a message to all workers of a job type
+  !queue                pending queries
+  !recent               the last 50 queries and their times
+  !shutdown             stop this tracker`
+
+// jobCount is how many workers of a type this tracker runs; s.mu held.
+func (s *Server) jobCount(job string) int {
+	if n, ok := s.want[job]; ok {
+		return n
+	}
+	switch job {
+	case "queryworker":
+		return 20
+	case "job_master", "monitor":
+		return 1
+	}
+	return 1
+}
+
+func (s *Server) bangWant(args []string) string {
+	if len(args) != 2 {
+		return "ERROR: usage: !want <count> <jobtype>"
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n < 0 {
+		return "ERROR: count must be a number"
+	}
+	job := args[1]
+	ok := false
+	for _, j := range jobNames {
+		ok = ok || j == job
+	}
+	if !ok {
+		return "ERROR: Invalid class '" + job + "'"
+	}
+	if n > 500 {
+		n = 500
+	}
+	if (job == "job_master" || job == "monitor") && n > 1 {
+		return "ERROR: Can only run one " + job + " per host"
+	}
+	s.mu.Lock()
+	s.want[job] = n
+	s.mu.Unlock()
+	return fmt.Sprintf("Now desiring %d children doing '%s'.", n, job)
+}
+
+// statsLines renders !stats: the original's fixed lines, then counters.
+func (s *Server) statsLines() []string {
+	out := []string{
+		fmt.Sprintf("uptime %d", int(time.Since(s.started).Seconds())),
+		"pending_queries 0",
+		fmt.Sprintf("processing_queries %d", s.stats.Processing.Load()),
+		"bored_queryworkers 20",
+	}
+	counters := map[string]int64{
+		"queries":            s.stats.Queries.Load(),
+		"query_errors":       s.stats.Errors.Load(),
+		"client_connections": s.stats.Conns.Load(),
+	}
+	if s.mon != nil {
+		counters["monitor_rounds"] = s.mon.roundNo()
+	}
+	names := make([]string, 0, len(counters))
+	for k := range counters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		out = append(out, fmt.Sprintf("%s %d", k, counters[k]))
+	}
+	return out
+}

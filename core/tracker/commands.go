@@ -1,0 +1,99 @@
+package tracker
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// commandTable maps each query command to its handler.
+func (s *Server) commandTable() map[string]handler {
+	return map[string]handler{
+		"noop":                 s.cmdNoop,
+		"test":                 s.cmdTest,
+		"sleep":                s.cmdSleep,
+		"clear_cache":          s.cmdClearCache,
+		"do_monitor_round":     s.cmdMonitorRound,
+		"replicate_now":        s.cmdReplicateNow,
+		"create_open":          s.cmdCreateOpen,
+		"create_close":         s.cmdCreateClose,
+		"get_paths":            s.cmdGetPaths,
+		"delete":               s.cmdDelete,
+		"rename":               s.cmdRename,
+		"updateclass":          s.cmdUpdateFileClass,
+		"file_info":            s.cmdFileInfo,
+		"file_debug":           s.cmdFileDebug,
+		"list_keys":            s.cmdListKeys,
+		"list_fids":            s.cmdListFids,
+		"create_domain":        s.cmdCreateDomain,
+		"delete_domain":        s.cmdDeleteDomain,
+		"get_domains":          s.cmdGetDomains,
+		"create_class":         s.cmdCreateClass,
+		"update_class":         s.cmdUpdateClass,
+		"delete_class":         s.cmdDeleteClass,
+		"create_host":          s.cmdCreateHost,
+		"update_host":          s.cmdUpdateHost,
+		"delete_host":          s.cmdDeleteHost,
+		"get_hosts":            s.cmdGetHosts,
+		"create_device":        s.cmdCreateDevice,
+		"get_devices":          s.cmdGetDevices,
+		"set_state":            s.cmdSetState,
+		"set_weight":           s.cmdSetWeight,
+		"set_server_setting":   s.cmdSetServerSetting,
+		"server_setting":       s.cmdServerSetting,
+		"server_settings":      s.cmdServerSettings,
+		"fsck_start":           s.cmdFsckStart,
+		"fsck_stop":            s.cmdFsckStop,
+		"fsck_reset":           s.cmdFsckReset,
+		"fsck_clearlog":        s.cmdFsckClearLog,
+		"fsck_getlog":          s.cmdFsckGetLog,
+		"fsck_status":          s.cmdFsckStatus,
+		"rebalance_set_policy": s.cmdRebalanceSetPolicy,
+		"rebalance_test":       s.cmdRebalanceTest,
+		"rebalance_start":      s.cmdRebalanceStart,
+		"rebalance_stop":       s.cmdRebalanceStop,
+		"rebalance_reset":      s.cmdRebalanceReset,
+		"rebalance_status":     s.cmdRebalanceStatus,
+	}
+}
+
+// errf is shorthand for a protocol error with the default text.
+func errf(code string) error { return protocol.Err(code) }
+
+// domainArg resolves the `domain` argument against the cached domains.
+func (s *Server) domainArg(c *call) (core.Domain, *snapshot, error) {
+	sn := s.snap()
+	name := c.args.Get("domain")
+	if name == "" {
+		return core.Domain{}, sn, errf("no_domain")
+	}
+	d, ok := sn.domains[name]
+	if !ok {
+		return core.Domain{}, sn, errf("unreg_domain")
+	}
+	return d, sn, nil
+}
+
+// intArg parses an optional integer argument; def when absent or empty.
+func intArg(a protocol.Args, name string, def int64) (int64, bool) {
+	v := a.Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
+func itoa(n int) string     { return strconv.Itoa(n) }
+func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (s *Server) cmdNoop(ctx context.Context, c *call) (protocol.Args, error) { return nil, nil }
+
+func (s *Server) cmdTest(ctx context.Context, c *call) (protocol.Args, error) {
+	if c.args.Bool("crash") {
+		return nil, errf("failure")
+	}
+	return nil, nil
+}

@@ -1,0 +1,78 @@
+package tracker
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMinDevCount        = 2
+	DefaultMinFreeSpaceMB     = 100
+	DefaultNodeTimeout        = 2 * time.Second
+	DefaultConnTimeout        = 2 * time.Second
+	DefaultMonitorInterval    = 2500 * time.Millisecond
+	DefaultWriteProbeInterval = 15 * time.Second
+	DefaultSideChannelPort    = 7501
+	// Version is what `!version` answers: the protocol level we speak.
+	Version = "2.73"
+)
+
+// Config configures a tracker. Zero values mean the documented defaults.
+type Config struct {
+	// Store is the metadata database. Required.
+	Store *store.Store
+	// DefaultMinDevCount is the mindevcount of implicit default classes
+	// (default 2).
+	DefaultMinDevCount int
+	// MinFreeSpaceMB is the free space a device must keep to get new files
+	// (default 100).
+	MinFreeSpaceMB int64
+	// NodeTimeout bounds each storage-node HTTP request (default 2 s).
+	NodeTimeout time.Duration
+	// ConnTimeout bounds connecting to a storage node (default 2 s).
+	ConnTimeout time.Duration
+	// MonitorInterval is the time between monitor rounds (default 2.5 s).
+	MonitorInterval time.Duration
+	// WriteProbeInterval is the time between write probes of one device
+	// (default 15 s).
+	WriteProbeInterval time.Duration
+	// SideChannelPort is the storage nodes' side-channel port (default 7501).
+	SideChannelPort int
+	// Hostname names this tracker in fsck and rebalance state (default:
+	// the machine's host name).
+	Hostname string
+	// OnShutdown is called when a client sends `!shutdown`; nil ignores it.
+	OnShutdown func()
+	// Logger receives the tracker's logs; nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.DefaultMinDevCount <= 0 {
+		c.DefaultMinDevCount = DefaultMinDevCount
+	}
+	if c.MinFreeSpaceMB == 0 {
+		c.MinFreeSpaceMB = DefaultMinFreeSpaceMB
+	}
+	if c.NodeTimeout <= 0 {
+		c.NodeTimeout = DefaultNodeTimeout
+	}
+	if c.ConnTimeout <= 0 {
+		c.ConnTimeout = DefaultConnTimeout
+	}
+	if c.MonitorInterval <= 0 {
+		c.MonitorInterval = DefaultMonitorInterval
+	}
+	if c.WriteProbeInterval <= 0 {
+		c.WriteProbeInterval = DefaultWriteProbeInterval
+	}
+	if c.SideChannelPort <= 0 {
+		c.SideChannelPort = DefaultSideChannelPort
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,613 @@
+package tracker
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+)
+
+// MaxKeyBytes is the longest key the schema stores (file.dkey).
+const MaxKeyBytes = 255
+
+func checkKey(key string) error {
+	if len(key) > MaxKeyBytes {
+		return protocol.Errf("invalid_key", "key is %d bytes long; the most is %d", len(key), MaxKeyBytes)
+	}
+	return nil
+}
+
+func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, sn, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	key := c.args.Get("key")
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	cls, ok := sn.class(dom.ID, c.args.Get("class"))
+	if !ok {
+		return nil, errf("unreg_class")
+	}
+	fid, ok := intArg(c.args, "fid", 0)
+	if !ok || fid < 0 {
+		return nil, protocol.Errf("bad_params", "fid must be a number")
+	}
+	size, ok := intArg(c.args, "size", -1)
+	if !ok {
+		return nil, protocol.Errf("bad_params", "size must be a number")
+	}
+	if err := s.mon.waitRound(ctx, false); err != nil {
+		return nil, err
+	}
+	sn = s.snap()
+	var writable, unknown []core.Device
+	for _, id := range sn.sortedDeviceIDs() {
+		d := sn.devices[id]
+		if !s.canWrite(sn, d) {
+			continue
+		}
+		if size > 0 {
+			if free := d.MBFree(); free < 0 {
+				unknown = append(unknown, d)
+				continue
+			} else if free*1048576 <= size {
+				continue
+			}
+		}
+		writable = append(writable, d)
+	}
+	if len(writable) == 0 {
+		writable = unknown
+	}
+	want := 1
+	multi := c.args.Bool("multi_dest")
+	if multi {
+		want = 3
+	}
+	chosen := pickSpread(orderForNewFile(writable), want)
+	if len(chosen) == 0 {
+		return nil, errf("no_devices")
+	}
+	devids := make([]int, len(chosen))
+	for i, d := range chosen {
+		devids[i] = d.ID
+	}
+	fid, err = s.store().RegisterTempfile(ctx, store.Tempfile{FID: fid, DomainID: dom.ID, Key: key, ClassID: cls.ID, Devids: devids}, s.minFID)
+	if errors.Is(err, store.ErrExists) {
+		return nil, errf("fid_in_use")
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range chosen {
+		s.vivifyDirs(ctx, sn, d, fid)
+	}
+	out := protocol.Args{"fid": i64toa(fid)}
+	zoneAlt := c.args.Get("zone") == "alt"
+	if multi {
+		out["dev_count"] = itoa(len(chosen))
+		for i, d := range chosen {
+			n := itoa(i + 1)
+			out["devid_"+n] = itoa(d.ID)
+			out["path_"+n] = fidURL(sn.hosts[d.HostID], d.ID, fid, c.clientIP, zoneAlt, false)
+		}
+	} else {
+		d := chosen[0]
+		out["devid"] = itoa(d.ID)
+		out["path"] = fidURL(sn.hosts[d.HostID], d.ID, fid, c.clientIP, zoneAlt, false)
+	}
+	return out, nil
+}
+
+// vivifyDirs sends MKCOL for the fid's parent directories unless the
+// node is known to create them itself (it refused MKCOL before).
+func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fid int64) {
+	if sn.settingBool("skip_mkcol") {
+		return
+	}
+	s.mon.mu.Lock()
+	no := s.mon.obsLocked(d.ID).noMkcol
+	s.mon.mu.Unlock()
+	if no {
+		return
+	}
+	h := sn.hosts[d.HostID]
+	p := core.FIDPath(d.ID, fid)
+	parts := strings.Split(p, "/") // "", devN, b, mmm, ttt, file
+	base := hostBase(h, nil, false, false)
+	for i := 3; i <= 5; i++ {
+		url := base + strings.Join(parts[:i], "/") + "/"
+		s.mon.mu.Lock()
+		_, seen := s.mon.mkcolSeen[url]
+		s.mon.mu.Unlock()
+		if seen {
+			continue
+		}
+		code := s.mkcol(ctx, url)
+		if code == 400 || code == 501 {
+			s.mon.mu.Lock()
+			s.mon.obsLocked(d.ID).noMkcol = true
+			s.mon.mu.Unlock()
+			return
+		}
+		if code/100 == 2 || code == 405 {
+			s.mon.mu.Lock()
+			if len(s.mon.mkcolSeen) > 100000 {
+				s.mon.mkcolSeen = map[string]time.Time{}
+			}
+			s.mon.mkcolSeen[url] = time.Now()
+			s.mon.mu.Unlock()
+		}
+	}
+}
+
+var checksumRE = regexp.MustCompile(`^([\w-]+):([0-9a-fA-F]{32,128})$`)
+
+// parseChecksum parses `ALG:hex`.
+func parseChecksum(v string) (int, []byte, error) {
+	m := checksumRE.FindStringSubmatch(v)
+	if m == nil {
+		return 0, nil, errf("invalid_checksum_format")
+	}
+	ht, ok := core.HashType(m[1])
+	if !ok || ht == core.HashNone {
+		return 0, nil, errf("invalid_checksum_format")
+	}
+	sum, err := hex.DecodeString(m[2])
+	if err != nil || len(sum) != core.HashSize(ht) {
+		return 0, nil, errf("invalid_checksum_format")
+	}
+	return ht, sum, nil
+}
+
+func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, sn, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	a := c.args
+	if !a.Bool("fid") {
+		return nil, errf("no_fid")
+	}
+	if !a.Bool("devid") {
+		return nil, errf("no_devid")
+	}
+	if !a.Bool("path") {
+		return nil, errf("no_path")
+	}
+	fid, err1 := strconv.ParseInt(a.Get("fid"), 10, 64)
+	devid, err2 := strconv.Atoi(a.Get("devid"))
+	if err1 != nil || err2 != nil {
+		return nil, errf("bogus_args")
+	}
+	var hashType int
+	var sum []byte
+	if a.Get("checksum") != "" {
+		if hashType, sum, err = parseChecksum(a.Get("checksum")); err != nil {
+			return nil, err
+		}
+	}
+	path := a.Get("path")
+	dev, ok := sn.devices[devid]
+	if !ok {
+		return nil, errf("bogus_args")
+	}
+	host := sn.hosts[dev.HostID]
+	if path != fidURL(host, devid, fid, c.clientIP, a.Get("zone") == "alt", false) &&
+		path != fidURL(host, devid, fid, nil, false, false) && path != fidURL(host, devid, fid, nil, true, false) {
+		return nil, errf("bogus_args")
+	}
+	tf, err := s.store().ClaimTempfile(ctx, fid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errf("no_temp_file")
+	}
+	if err != nil {
+		return nil, err
+	}
+	abandon := func() {
+		if err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, []int{devid}); err != nil {
+			s.log.Error("tracker: cannot queue abandoned upload for deletion", "fid", fid, "err", err)
+		}
+	}
+	okDev := false
+	for _, d := range tf.Devids {
+		okDev = okDev || d == devid
+	}
+	if !okDev {
+		abandon()
+		return nil, protocol.Errf("invalid_destdev", "File uploaded to invalid dest %d. Valid devices were: %s", devid, joinInts(tf.Devids))
+	}
+	key := a.Get("key")
+	if key == "" {
+		abandon()
+		return nil, nil
+	}
+	if err := checkKey(key); err != nil {
+		abandon()
+		return nil, err
+	}
+	wantSize := int64(-1)
+	if n, err := strconv.ParseInt(a.Get("size"), 10, 64); err == nil && n > 0 {
+		wantSize = n
+	}
+	// Verify with the write URL as the node sees it (the path the client used).
+	length, missing, err := s.headSize(ctx, path)
+	switch {
+	case err != nil:
+		abandon()
+		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (cantreach); path: %s; error: %v", wantSize, path, err)
+	case missing:
+		abandon()
+		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (missing); path: %s", wantSize, path)
+	case wantSize > 0 && length != wantSize:
+		abandon()
+		return nil, protocol.Errf("size_mismatch", "Expected: %d; actual: %d; path: %s", wantSize, length, path)
+	}
+	if hashType != core.HashNone && a.Bool("checksumverify") {
+		got, err := s.digest(ctx, host, core.FIDPath(devid, fid), path, hashType, length)
+		if err != nil {
+			abandon()
+			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: unknown (%v); path: %s", fid, core.HashName(hashType), sum, err, path)
+		}
+		if string(got) != string(sum) {
+			abandon()
+			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: %s:%x; path: %s", fid, core.HashName(hashType), sum, core.HashName(hashType), got, path)
+		}
+	}
+	cls, _ := sn.classByID(dom.ID, tf.ClassID)
+	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid}
+	if hashType != core.HashNone && cls.HashType == hashType {
+		commit.HashType, commit.Checksum = hashType, sum
+	}
+	if _, err := s.store().CommitFile(ctx, commit); err != nil {
+		if errors.Is(err, store.ErrFIDExists) {
+			return nil, errf("fid_exists")
+		}
+		abandon()
+		return nil, err
+	}
+	return nil, nil
+}
+
+func joinInts(ids []int) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(id)
+	}
+	return strings.Join(parts, ",")
+}
+
+// fileArg resolves domain and key to a file.
+func (s *Server) fileArg(ctx context.Context, c *call) (core.File, core.Domain, *snapshot, error) {
+	dom, sn, err := s.domainArg(c)
+	if err != nil {
+		return core.File{}, dom, sn, err
+	}
+	key := c.args.Get("key")
+	if key == "" {
+		return core.File{}, dom, sn, errf("no_key")
+	}
+	f, err := s.store().FileByKey(ctx, dom.ID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return f, dom, sn, errf("unknown_key")
+	}
+	return f, dom, sn, err
+}
+
+func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error) {
+	f, _, sn, err := s.fileArg(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	devids, err := s.store().FileDevids(ctx, f.FID)
+	if err != nil {
+		return nil, err
+	}
+	pathcount, _ := intArg(c.args, "pathcount", 2)
+	if pathcount < 2 {
+		pathcount = 2
+	}
+	noverify := c.args.Bool("noverify")
+	zoneAlt := c.args.Get("zone") == "alt"
+	ordered := weightedOrder(devids, func(id int) float64 {
+		d, ok := sn.devices[id]
+		if !ok {
+			return 1
+		}
+		s.mon.mu.Lock()
+		util := ""
+		if o, ok := s.mon.obs[id]; ok {
+			util = o.utilization
+		}
+		s.mon.mu.Unlock()
+		if n, err := strconv.Atoi(util); err == nil {
+			return float64(102 - n)
+		}
+		if d.Weight <= 0 {
+			return 100
+		}
+		return float64(d.Weight)
+	})
+	var paths, drain []string
+	backup := ""
+	for _, id := range ordered {
+		d, ok := sn.devices[id]
+		if !ok {
+			continue
+		}
+		h, ok := sn.hosts[d.HostID]
+		if !ok {
+			continue
+		}
+		url := fidURL(h, id, f.FID, c.clientIP, zoneAlt, true)
+		if !s.canRead(sn, d) {
+			if backup == "" {
+				backup = url
+			}
+			continue
+		}
+		if len(paths) == 0 && !noverify {
+			size, missing, err := s.headSize(ctx, url)
+			if err != nil || missing || size != f.Length {
+				continue
+			}
+		}
+		if d.Status == core.DevDrain {
+			drain = append(drain, url)
+			continue
+		}
+		paths = append(paths, url)
+		if int64(len(paths)) >= pathcount {
+			break
+		}
+	}
+	for _, u := range drain {
+		if int64(len(paths)) >= pathcount {
+			break
+		}
+		paths = append(paths, u)
+	}
+	if len(paths) == 0 && backup != "" {
+		paths = []string{backup}
+	}
+	out := protocol.Args{"paths": itoa(len(paths))}
+	for i, p := range paths {
+		out["path"+itoa(i+1)] = p
+	}
+	return out, nil
+}
+
+func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, _, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	key := c.args.Get("key")
+	if key == "" {
+		return nil, errf("no_key")
+	}
+	if _, err := s.store().DeleteKey(ctx, dom.ID, key); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errf("unknown_key")
+		}
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Server) cmdRename(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, _, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	from, to := c.args.Get("from_key"), c.args.Get("to_key")
+	if from == "" || to == "" {
+		return nil, errf("no_key")
+	}
+	if err := checkKey(to); err != nil {
+		return nil, err
+	}
+	switch err := s.store().RenameKey(ctx, dom.ID, from, to); {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errf("unknown_key")
+	case errors.Is(err, store.ErrExists):
+		return nil, errf("key_exists")
+	case err != nil:
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, sn, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	key := c.args.Get("key")
+	if key == "" {
+		return nil, errf("no_key")
+	}
+	if c.args.Get("class") == "" {
+		return nil, errf("no_class")
+	}
+	cls, ok := sn.class(dom.ID, c.args.Get("class"))
+	if !ok {
+		return nil, errf("class_not_found")
+	}
+	f, err := s.store().FileByKey(ctx, dom.ID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errf("invalid_key")
+	}
+	if err != nil {
+		return nil, err
+	}
+	devids, err := s.store().FileDevids(ctx, f.FID)
+	if err != nil {
+		return nil, err
+	}
+	if len(devids) == 0 {
+		return nil, errf("no_devices")
+	}
+	if f.ClassID != cls.ID {
+		if err := s.store().SetFileClass(ctx, f.FID, cls.ID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error) {
+	f, dom, sn, err := s.fileArg(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	cls, _ := sn.classByID(dom.ID, f.ClassID)
+	out := protocol.Args{
+		"fid": i64toa(f.FID), "domain": dom.Name, "class": cls.Name, "key": f.Key,
+		"length": i64toa(f.Length), "devcount": itoa(f.DevCount),
+	}
+	if cls.HashType != core.HashNone {
+		out["checksum"] = "MISSING"
+		if ht, sum, err := s.store().Checksum(ctx, f.FID); err == nil {
+			out["checksum"] = core.HashName(ht) + ":" + hex.EncodeToString(sum)
+		}
+	}
+	if c.args.Bool("devices") {
+		devids, err := s.store().FileDevids(ctx, f.FID)
+		if err != nil {
+			return nil, err
+		}
+		out["devids"] = joinInts(devids)
+	}
+	return out, nil
+}
+
+func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, error) {
+	var fid int64
+	sn := s.snap()
+	if v := c.args.Get("fid"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, errf("unknown_fid")
+		}
+		fid = n
+	} else {
+		f, _, _, err := s.fileArg(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		fid = f.FID
+	}
+	out := protocol.Args{}
+	found := false
+	if f, err := s.store().FileByFID(ctx, fid); err == nil {
+		found = true
+		cls, _ := sn.classByID(f.DomainID, f.ClassID)
+		out["fid_fid"], out["fid_dmid"], out["fid_dkey"] = i64toa(f.FID), itoa(f.DomainID), f.Key
+		out["fid_length"], out["fid_classid"], out["fid_devcount"] = i64toa(f.Length), itoa(f.ClassID), itoa(f.DevCount)
+		out["fid_domain"], out["fid_class"] = sn.domainsByID[f.DomainID].Name, cls.Name
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if t, err := s.store().TempfileByFID(ctx, fid); err == nil {
+		found = true
+		out["tempfile_classid"], out["tempfile_dmid"] = itoa(t.ClassID), itoa(t.DomainID)
+		out["tempfile_dkey"], out["tempfile_devids"] = t.Key, joinInts(t.Devids)
+	}
+	rows, err := s.store().DebugRows(ctx, fid)
+	if err != nil {
+		return nil, err
+	}
+	for prefix, cols := range rows {
+		found = true
+		for k, v := range cols {
+			out[prefix+"_"+k] = v
+		}
+	}
+	devids, err := s.store().FileDevids(ctx, fid)
+	if err != nil {
+		return nil, err
+	}
+	if len(devids) > 0 {
+		found = true
+	}
+	for _, id := range devids {
+		if d, ok := sn.devices[id]; ok {
+			out["devpath_"+itoa(id)] = fidURL(sn.hosts[d.HostID], id, fid, c.clientIP, c.args.Get("zone") == "alt", true)
+		}
+	}
+	out["devids"] = joinInts(devids)
+	out["checksum"] = "NONE"
+	if ht, sum, err := s.store().Checksum(ctx, fid); err == nil {
+		found = true
+		out["checksum"] = core.HashName(ht) + ":" + hex.EncodeToString(sum)
+	}
+	if !found {
+		return nil, errf("unknown_fid")
+	}
+	return out, nil
+}
+
+func (s *Server) cmdListKeys(ctx context.Context, c *call) (protocol.Args, error) {
+	dom, _, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	prefix, after := c.args.Get("prefix"), c.args.Get("after")
+	if prefix != "" && after != "" && !strings.HasPrefix(after, prefix) {
+		return nil, errf("after_mismatch")
+	}
+	limit := int64(1000)
+	if v := c.args.Get("limit"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			n = 0
+		}
+		limit = min(max(n, 0), 1000)
+	}
+	if limit == 0 {
+		return nil, errf("none_match")
+	}
+	keys, err := s.store().ListKeys(ctx, dom.ID, prefix, after, int(limit))
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, errf("none_match")
+	}
+	out := protocol.Args{"key_count": itoa(len(keys)), "next_after": keys[len(keys)-1]}
+	for i, k := range keys {
+		out["key_"+itoa(i+1)] = k
+	}
+	return out, nil
+}
+
+func (s *Server) cmdListFids(ctx context.Context, c *call) (protocol.Args, error) {
+	from, _ := intArg(c.args, "from", 0)
+	count, ok := intArg(c.args, "to", 100)
+	if !ok || count < 0 || count > 500 {
+		count = 500
+	}
+	files, err := s.store().ListFids(ctx, from, int(count))
+	if err != nil {
+		return nil, err
+	}
+	sn := s.snap()
+	out := protocol.Args{"fid_count": itoa(len(files))}
+	for i, f := range files {
+		p := "fid_" + itoa(i+1) + "_"
+		cls, _ := sn.classByID(f.DomainID, f.ClassID)
+		out[p+"fid"], out[p+"domain"], out[p+"class"] = i64toa(f.FID), sn.domainsByID[f.DomainID].Name, cls.Name
+		out[p+"key"], out[p+"length"], out[p+"devcount"] = f.Key, i64toa(f.Length), itoa(f.DevCount)
+	}
+	return out, nil
+}

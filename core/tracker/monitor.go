@@ -1,0 +1,388 @@
+package tracker
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
+
+// Observed device states, as get_devices reports them.
+const (
+	obsWriteable   = "writeable"
+	obsReadable    = "readable"
+	obsUnreachable = "unreachable"
+)
+
+// observation is what the monitor last saw of one device.
+type observation struct {
+	state        string // obsWriteable, obsReadable, obsUnreachable or ""
+	utilization  string
+	rejectBadMD5 bool
+	lastProbe    time.Time // last write probe
+	noMkcol      bool      // the node refuses MKCOL; don't send it
+}
+
+// monitor watches every device of the cluster.
+type monitor struct {
+	s *Server
+
+	mu        sync.Mutex           // guards the fields below
+	obs       map[int]*observation // devid -> observation
+	hostDown  map[int]bool         // hostid -> observed unreachable
+	round     int64                // completed rounds
+	roundDone chan struct{}        // closed and replaced after each round
+	kick      chan struct{}        // asks for a round now
+	mkcolSeen map[string]time.Time // dir URL -> MKCOL succeeded at
+}
+
+func newMonitor(s *Server) *monitor {
+	return &monitor{
+		s:         s,
+		obs:       map[int]*observation{},
+		hostDown:  map[int]bool{},
+		roundDone: make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		mkcolSeen: map[string]time.Time{},
+	}
+}
+
+func (m *monitor) roundNo() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.round
+}
+
+// run does monitor rounds until ctx ends.
+func (m *monitor) run(ctx context.Context) {
+	for {
+		m.doRound(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.s.cfg.MonitorInterval):
+		case <-m.kick:
+		}
+	}
+}
+
+// waitRound asks for a fresh round and waits until one has completed
+// after the call; with fresh=false it only waits for the first round.
+func (m *monitor) waitRound(ctx context.Context, fresh bool) error {
+	m.mu.Lock()
+	if !fresh && m.round > 0 {
+		m.mu.Unlock()
+		return nil
+	}
+	// A round already in progress may have read state from before the
+	// call, so wait for the one after it.
+	target := m.round + 1
+	if fresh {
+		target = m.round + 2
+	}
+	m.mu.Unlock()
+	for {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+		m.mu.Lock()
+		done, round := m.roundDone, m.round
+		m.mu.Unlock()
+		if round >= target {
+			return nil
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// doRound re-reads the configuration and probes every device that may
+// be read from.
+func (m *monitor) doRound(ctx context.Context) {
+	if err := m.s.refresh(ctx); err != nil {
+		m.s.log.Warn("tracker: monitor cannot read the database", "err", err)
+	}
+	sn := m.s.snap()
+	byHost := map[int][]core.Device{}
+	for _, d := range sn.devices {
+		h, ok := sn.hosts[d.HostID]
+		if !ok || (h.Status != core.HostAlive && h.Status != core.HostReadonly) {
+			continue
+		}
+		switch d.Status {
+		case core.DevAlive, core.DevReadonly, core.DevDrain:
+			byHost[d.HostID] = append(byHost[d.HostID], d)
+		}
+	}
+	var wg sync.WaitGroup
+	for hostid, devs := range byHost {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.probeHost(ctx, sn.hosts[hostid], devs)
+		}()
+	}
+	wg.Wait()
+	m.mu.Lock()
+	m.round++
+	close(m.roundDone)
+	m.roundDone = make(chan struct{})
+	m.mu.Unlock()
+}
+
+// probeHost probes the devices of one host in turn.
+func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device) {
+	hostUnreachable := false
+	for _, d := range devs {
+		if hostUnreachable {
+			m.setState(d.ID, obsUnreachable)
+			continue
+		}
+		start := time.Now()
+		u, err := m.readUsage(ctx, h, d.ID)
+		if err != nil {
+			if time.Since(start) > 500*time.Millisecond {
+				hostUnreachable = true
+			}
+			if m.state(d.ID) != obsUnreachable {
+				m.s.log.Warn("tracker: device unreachable", "devid", d.ID, "host", h.Name, "err", err)
+			}
+			m.setState(d.ID, obsUnreachable)
+			continue
+		}
+		if err := m.s.store().UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil {
+			m.s.log.Warn("tracker: cannot record device usage", "devid", d.ID, "err", err)
+		}
+		m.writeProbe(ctx, h, d)
+	}
+	m.mu.Lock()
+	m.hostDown[h.ID] = hostUnreachable
+	m.mu.Unlock()
+}
+
+type usage struct{ total, used int64 } // KiB
+
+// readUsage GETs and parses /devN/usage.
+func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.ConnTimeout)
+	defer cancel()
+	url := hostBase(h, nil, false, true) + "/dev" + strconv.Itoa(devid) + "/usage"
+	resp, err := m.s.nodeRequest(ctx, http.MethodGet, url, nil, nil)
+	if err != nil {
+		return usage{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return usage{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parseUsage(body)
+}
+
+// parseUsage reads the `key: value` usage format; used and total must
+// be present and non-zero.
+func parseUsage(body []byte) (usage, error) {
+	var u usage
+	for _, line := range strings.Split(string(body), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "total":
+			u.total = n
+		case "used":
+			u.used = n
+		}
+	}
+	if u.total == 0 || u.used == 0 {
+		return u, fmt.Errorf("usage file lacks used/total")
+	}
+	return u, nil
+}
+
+// writeProbe decides whether a reachable device is writeable: at most
+// every WriteProbeInterval it writes a small file and reads it back.
+func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
+	m.mu.Lock()
+	o := m.obsLocked(d.ID)
+	due := time.Since(o.lastProbe) >= m.s.cfg.WriteProbeInterval || o.state == obsUnreachable || o.state == ""
+	noMkcol := o.noMkcol
+	m.mu.Unlock()
+	if h.Status != core.HostAlive || d.Status == core.DevReadonly {
+		m.setState(d.ID, obsReadable)
+		return
+	}
+	if !due {
+		return
+	}
+	base := hostBase(h, nil, false, false) + "/dev" + strconv.Itoa(d.ID) + "/test-write/"
+	if !noMkcol && !m.s.snap().settingBool("skip_mkcol") {
+		if code := m.s.mkcol(ctx, base); code == http.StatusBadRequest || code == http.StatusNotImplemented {
+			m.mu.Lock()
+			m.obsLocked(d.ID).noMkcol = true
+			m.mu.Unlock()
+		}
+	}
+	n := rand.IntN(100)
+	body := fmt.Sprintf("time=%d rand=%d", time.Now().Unix(), n)
+	url := base + "test-write-" + strconv.Itoa(n)
+	state := obsReadable
+	if err := m.putAndReadBack(ctx, h, d.ID, url, body); err != nil {
+		m.s.log.Warn("tracker: write probe failed; device is read-only until it passes", "devid", d.ID, "host", h.Name, "err", err)
+	} else {
+		state = obsWriteable
+	}
+	reject := false
+	if state == obsWriteable {
+		reject = m.md5Probe(ctx, base+"test-md5")
+	}
+	m.mu.Lock()
+	o = m.obsLocked(d.ID)
+	o.state, o.lastProbe, o.rejectBadMD5 = state, time.Now(), reject
+	m.mu.Unlock()
+}
+
+func (m *monitor) putAndReadBack(ctx context.Context, h core.Host, devid int, url, body string) error {
+	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
+	defer cancel()
+	resp, err := m.s.nodeRequest(ctx, http.MethodPut, url, strings.NewReader(body), map[string]string{"Content-Type": "application/octet-stream"})
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT %s: %s", url, resp.Status)
+	}
+	getURL := hostBase(h, nil, false, true) + strings.TrimPrefix(url, hostBase(h, nil, false, false))
+	resp, err = m.s.nodeRequest(ctx, http.MethodGet, getURL, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || string(got) != body {
+		return fmt.Errorf("GET %s: %s, read back %q", getURL, resp.Status, got)
+	}
+	return nil
+}
+
+// md5Probe PUTs "." with the MD5 of "!" and reports whether the node
+// refused it, i.e. whether it checks Content-MD5.
+func (m *monitor) md5Probe(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
+	defer cancel()
+	sum := md5.Sum([]byte("!"))
+	resp, err := m.s.nodeRequest(ctx, http.MethodPut, url, bytes.NewReader([]byte(".")), map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(sum[:])})
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode/100 != 2
+}
+
+// mkcol sends MKCOL for url and returns the status code (0 on error).
+func (s *Server) mkcol(ctx context.Context, url string) int {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
+	defer cancel()
+	resp, err := s.nodeRequest(ctx, "MKCOL", url, nil, nil)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (m *monitor) obsLocked(devid int) *observation {
+	o, ok := m.obs[devid]
+	if !ok {
+		o = &observation{}
+		m.obs[devid] = o
+	}
+	return o
+}
+
+func (m *monitor) setState(devid int, st string) {
+	m.mu.Lock()
+	m.obsLocked(devid).state = st
+	m.mu.Unlock()
+}
+
+func (m *monitor) state(devid int) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.obs[devid]; ok {
+		return o.state
+	}
+	return ""
+}
+
+// observed returns a copy of a device's observation and whether its host
+// was reachable in the last round.
+func (m *monitor) observed(devid, hostid int) (observation, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var o observation
+	if p, ok := m.obs[devid]; ok {
+		o = *p
+	}
+	return o, !m.hostDown[hostid]
+}
+
+// canRead reports should_read_from for a device.
+func (s *Server) canRead(sn *snapshot, d core.Device) bool {
+	h, ok := sn.hosts[d.HostID]
+	if !ok || (h.Status != core.HostAlive && h.Status != core.HostReadonly) {
+		return false
+	}
+	switch d.Status {
+	case core.DevAlive, core.DevReadonly, core.DevDrain:
+	default:
+		return false
+	}
+	o, hostUp := s.mon.observed(d.ID, d.HostID)
+	return hostUp && (o.state == obsReadable || o.state == obsWriteable)
+}
+
+// canWrite reports should_get_new_files for a device.
+func (s *Server) canWrite(sn *snapshot, d core.Device) bool {
+	h, ok := sn.hosts[d.HostID]
+	if !ok || h.Status != core.HostAlive || d.Status != core.DevAlive {
+		return false
+	}
+	o, hostUp := s.mon.observed(d.ID, d.HostID)
+	if !hostUp || o.state != obsWriteable {
+		return false
+	}
+	if free := d.MBFree(); free >= 0 && free < s.cfg.MinFreeSpaceMB {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,331 @@
+package tracker
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+)
+
+// call is one request being answered.
+type call struct {
+	args     protocol.Args
+	clientIP net.IP
+	raw      string
+}
+
+// handler answers one command. A *protocol.Error result becomes an ERR
+// line; any other error becomes `ERR failure` (or `db` for the store).
+type handler func(ctx context.Context, c *call) (protocol.Args, error)
+
+// Server is one tracker.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	state    atomic.Pointer[snapshot]
+	mon      *monitor
+	http     *http.Client
+	handlers map[string]handler
+	started  time.Time
+	minFID   int64
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines and connections
+
+	mu        sync.Mutex           // guards listeners, conns, recent and want
+	listeners []net.Listener       // open listeners
+	conns     map[net.Conn]*connSt // open client connections
+	recent    []string             // last 50 queries, oldest first
+	want      map[string]int       // job counts asked for with !want
+
+	stats Stats
+}
+
+// connSt tracks whether a connection is idle, for graceful shutdown.
+type connSt struct{ busy atomic.Bool }
+
+// Stats are the tracker's counters.
+type Stats struct {
+	Queries    atomic.Int64
+	Errors     atomic.Int64
+	Processing atomic.Int64
+	Conns      atomic.Int64
+}
+
+// New returns a tracker over cfg.Store. Call Start to run its monitor,
+// then Serve on one or more listeners.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("tracker: no store configured")
+	}
+	cfg.setDefaults()
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		started: time.Now(),
+		conns:   map[net.Conn]*connSt{},
+		want:    map[string]int{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.http = newNodeClient(cfg)
+	s.handlers = s.commandTable()
+	return s, nil
+}
+
+// Start loads the configuration tables and starts the monitor. It fails
+// when the database cannot be read.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.refresh(ctx); err != nil {
+		return fmt.Errorf("tracker: read configuration: %w", err)
+	}
+	max, err := s.cfg.Store.MaxFID(ctx)
+	if err != nil {
+		return fmt.Errorf("tracker: read max fid: %w", err)
+	}
+	s.minFID = max
+	s.mon = newMonitor(s)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.mon.run(s.ctx)
+	}()
+	return nil
+}
+
+// Serve accepts client connections on ln until Close.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			tc.SetKeepAlive(true)
+		}
+		st := &connSt{}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = st
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c, st)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops accepting, lets requests in progress finish (until ctx
+// ends), closes every connection and stops the monitor.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	// Wait for busy connections to go idle, then close them all.
+	for {
+		busy := 0
+		s.mu.Lock()
+		for c, st := range s.conns {
+			if st.busy.Load() {
+				busy++
+			} else {
+				c.SetReadDeadline(time.Now())
+			}
+		}
+		s.mu.Unlock()
+		if busy == 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.http.CloseIdleConnections()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// readLine reads one request line of at most MaxLineBytes. tooLong is
+// true (and the rest of the line discarded) when the line was longer.
+func readLine(r *bufio.Reader) (line string, tooLong bool, err error) {
+	var buf []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(buf)+len(frag) > protocol.MaxLineBytes {
+			tooLong = true
+		} else {
+			buf = append(buf, frag...)
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return "", false, err
+		}
+	}
+	return strings.TrimRight(string(buf), "\r\n"), tooLong, nil
+}
+
+// writeTimeout is how long a client may leave a reply unread.
+const writeTimeout = 120 * time.Second
+
+func (s *Server) serveConn(c net.Conn, st *connSt) {
+	defer c.Close()
+	s.stats.Conns.Add(1)
+	defer s.stats.Conns.Add(-1)
+	ip := net.IPv4zero
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.IP
+	}
+	r := bufio.NewReaderSize(c, 64<<10)
+	w := bufio.NewWriterSize(c, 64<<10)
+	for {
+		line, tooLong, err := readLine(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				s.log.Debug("tracker: client read failed", "client", c.RemoteAddr(), "err", err)
+			}
+			return
+		}
+		st.busy.Store(true)
+		var reply string
+		switch {
+		case tooLong:
+			reply = protocol.ErrLine("request_too_long", fmt.Sprintf("request line longer than %d bytes", protocol.MaxLineBytes), "")
+		case line == "":
+			st.busy.Store(false)
+			continue
+		case line[0] == '!':
+			reply = s.admin(line, ip)
+		default:
+			reply = s.query(line, ip)
+		}
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		w.WriteString(reply)
+		// Flush unless more pipelined requests are already buffered.
+		if r.Buffered() == 0 || w.Available() < 4096 {
+			if err := w.Flush(); err != nil {
+				st.busy.Store(false)
+				return
+			}
+		}
+		st.busy.Store(false)
+		if s.ctx.Err() != nil {
+			w.Flush()
+			return
+		}
+	}
+}
+
+// queryTimeout bounds one query, like the original's 30 s watchdog.
+const queryTimeout = 30 * time.Second
+
+// query answers one query line.
+func (s *Server) query(line string, ip net.IP) string {
+	s.stats.Queries.Add(1)
+	s.stats.Processing.Add(1)
+	defer s.stats.Processing.Add(-1)
+	start := time.Now()
+	req, ok := protocol.ParseRequest(line)
+	if !ok {
+		s.stats.Errors.Add(1)
+		return protocol.ErrLine("unknown_command", "", "")
+	}
+	callid := req.Args.Get("callid")
+	h, ok := s.handlers[req.Command]
+	if !ok {
+		s.stats.Errors.Add(1)
+		return protocol.ErrLine("unknown_command", "", callid)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
+	defer cancel()
+	out, err := h(ctx, &call{args: req.Args, clientIP: ip, raw: req.Raw})
+	elapsed := time.Since(start)
+	s.noteRecent(fmt.Sprintf("%s %s %s %.4f %.4f", ip, req.Command, req.Raw, elapsed.Seconds(), elapsed.Seconds()))
+	if err != nil {
+		s.stats.Errors.Add(1)
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			pe = s.internalError(req.Command, err)
+		}
+		return protocol.ErrLine(pe.Code, pe.Text, callid)
+	}
+	if callid != "" {
+		if out == nil {
+			out = protocol.Args{}
+		}
+		out["callid"] = callid
+	}
+	return protocol.OKLine(out)
+}
+
+// internalError turns an unexpected error into a reply and logs it.
+func (s *Server) internalError(cmd string, err error) *protocol.Error {
+	s.log.Error("tracker: command failed", "command", cmd, "err", err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &protocol.Error{Code: "failure", Text: "Operation timed out: " + err.Error()}
+	case strings.HasPrefix(err.Error(), "store:"):
+		return &protocol.Error{Code: "db", Text: "Database error: " + err.Error()}
+	}
+	return &protocol.Error{Code: "failure", Text: "Operation failed: " + err.Error()}
+}
+
+func (s *Server) noteRecent(q string) {
+	s.mu.Lock()
+	s.recent = append(s.recent, q)
+	if len(s.recent) > 50 {
+		s.recent = s.recent[len(s.recent)-50:]
+	}
+	s.mu.Unlock()
+}
+
+// store returns the metadata store.
+func (s *Server) store() *store.Store { return s.cfg.Store }

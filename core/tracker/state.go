@@ -1,0 +1,140 @@
+package tracker
+
+import (
+	"context"
+	"sort"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
+
+// snapshot is an immutable copy of the cluster's configuration tables.
+// It is replaced as a whole, never modified.
+type snapshot struct {
+	domains     map[string]core.Domain
+	domainsByID map[int]core.Domain
+	classes     map[int][]core.Class // dmid -> classes, default (id 0) first
+	hosts       map[int]core.Host
+	hostsByName map[string]core.Host
+	devices     map[int]core.Device
+	settings    map[string]string
+}
+
+// loadSnapshot reads the configuration tables from the store.
+func (s *Server) loadSnapshot(ctx context.Context) (*snapshot, error) {
+	st := s.cfg.Store
+	doms, err := st.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cls, err := st.Classes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := st.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := st.Devices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := st.Settings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sn := &snapshot{
+		domains:     map[string]core.Domain{},
+		domainsByID: map[int]core.Domain{},
+		classes:     map[int][]core.Class{},
+		hosts:       map[int]core.Host{},
+		hostsByName: map[string]core.Host{},
+		devices:     map[int]core.Device{},
+		settings:    settings,
+	}
+	for _, d := range doms {
+		sn.domains[d.Name] = d
+		sn.domainsByID[d.ID] = d
+	}
+	stored := map[int]map[int]core.Class{}
+	for _, c := range cls {
+		if stored[c.DomainID] == nil {
+			stored[c.DomainID] = map[int]core.Class{}
+		}
+		stored[c.DomainID][c.ID] = c
+	}
+	for _, d := range doms {
+		def, ok := stored[d.ID][0]
+		if !ok {
+			def = core.Class{DomainID: d.ID, ID: 0, MinDevCount: s.cfg.DefaultMinDevCount}
+		}
+		def.Name = "default"
+		list := []core.Class{def}
+		for id, c := range stored[d.ID] {
+			if id != 0 {
+				list = append(list, c)
+			}
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+		sn.classes[d.ID] = list
+	}
+	for _, h := range hosts {
+		sn.hosts[h.ID] = h
+		sn.hostsByName[h.Name] = h
+	}
+	for _, d := range devs {
+		sn.devices[d.ID] = d
+	}
+	return sn, nil
+}
+
+// snap returns the current snapshot.
+func (s *Server) snap() *snapshot { return s.state.Load() }
+
+// refresh re-reads the configuration tables now.
+func (s *Server) refresh(ctx context.Context) error {
+	sn, err := s.loadSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	s.state.Store(sn)
+	return nil
+}
+
+// class finds a class of a domain by name ("" and "default" are class 0).
+func (sn *snapshot) class(dmid int, name string) (core.Class, bool) {
+	if name == "" {
+		name = "default"
+	}
+	for _, c := range sn.classes[dmid] {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return core.Class{}, false
+}
+
+// classByID finds a class of a domain by id.
+func (sn *snapshot) classByID(dmid, id int) (core.Class, bool) {
+	for _, c := range sn.classes[dmid] {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return core.Class{}, false
+}
+
+// sortedDeviceIDs returns every devid in ascending order.
+func (sn *snapshot) sortedDeviceIDs() []int {
+	ids := make([]int, 0, len(sn.devices))
+	for id := range sn.devices {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	return ids
+}
+
+// settingBool reads a boolean server setting.
+func (sn *snapshot) settingBool(key string) bool {
+	v := sn.settings[key]
+	return v != "" && v != "0"
+}
