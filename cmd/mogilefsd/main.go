@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mogilefs-go/mogilefs-go/core/conffile"
+	"github.com/mogilefs-go/mogilefs-go/core/logging"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
+)
+
+// DefaultDSN is the embedded database used when none is configured.
+const DefaultDSN = "DBI:SQLite:dbname=/var/lib/mogilefs/mogilefs.db"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mogilefsd:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := pflag.NewFlagSet("mogilefsd", pflag.ContinueOnError)
+	config := fs.StringP("config", "c", "/etc/mogilefs/mogilefsd.conf", "config file (key = value lines)")
+	skip := fs.BoolP("skipconfig", "s", false, "do not read the config file")
+	dsn := fs.String("dsn", DefaultDSN, "database: DBI:SQLite:dbname=PATH or DBI:mysql:DB:host=H;port=P")
+	dbuser := fs.String("dbuser", "mogile", "database user (MySQL)")
+	dbpass := fs.String("dbpass", "", "database password (MySQL)")
+	listen := fs.StringSliceP("listen", "l", nil, "address to listen on, ip[:port] (repeatable; default 0.0.0.0)")
+	confport := fs.IntP("confport", "p", 7001, "port for listen addresses given without one")
+	fs.IntP("workers", "w", 20, "accepted for compatibility (queries run concurrently without a fixed pool)")
+	mindev := fs.Int("default_mindevcount", tracker.DefaultMinDevCount, "mindevcount of implicit default classes")
+	minfree := fs.Int64("min_free_space", tracker.DefaultMinFreeSpaceMB, "MB a device must keep free to get new files")
+	nodeTimeout := fs.Float64("node_timeout", tracker.DefaultNodeTimeout.Seconds(), "seconds to wait for a storage node's answer")
+	connTimeout := fs.Float64("conn_timeout", tracker.DefaultConnTimeout.Seconds(), "seconds to wait for a storage node connection")
+	sidePort := fs.Int("mogstored_stream_port", tracker.DefaultSideChannelPort, "storage nodes' side-channel port")
+	noSchema := fs.Bool("no_schema_check", false, "start even if the schema version is not 17")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.Bool("job_master", true, "accepted for compatibility")
+	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
+	fs.String("pidfile", "", "write the process id to this file")
+	fs.String("user", "", "accepted for compatibility")
+	fs.Int("query_jobs", 20, "accepted for compatibility")
+	for _, n := range []string{"delete_jobs", "replicate_jobs", "fsck_jobs", "reaper_jobs", "monitor_jobs"} {
+		fs.Int(n, 1, "number of background workers of this kind")
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	log := logging.New(os.Stderr, *logLevel)
+	if !*skip {
+		unknown, err := conffile.Load(fs, *config, fs.Changed("config"), map[string]string{
+			"db_dsn": "dsn", "db_user": "dbuser", "db_pass": "dbpass", "conf_port": "confport",
+			"listener_jobs": "query_jobs",
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range unknown {
+			log.Warn("mogilefsd: unknown config key ignored", "file", *config, "line", e.Line, "key", e.Key)
+		}
+		log = logging.New(os.Stderr, *logLevel)
+	}
+	if pf, _ := fs.GetString("pidfile"); pf != "" {
+		if err := os.WriteFile(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: *dsn, User: *dbuser, Pass: *dbpass, NoSchemaCheck: *noSchema, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	stop := make(chan struct{}, 1)
+	srv, err := tracker.New(tracker.Config{
+		Store:              st,
+		DefaultMinDevCount: *mindev,
+		MinFreeSpaceMB:     *minfree,
+		NodeTimeout:        time.Duration(*nodeTimeout * float64(time.Second)),
+		ConnTimeout:        time.Duration(*connTimeout * float64(time.Second)),
+		SideChannelPort:    *sidePort,
+		OnShutdown:         func() { stop <- struct{}{} },
+		Logger:             log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	addrs := *listen
+	if len(addrs) == 0 {
+		addrs = []string{"0.0.0.0"}
+	}
+	errc := make(chan error, len(addrs))
+	for _, a := range addrs {
+		for _, one := range strings.Split(a, ",") {
+			one = strings.TrimSpace(one)
+			if _, _, err := net.SplitHostPort(one); err != nil {
+				one = net.JoinHostPort(one, strconv.Itoa(*confport))
+			}
+			ln, err := net.Listen("tcp", one)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", one, err)
+			}
+			log.Info("mogilefsd: listening", "addr", ln.Addr().String(), "db", st.Kind())
+			go func() { errc <- srv.Serve(ln) }()
+		}
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("mogilefsd: shutting down", "signal", s.String())
+	case <-stop:
+		log.Info("mogilefsd: shutting down on !shutdown")
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Close(sctx)
+}

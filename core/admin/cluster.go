@@ -1,0 +1,677 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+func (c *cmd) hosts() ([]map[string]string, error) {
+	r, err := c.do("get_hosts", nil)
+	if err != nil {
+		return nil, err
+	}
+	hs := client.Records(r, "hosts", "host")
+	sort.Slice(hs, func(i, j int) bool { return atoi(hs[i]["hostid"]) < atoi(hs[j]["hostid"]) })
+	return hs, nil
+}
+
+func (c *cmd) devices() ([]map[string]string, error) {
+	r, err := c.do("get_devices", nil)
+	if err != nil {
+		return nil, err
+	}
+	ds := client.Records(r, "devices", "dev")
+	sort.Slice(ds, func(i, j int) bool { return atoi(ds[i]["devid"]) < atoi(ds[j]["devid"]) })
+	return ds, nil
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func gb(mb string) string {
+	if mb == "" {
+		return "?"
+	}
+	n, _ := strconv.ParseFloat(mb, 64)
+	return fmt.Sprintf("%.3f", n/1024)
+}
+
+// check prints the health of every tracker, host and device.
+func (c *cmd) check() error {
+	w := c.env.Stdout
+	fmt.Fprintln(w, "Checking trackers...")
+	failed := false
+	for _, a := range c.c.Tracker.Addrs() {
+		t, err := client.NewTracker([]string{a}, client.Options{RequestTimeout: 5 * time.Second})
+		if err == nil {
+			_, err = t.Do(c.ctx, "noop", nil)
+			t.Close()
+		}
+		if err != nil {
+			failed = true
+			fmt.Fprintf(w, "  %s ... FAILED: %v\n", a, err)
+		} else {
+			fmt.Fprintf(w, "  %s ... OK\n", a)
+		}
+	}
+	hosts, err := c.hosts()
+	if err != nil {
+		return err
+	}
+	devs, err := c.devices()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nChecking hosts...")
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for _, h := range hosts {
+		status := h["status"]
+		if status != "alive" && status != "readonly" {
+			fmt.Fprintf(w, "  [%2s] %s ... skipped (%s)\n", h["hostid"], h["hostname"], status)
+			continue
+		}
+		port := h["http_get_port"]
+		if port == "" {
+			port = h["http_port"]
+		}
+		url := "http://" + net.JoinHostPort(h["hostip"], port) + "/"
+		resp, err := hc.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		if err != nil {
+			failed = true
+			fmt.Fprintf(w, "  [%2s] %s ... FAILED: %v\n", h["hostid"], h["hostname"], err)
+		} else {
+			fmt.Fprintf(w, "  [%2s] %s ... OK\n", h["hostid"], h["hostname"])
+		}
+	}
+	fmt.Fprintln(w, "\nChecking devices...")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "host\tdevice\tsize(G)\tused(G)\tfree(G)\tuse% \tob state\tI/O%\t")
+	fmt.Fprintln(tw, "----\t------\t-------\t-------\t-------\t-----\t--------\t----\t")
+	name := map[string]string{}
+	for _, h := range hosts {
+		name[h["hostid"]] = h["hostname"]
+	}
+	var tot, used float64
+	for _, d := range devs {
+		if d["status"] == "dead" {
+			continue
+		}
+		t, _ := strconv.ParseFloat(d["mb_total"], 64)
+		u, _ := strconv.ParseFloat(d["mb_used"], 64)
+		tot, used = tot+t, used+u
+		pct := "?"
+		if t > 0 {
+			pct = fmt.Sprintf("%.2f", u*100/t)
+		}
+		util := d["utilization"]
+		if util == "" {
+			util = "-"
+		}
+		fmt.Fprintf(tw, "[%s] %s\tdev%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", d["hostid"], name[d["hostid"]], d["devid"],
+			gb(d["mb_total"]), gb(d["mb_used"]), gb(d["mb_free"]), pct, d["observed_state"], util)
+	}
+	fmt.Fprintln(tw, "\t\t-------\t-------\t-------\t-----\t\t\t")
+	pct := 0.0
+	if tot > 0 {
+		pct = used * 100 / tot
+	}
+	fmt.Fprintf(tw, "total:\t\t%.3f\t%.3f\t%.3f\t%.2f\t\t\t\n", tot/1024, used/1024, (tot-used)/1024, pct)
+	tw.Flush()
+	if failed {
+		return fmt.Errorf("some trackers or hosts failed the check")
+	}
+	return nil
+}
+
+func (c *cmd) hostArgs(a protocol.Args) {
+	for _, f := range []string{"ip", "port", "getport", "altip", "altmask", "status"} {
+		c.setIf(a, f, f)
+	}
+}
+
+func (c *cmd) host() error {
+	if err := c.need(1, "host <list|add|modify|mark|delete> ..."); err != nil {
+		return err
+	}
+	sub, rest := c.args[0], c.args[1:]
+	switch sub {
+	case "list":
+		hosts, err := c.hosts()
+		if err != nil {
+			return err
+		}
+		for _, h := range hosts {
+			fmt.Fprintf(c.env.Stdout, "%s [%s]: %s\n", h["hostname"], h["hostid"], h["status"])
+			fmt.Fprintf(c.env.Stdout, "  IP:       %s:%s\n", h["hostip"], h["http_port"])
+			if h["altip"] != "" {
+				fmt.Fprintf(c.env.Stdout, "  Alt IP:   %s\n  Alt Mask: %s\n", h["altip"], h["altmask"])
+			}
+			if h["http_get_port"] != "" {
+				fmt.Fprintf(c.env.Stdout, "  GET Port: %s\n", h["http_get_port"])
+			}
+			fmt.Fprintln(c.env.Stdout)
+		}
+		return nil
+	case "add":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm host add <hostname> [--ip=IP --port=PORT --status=STATE]")
+		}
+		a := protocol.Args{"host": rest[0], "port": "7500", "status": "down"}
+		c.hostArgs(a)
+		if a["ip"] == "" {
+			addrs, err := net.LookupHost(rest[0])
+			if err != nil || len(addrs) == 0 {
+				return fmt.Errorf("no --ip given and %s does not resolve", rest[0])
+			}
+			a["ip"] = addrs[0]
+		}
+		if _, err := c.do("create_host", a); err != nil {
+			return err
+		}
+		return c.ok("Host %s added.", rest[0])
+	case "modify":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm host modify <hostname> [--ip= --port= --getport= --altip= --altmask= --status=]")
+		}
+		a := protocol.Args{"host": rest[0]}
+		c.hostArgs(a)
+		if _, err := c.do("update_host", a); err != nil {
+			return err
+		}
+		return c.ok("Host %s updated.", rest[0])
+	case "mark":
+		if len(rest) < 2 {
+			return usagef("usage: mogadm host mark <hostname> <alive|down|readonly|dead>")
+		}
+		if _, err := c.do("update_host", protocol.Args{"host": rest[0], "status": rest[1]}); err != nil {
+			return err
+		}
+		return c.ok("Host %s marked %s.", rest[0], rest[1])
+	case "delete":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm host delete <hostname>")
+		}
+		if _, err := c.do("delete_host", protocol.Args{"host": rest[0]}); err != nil {
+			return err
+		}
+		return c.ok("Host %s deleted.", rest[0])
+	}
+	return usagef("unknown host command %q", sub)
+}
+
+// devid accepts "5" or "dev5".
+func devid(s string) string { return strings.TrimPrefix(s, "dev") }
+
+func (c *cmd) device() error {
+	if err := c.need(1, "device <list|summary|add|mark|modify|next> ..."); err != nil {
+		return err
+	}
+	sub, rest := c.args[0], c.args[1:]
+	switch sub {
+	case "list", "summary":
+		hosts, err := c.hosts()
+		if err != nil {
+			return err
+		}
+		devs, err := c.devices()
+		if err != nil {
+			return err
+		}
+		want := map[string]bool{}
+		for _, s := range strings.Split(c.str("status"), ",") {
+			if s != "" {
+				want[s] = true
+			}
+		}
+		for _, h := range hosts {
+			if hn := c.str("hostname"); hn != "" && hn != h["hostname"] {
+				continue
+			}
+			fmt.Fprintf(c.env.Stdout, "%s [%s]: %s\n", h["hostname"], h["hostid"], h["status"])
+			var tot, used float64
+			n := 0
+			if sub == "list" {
+				fmt.Fprintf(c.env.Stdout, "  %-7s %-10s %10s %10s %10s %7s\n", "", "", "used(G)", "free(G)", "total(G)", "weight(%)")
+			}
+			for _, d := range devs {
+				if d["hostid"] != h["hostid"] {
+					continue
+				}
+				if d["status"] == "dead" && !c.flag("all") {
+					continue
+				}
+				if len(want) > 0 && !want[d["status"]] {
+					continue
+				}
+				t, _ := strconv.ParseFloat(d["mb_total"], 64)
+				u, _ := strconv.ParseFloat(d["mb_used"], 64)
+				tot, used, n = tot+t, used+u, n+1
+				if sub == "list" {
+					fmt.Fprintf(c.env.Stdout, "  %-7s %-10s %10s %10s %10s %7s\n", "dev"+d["devid"]+":", d["status"],
+						gb(d["mb_used"]), gb(d["mb_free"]), gb(d["mb_total"]), d["weight"])
+				}
+			}
+			if sub == "summary" {
+				pct := 0.0
+				if tot > 0 {
+					pct = used * 100 / tot
+				}
+				fmt.Fprintf(c.env.Stdout, "  devices: %d  total(G): %.3f  used(G): %.3f  free(G): %.3f  used: %.2f%%\n",
+					n, tot/1024, used/1024, (tot-used)/1024, pct)
+			}
+			fmt.Fprintln(c.env.Stdout)
+		}
+		return nil
+	case "add":
+		if len(rest) < 2 {
+			return usagef("usage: mogadm device add <hostname> <devid> [--status=alive]")
+		}
+		a := protocol.Args{"hostname": rest[0], "devid": devid(rest[1])}
+		c.setIf(a, "status", "state")
+		if _, err := c.do("create_device", a); err != nil {
+			return err
+		}
+		return c.ok("Device %s added to %s.", rest[1], rest[0])
+	case "mark":
+		if len(rest) < 3 {
+			return usagef("usage: mogadm device mark <hostname> <devid> <alive|dead|down|drain|readonly>")
+		}
+		if _, err := c.do("set_state", protocol.Args{"host": rest[0], "device": devid(rest[1]), "state": rest[2]}); err != nil {
+			return err
+		}
+		if rest[2] == "drain" {
+			fmt.Fprintln(c.env.Stdout, "Note: drain only stops new files; use 'mogadm rebalance' with from_devices= to move files off.")
+		}
+		return c.ok("Device %s on %s marked %s.", rest[1], rest[0], rest[2])
+	case "modify":
+		if len(rest) < 2 {
+			return usagef("usage: mogadm device modify <hostname> <devid> [--status=STATE] [--weight=N]")
+		}
+		if c.fs.Changed("status") {
+			if _, err := c.do("set_state", protocol.Args{"host": rest[0], "device": devid(rest[1]), "state": c.str("status")}); err != nil {
+				return err
+			}
+		}
+		if c.fs.Changed("weight") {
+			if _, err := c.do("set_weight", protocol.Args{"host": rest[0], "device": devid(rest[1]), "weight": c.str("weight")}); err != nil {
+				return err
+			}
+		}
+		return c.ok("Device %s on %s updated.", rest[1], rest[0])
+	case "next":
+		devs, err := c.devices()
+		if err != nil {
+			return err
+		}
+		max := 0
+		for _, d := range devs {
+			if n := atoi(d["devid"]); n > max {
+				max = n
+			}
+		}
+		fmt.Fprintln(c.env.Stdout, max+1)
+		return nil
+	}
+	return usagef("unknown device command %q", sub)
+}
+
+func (c *cmd) domainCmd() error {
+	if err := c.need(1, "domain <list|add|delete> ..."); err != nil {
+		return err
+	}
+	sub, rest := c.args[0], c.args[1:]
+	switch sub {
+	case "list":
+		return c.classList()
+	case "add", "delete":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm domain %s <domain>", sub)
+		}
+		name := map[string]string{"add": "create_domain", "delete": "delete_domain"}[sub]
+		if _, err := c.do(name, protocol.Args{"domain": rest[0]}); err != nil {
+			return err
+		}
+		return c.ok("Domain %s %s.", rest[0], map[string]string{"add": "created", "delete": "deleted"}[sub])
+	}
+	return usagef("unknown domain command %q", sub)
+}
+
+// classList prints the domain/class table.
+func (c *cmd) classList() error {
+	r, err := c.do("get_domains", nil)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.env.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, " domain\tclass\tmindevcount\treplpolicy\thashtype")
+	fmt.Fprintln(tw, "--------\t-----\t-----------\t----------\t--------")
+	n := atoi(r["domains"])
+	type row struct{ d, c, m, p, h string }
+	var rows []row
+	for i := 1; i <= n; i++ {
+		p := "domain" + strconv.Itoa(i)
+		for j := 1; j <= atoi(r[p+"classes"]); j++ {
+			q := p + "class" + strconv.Itoa(j)
+			rows = append(rows, row{r[p], r[q+"name"], r[q+"mindevcount"], r[q+"replpolicy"], r[q+"hashtype"]})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].d != rows[j].d {
+			return rows[i].d < rows[j].d
+		}
+		return rows[i].c < rows[j].c
+	})
+	for _, x := range rows {
+		fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\n", x.d, x.c, x.m, x.p, x.h)
+	}
+	return tw.Flush()
+}
+
+func (c *cmd) class() error {
+	if err := c.need(1, "class <list|add|modify|delete> ..."); err != nil {
+		return err
+	}
+	sub, rest := c.args[0], c.args[1:]
+	switch sub {
+	case "list":
+		return c.classList()
+	case "add", "modify":
+		if len(rest) < 2 {
+			return usagef("usage: mogadm class %s <domain> <class> [--mindevcount=N --replpolicy=P --hashtype=MD5|SHA-1|NONE]", sub)
+		}
+		a := protocol.Args{"domain": rest[0], "class": rest[1]}
+		c.setIf(a, "mindevcount", "mindevcount")
+		c.setIf(a, "replpolicy", "replpolicy")
+		c.setIf(a, "hashtype", "hashtype")
+		name := "create_class"
+		if sub == "add" && a["mindevcount"] == "" {
+			a["mindevcount"] = "2"
+		}
+		if sub == "modify" {
+			name = "update_class"
+		}
+		if _, err := c.do(name, a); err != nil {
+			return err
+		}
+		return c.ok("Class %s in domain %s %s.", rest[1], rest[0], map[string]string{"add": "created", "modify": "updated"}[sub])
+	case "delete":
+		if len(rest) < 2 {
+			return usagef("usage: mogadm class delete <domain> <class>")
+		}
+		if _, err := c.do("delete_class", protocol.Args{"domain": rest[0], "class": rest[1]}); err != nil {
+			return err
+		}
+		return c.ok("Class %s in domain %s deleted.", rest[1], rest[0])
+	}
+	return usagef("unknown class command %q", sub)
+}
+
+func (c *cmd) serverSettings() (map[string]string, error) {
+	r, err := c.do("server_settings", nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i := 1; i <= atoi(r["key_count"]); i++ {
+		out[r["key_"+strconv.Itoa(i)]] = r["value_"+strconv.Itoa(i)]
+	}
+	return out, nil
+}
+
+func (c *cmd) settings() error {
+	if err := c.need(1, "settings <list|set> ..."); err != nil {
+		return err
+	}
+	switch c.args[0] {
+	case "list":
+		s, err := c.serverSettings()
+		if err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(s))
+		for k := range s {
+			if !strings.HasPrefix(k, "rebal") {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(c.env.Stdout, "%25s = %s\n", k, s[k])
+		}
+		return nil
+	case "set":
+		if len(c.args) < 3 {
+			return usagef("usage: mogadm settings set <key> <value>")
+		}
+		if _, err := c.do("set_server_setting", protocol.Args{"key": c.args[1], "value": c.args[2]}); err != nil {
+			return err
+		}
+		return c.ok("Server setting %s set to %s.", c.args[1], c.args[2])
+	}
+	return usagef("unknown settings command %q", c.args[0])
+}
+
+func (c *cmd) slave() error {
+	if err := c.need(1, "slave <list|add|modify|delete> ..."); err != nil {
+		return err
+	}
+	s, err := c.serverSettings()
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, k := range strings.Split(s["slave_keys"], ",") {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	setKeys := func(ks []string) error {
+		_, err := c.do("set_server_setting", protocol.Args{"key": "slave_keys", "value": strings.Join(ks, ",")})
+		return err
+	}
+	sub, rest := c.args[0], c.args[1:]
+	switch sub {
+	case "list":
+		for _, k := range keys {
+			parts := strings.SplitN(s["slave_"+k], "|", 3)
+			for len(parts) < 3 {
+				parts = append(parts, "")
+			}
+			fmt.Fprintf(c.env.Stdout, "%s: dsn=%s username=%s\n", k, parts[0], parts[1])
+		}
+		return nil
+	case "add", "modify":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm slave %s <key> --dsn=DSN --username=U --password=P", sub)
+		}
+		k := rest[0]
+		v := c.str("dsn") + "|" + c.str("username") + "|" + c.str("password")
+		if _, err := c.do("set_server_setting", protocol.Args{"key": "slave_" + k, "value": v}); err != nil {
+			return err
+		}
+		for _, x := range keys {
+			if x == k {
+				return c.ok("Slave %s updated.", k)
+			}
+		}
+		return setKeys(append(keys, k))
+	case "delete":
+		if len(rest) < 1 {
+			return usagef("usage: mogadm slave delete <key>")
+		}
+		var left []string
+		for _, x := range keys {
+			if x != rest[0] {
+				left = append(left, x)
+			}
+		}
+		if err := setKeys(left); err != nil {
+			return err
+		}
+		_, err := c.do("set_server_setting", protocol.Args{"key": "slave_" + rest[0], "value": ""})
+		return err
+	}
+	return usagef("unknown slave command %q", sub)
+}
+
+func (c *cmd) fsck() error {
+	if err := c.need(1, "fsck <start|stop|status|reset|clearlog|printlog|taillog>"); err != nil {
+		return err
+	}
+	switch sub := c.args[0]; sub {
+	case "start", "stop", "clearlog":
+		if _, err := c.do("fsck_"+sub, nil); err != nil {
+			return err
+		}
+		return c.ok("fsck %s: done.", sub)
+	case "reset":
+		a := protocol.Args{}
+		if c.flag("policy-only") {
+			a["policy_only"] = "1"
+		}
+		c.setIf(a, "startpos", "startpos")
+		_, err := c.do("fsck_reset", a)
+		return err
+	case "status":
+		r, err := c.do("fsck_status", nil)
+		if err != nil {
+			return err
+		}
+		w := c.env.Stdout
+		running := "Stopped"
+		if r["running"] == "1" {
+			running = "Running on " + r["host"]
+		}
+		max, end := atoi(r["max_fid_checked"]), atoi(r["end_fid"])
+		pct := 100.0
+		if end > 0 {
+			pct = float64(max) * 100 / float64(end)
+		}
+		fmt.Fprintf(w, "    Running: %s\n     Status: %d / %d (%.2f%%)\n", running, max, end, pct)
+		if st := atoi(r["start_time"]); st > 0 {
+			stop := atoi(r["stop_time"])
+			if stop == 0 {
+				stop = atoi(r["current_time"])
+			}
+			fmt.Fprintf(w, "       Time: %ds\n", stop-st)
+		}
+		ct := "Normal (check policy + files)"
+		if r["policy_only"] == "1" {
+			ct = "Policy only"
+		}
+		fmt.Fprintf(w, " Check Type: %s\n\n", ct)
+		var codes []string
+		for k := range r {
+			if strings.HasPrefix(k, "num_") {
+				codes = append(codes, k)
+			}
+		}
+		sort.Strings(codes)
+		for _, k := range codes {
+			fmt.Fprintf(w, "  [%s]: %s\n", k, r[k])
+		}
+		return nil
+	case "printlog", "taillog":
+		after := "0"
+		for {
+			r, err := c.do("fsck_getlog", protocol.Args{"after_logid": after})
+			if err != nil {
+				return err
+			}
+			n := atoi(r["row_count"])
+			for i := 1; i <= n; i++ {
+				p := "row_" + strconv.Itoa(i) + "_"
+				fmt.Fprintf(c.env.Stdout, "%s %s %s %s\n", r[p+"utime"], r[p+"evcode"], r[p+"fid"], r[p+"devid"])
+				after = r[p+"logid"]
+			}
+			if n == 0 {
+				if sub == "printlog" {
+					return nil
+				}
+				select {
+				case <-c.ctx.Done():
+					return nil
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+	}
+	return usagef("unknown fsck command %q", c.args[0])
+}
+
+func (c *cmd) rebalance() error {
+	if err := c.need(1, "rebalance <start|stop|status|test|reset|settings|policy>"); err != nil {
+		return err
+	}
+	w := c.env.Stdout
+	switch sub := c.args[0]; sub {
+	case "start", "stop", "reset":
+		r, err := c.do("rebalance_"+sub, nil)
+		if err != nil {
+			return err
+		}
+		if r["state"] != "" {
+			fmt.Fprintln(w, "Rebalance started.")
+		}
+		return nil
+	case "status":
+		s, err := c.serverSettings()
+		if err != nil {
+			return err
+		}
+		if s["rebal_host"] != "" {
+			fmt.Fprintf(w, "Rebalance is running on %s\n", s["rebal_host"])
+		} else {
+			fmt.Fprintln(w, "Rebalance is stopped")
+		}
+		r, err := c.do("rebalance_status", nil)
+		if err != nil {
+			return err
+		}
+		for _, kv := range strings.Fields(r["state"]) {
+			k, v, _ := strings.Cut(kv, "=")
+			fmt.Fprintf(w, "%25s = %s\n", k, v)
+		}
+		return nil
+	case "test":
+		r, err := c.do("rebalance_test", nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "Source devices:      %s\nDestination devices: %s\n", r["sdevs"], r["ddevs"])
+		return nil
+	case "settings":
+		s, err := c.serverSettings()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "rebal_policy = %s\n", s["rebal_policy"])
+		return nil
+	case "policy":
+		opts := c.str("options")
+		if opts == "" && len(c.args) > 1 {
+			opts = strings.Join(c.args[1:], " ")
+		}
+		if opts == "" {
+			return usagef(`usage: mogadm rebalance policy --options="from_devices=1 to_hosts=2 ..."`)
+		}
+		if _, err := c.do("rebalance_set_policy", protocol.Args{"policy": opts}); err != nil {
+			return err
+		}
+		return c.ok("Rebalance policy set.")
+	}
+	return usagef("unknown rebalance command %q", c.args[0])
+}
