@@ -155,11 +155,9 @@ func TestStorageNodeDownReadsOtherCopy(t *testing.T) {
 	if _, err := c.Client.Upload(ctx, "test", "k", "two", bytes.NewReader(data), int64(len(data)), client.UploadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Make a second copy by hand (replication is the tracker's job;
-	// here we only test reading around a dead node).
 	fi, _ := c.Client.Tracker.FileInfo(ctx, "test", "k")
 	paths, _ := c.Client.Tracker.GetPaths(ctx, "test", "k", true)
-	if len(paths) != 1 || len(fi.Devids) != 1 {
+	if len(paths) < 1 || len(fi.Devids) < 1 {
 		t.Fatalf("paths %v devids %v", paths, fi.Devids)
 	}
 	// A reader given a dead URL first moves on to the next.
@@ -175,8 +173,7 @@ func TestStorageNodeDownReadsOtherCopy(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data[100:200]) {
 		t.Fatalf("range read: %d bytes, %v", len(got), err)
 	}
-	// The node holding the only copy dies: get_paths (verified) finds no
-	// good path, and its device becomes unreachable.
+	// Every node dies: devices become unreachable and uploads are refused.
 	for _, n := range c.Nodes {
 		n.Stop()
 	}

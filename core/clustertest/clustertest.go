@@ -33,6 +33,8 @@ type Options struct {
 	// Domain, when set, is created with a class "two" (mindevcount 2)
 	// and "one" (mindevcount 1).
 	Domain string
+	// Tune, when set, adjusts the tracker's configuration before start.
+	Tune func(*tracker.Config)
 }
 
 // Node is one running storage node.
@@ -107,14 +109,20 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 	c.TrackerAddr = ln.Addr().String()
-	tr, err := tracker.New(tracker.Config{
+	cfg := tracker.Config{
 		Store:              st,
 		MonitorInterval:    200 * time.Millisecond,
 		WriteProbeInterval: 2 * time.Second,
 		SideChannelPort:    c.sidePort,
 		MinFreeSpaceMB:     1,
+		QueuePoll:          100 * time.Millisecond,
+		ReaperInterval:     200 * time.Millisecond,
 		Logger:             TestLogger(tb, slog.LevelWarn),
-	})
+	}
+	if opts.Tune != nil {
+		opts.Tune(&cfg)
+	}
+	tr, err := tracker.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -61,6 +62,8 @@ type Store struct {
 	log    *slog.Logger
 	now    string // SQL expression for the database's unix time
 	ignore string // "INSERT IGNORE" or "INSERT OR IGNORE"
+
+	noSkipLocked atomic.Bool // the MySQL server does not know SKIP LOCKED
 }
 
 // Kind returns the backend of s.

@@ -125,6 +125,10 @@ func (s *Server) statsLines() []string {
 		"queries":            s.stats.Queries.Load(),
 		"query_errors":       s.stats.Errors.Load(),
 		"client_connections": s.stats.Conns.Load(),
+		"replicated":         s.stats.Replicated.Load(),
+		"replicate_failures": s.stats.ReplicateFailures.Load(),
+		"replicated_bytes":   s.stats.ReplicatedBytes.Load(),
+		"deleted":            s.stats.Deleted.Load(),
 	}
 	if s.mon != nil {
 		counters["monitor_rounds"] = s.mon.roundNo()

@@ -44,6 +44,19 @@ type Config struct {
 	// Hostname names this tracker in fsck and rebalance state (default:
 	// the machine's host name).
 	Hostname string
+	// NoJobs turns off the background jobs (replication, deletion,
+	// reapers) on this tracker; another tracker on the same database must
+	// run them.
+	NoJobs bool
+	// ReplicateJobs and DeleteJobs bound the copies and deletions in
+	// flight at once (default 8 and 4).
+	ReplicateJobs, DeleteJobs int
+	// QueuePoll is how often an idle job looks for work (default 1 s).
+	QueuePoll time.Duration
+	// TempfileMaxAge is when an upload never closed is reaped (default 1 h).
+	TempfileMaxAge time.Duration
+	// ReaperInterval is how often dead devices are looked for (default 5 s).
+	ReaperInterval time.Duration
 	// OnShutdown is called when a client sends `!shutdown`; nil ignores it.
 	OnShutdown func()
 	// Logger receives the tracker's logs; nil discards.
@@ -71,6 +84,21 @@ func (c *Config) setDefaults() {
 	}
 	if c.SideChannelPort <= 0 {
 		c.SideChannelPort = DefaultSideChannelPort
+	}
+	if c.ReplicateJobs <= 0 {
+		c.ReplicateJobs = 8
+	}
+	if c.DeleteJobs <= 0 {
+		c.DeleteJobs = 4
+	}
+	if c.QueuePoll <= 0 {
+		c.QueuePoll = time.Second
+	}
+	if c.TempfileMaxAge <= 0 {
+		c.TempfileMaxAge = time.Hour
+	}
+	if c.ReaperInterval <= 0 {
+		c.ReaperInterval = 5 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -217,6 +217,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		if err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, []int{devid}); err != nil {
 			s.log.Error("tracker: cannot queue abandoned upload for deletion", "fid", fid, "err", err)
 		}
+		kick(s.delKick)
 	}
 	okDev := false
 	for _, d := range tf.Devids {
@@ -275,6 +276,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
+	kick(s.replKick)
 	return nil, nil
 }
 
@@ -401,6 +403,7 @@ func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) 
 		}
 		return nil, err
 	}
+	kick(s.delKick)
 	return nil, nil
 }
 
@@ -461,6 +464,7 @@ func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args
 		if err := s.store().SetFileClass(ctx, f.FID, cls.ID); err != nil {
 			return nil, err
 		}
+		kick(s.replKick)
 	}
 	return nil, nil
 }

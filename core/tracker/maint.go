@@ -47,6 +47,7 @@ func (s *Server) cmdReplicateNow(ctx context.Context, c *call) (protocol.Args, e
 	if err != nil {
 		return nil, err
 	}
+	kick(s.replKick)
 	return protocol.Args{"count": i64toa(n)}, nil
 }
 

@@ -260,8 +260,23 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	}
 	m.mu.Lock()
 	o = m.obsLocked(d.ID)
+	recovered := state == obsWriteable && o.state != obsWriteable && m.round > 0
 	o.state, o.lastProbe, o.rejectBadMD5 = state, time.Now(), reject
 	m.mu.Unlock()
+	if recovered {
+		m.deviceRecovered(ctx, d)
+	}
+}
+
+// deviceRecovered reacts to a device becoming writeable again: work that
+// was deferred for want of a destination is made due now.
+func (m *monitor) deviceRecovered(ctx context.Context, d core.Device) {
+	m.s.log.Info("tracker: device is writeable again; retrying deferred replication", "devid", d.ID)
+	if _, err := m.s.store().ReplicateNow(ctx); err != nil {
+		m.s.log.Warn("tracker: cannot reschedule replication", "err", err)
+		return
+	}
+	kick(m.s.replKick)
 }
 
 func (m *monitor) putAndReadBack(ctx context.Context, h core.Host, devid int, url, body string) error {

@@ -51,6 +51,8 @@ type Server struct {
 	recent    []string             // last 50 queries, oldest first
 	want      map[string]int       // job counts asked for with !want
 
+	replKick, delKick chan struct{} // wake the replication / deletion jobs
+
 	stats Stats
 }
 
@@ -63,6 +65,8 @@ type Stats struct {
 	Errors     atomic.Int64
 	Processing atomic.Int64
 	Conns      atomic.Int64
+
+	Replicated, ReplicateFailures, ReplicatedBytes, Deleted atomic.Int64
 }
 
 // New returns a tracker over cfg.Store. Call Start to run its monitor,
@@ -76,11 +80,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.Hostname, _ = os.Hostname()
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		started: time.Now(),
-		conns:   map[net.Conn]*connSt{},
-		want:    map[string]int{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		started:  time.Now(),
+		conns:    map[net.Conn]*connSt{},
+		want:     map[string]int{},
+		replKick: make(chan struct{}, 1),
+		delKick:  make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.http = newNodeClient(cfg)
@@ -105,6 +111,9 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.mon.run(s.ctx)
 	}()
+	if !s.cfg.NoJobs {
+		s.startJobs()
+	}
 	return nil
 }
 

@@ -1,0 +1,245 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Queue names a work queue table.
+type Queue string
+
+// The work queues the tracker's background jobs consume.
+const (
+	ReplicateQueue Queue = "file_to_replicate"
+	DeleteQueue    Queue = "file_to_delete2"
+)
+
+// NeverRetry is the nexttry of a queue row that needs an operator.
+const NeverRetry = 2147483647
+
+// QueueItem is one claimed row of a work queue.
+type QueueItem struct {
+	FID       int64
+	FromDevid int // replication only; 0 when unset
+	FailCount int
+}
+
+// ClaimQueue takes up to limit due rows of q (nexttry <= now) and leases
+// them for lease seconds by pushing their nexttry into the future, so that
+// no other tracker works them at the same time. Whoever finishes a row
+// deletes or reschedules it; a tracker that dies leaves its rows to come
+// due again when the lease runs out.
+func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) ([]QueueItem, error) {
+	var out []QueueItem
+	cols := "fid, failcount, 0"
+	if q == ReplicateQueue {
+		cols = "fid, failcount, COALESCE(fromdevid, 0)"
+	}
+	forUpdate := ""
+	if s.kind == MySQL {
+		// SKIP LOCKED lets trackers claim different rows at once; servers
+		// older than MySQL 8.0 / MariaDB 10.6 lack it and queue up instead.
+		forUpdate = " FOR UPDATE SKIP LOCKED"
+		if s.noSkipLocked.Load() {
+			forUpdate = " FOR UPDATE"
+		}
+	}
+	err := s.tx(ctx, "claim "+string(q), func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, q, s.now, forUpdate), limit)
+		if isSyntaxError(err) && strings.HasSuffix(forUpdate, "SKIP LOCKED") {
+			s.noSkipLocked.Store(true)
+			forUpdate = " FOR UPDATE"
+			rows, err = tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, q, s.now, forUpdate), limit)
+		}
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var it QueueItem
+			if err := rows.Scan(&it.FID, &it.FailCount, &it.FromDevid); err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, it := range out {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE fid = ?`, q, s.now), lease, it.FID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DoneQueue removes a finished row.
+func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE fid=?`, q), fid)
+	return wrap("finish "+string(q), err)
+}
+
+// RetryQueue reschedules a row delay seconds from now with the given
+// failure count (delay < 0: never, until an operator acts).
+func (s *Store) RetryQueue(ctx context.Context, q Queue, fid int64, delay int64, failcount int) error {
+	next := fmt.Sprintf("%s + %d", s.now, delay)
+	if delay < 0 {
+		next = fmt.Sprint(NeverRetry)
+	}
+	failcount = min(failcount, 255)
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE fid = ?`, q, next), failcount, fid)
+	return wrap("retry "+string(q), err)
+}
+
+// EnqueueReplication queues fid for replication in delay seconds (no-op
+// when it is already queued; an earlier nexttry is kept).
+func (s *Store) EnqueueReplication(ctx context.Context, fid int64, fromDevid int, delay int64) error {
+	var from any
+	if fromDevid > 0 {
+		from = fromDevid
+	}
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`%s INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, %s + ?, ?, 0, 0)`, s.ignore, s.now), fid, delay, from)
+	return wrap("enqueue replication", err)
+}
+
+// QueueLength counts the rows of q (due now or later).
+func (s *Store) QueueLength(ctx context.Context, q Queue) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM %s`, q)).Scan(&n)
+	return n, wrap("queue length", err)
+}
+
+// AddCopy records a copy of fid on devid and refreshes devcount.
+func (s *Store) AddCopy(ctx context.Context, fid int64, devid int) error {
+	return s.tx(ctx, "add copy", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
+			return err
+		}
+		return s.refreshDevcount(ctx, tx, fid)
+	})
+}
+
+// RemoveCopy forgets the copy of fid on devid and refreshes devcount.
+func (s *Store) RemoveCopy(ctx context.Context, fid int64, devid int) error {
+	return s.tx(ctx, "remove copy", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, devid); err != nil {
+			return err
+		}
+		return s.refreshDevcount(ctx, tx, fid)
+	})
+}
+
+func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE fid=?) WHERE fid=?`, fid, fid)
+	return err
+}
+
+// ForgetFID removes what remains of a deleted fid besides its copies:
+// its checksum and any tempfile row.
+func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
+	return s.tx(ctx, "forget fid", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM checksum WHERE fid=?`, fid); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
+		return err
+	})
+}
+
+// SetChecksum stores fid's checksum.
+func (s *Store) SetChecksum(ctx context.Context, fid int64, hashType int, sum []byte) error {
+	_, err := s.db.ExecContext(ctx, `REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?,?,?)`, fid, hashType, sum)
+	return wrap("set checksum", err)
+}
+
+// StaleTempfiles returns up to limit open uploads older than age seconds.
+func (s *Store) StaleTempfiles(ctx context.Context, age int64, limit int) ([]Tempfile, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE createtime < `+s.now+` - ? ORDER BY fid LIMIT ?`, age, limit)
+	if err != nil {
+		return nil, wrap("stale tempfiles", err)
+	}
+	defer rows.Close()
+	var out []Tempfile
+	for rows.Next() {
+		var t Tempfile
+		var key, devids sql.NullString
+		if err := rows.Scan(&t.FID, &t.DomainID, &key, &t.ClassID, &devids, &t.CreateTime); err != nil {
+			return nil, wrap("stale tempfiles", err)
+		}
+		t.Key, t.Devids = nullStr(key), ParseDevids(nullStr(devids))
+		out = append(out, t)
+	}
+	return out, wrap("stale tempfiles", rows.Err())
+}
+
+// ReapTempfile turns a stale upload into a deletion: its possible copies
+// are recorded and queued for deletion, and the tempfile row goes. A fid
+// that was committed meanwhile only loses its tempfile row.
+func (s *Store) ReapTempfile(ctx context.Context, t Tempfile) error {
+	return s.tx(ctx, "reap tempfile", func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, t.FID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return nil // someone else reaped or closed it
+		}
+		var x int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM file WHERE fid=?`, t.FID).Scan(&x)
+		if err == nil {
+			return nil
+		}
+		if err != sql.ErrNoRows {
+			return err
+		}
+		for _, d := range t.Devids {
+			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, t.FID, d); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.ignore+` INTO file_to_delete2 (fid, nexttry, failcount) VALUES (?, `+s.now+`, 0)`, t.FID)
+		return err
+	})
+}
+
+// FIDsOnDevice returns up to limit fids with a copy on devid.
+func (s *Store) FIDsOnDevice(ctx context.Context, devid int, after int64, limit int) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fid FROM file_on WHERE devid=? AND fid > ? ORDER BY fid LIMIT ?`, devid, after, limit)
+	if err != nil {
+		return nil, wrap("fids on device", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return nil, wrap("fids on device", err)
+		}
+		out = append(out, f)
+	}
+	return out, wrap("fids on device", rows.Err())
+}
+
+// MoveToReplication queues fid for replication and then forgets its
+// copy on a dead device, in that order, so that a crash in between leaves
+// the file queued rather than forgotten.
+func (s *Store) MoveToReplication(ctx context.Context, fid int64, deadDevid int) error {
+	if err := s.EnqueueReplication(ctx, fid, 0, 1); err != nil {
+		return err
+	}
+	return s.RemoveCopy(ctx, fid, deadDevid)
+}
+
+func isSyntaxError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1064
+}

@@ -1,0 +1,97 @@
+package tracker
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+)
+
+// leaseSeconds is how long a claimed queue row stays with this tracker
+// before another may take it (the original's 1000 s).
+const leaseSeconds = 1000
+
+// retryDelays are the original's replication back-off steps, in seconds.
+var retryDelays = []int64{15, 60, 300, 1800, 3600, 7200, 14400, 28800, 86400}
+
+// backoff returns the delay after the n-th failure, jittered by ±20 %.
+func backoff(failcount int) int64 {
+	d := retryDelays[min(failcount, len(retryDelays)-1)]
+	return int64(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// startJobs starts the background workers: replication, deletion, the
+// tempfile reaper and the dead-device reaper.
+func (s *Server) startJobs() {
+	s.goJob(func(ctx context.Context) {
+		s.runQueue(ctx, store.ReplicateQueue, s.cfg.ReplicateJobs, s.replKick, s.replicateItem)
+	})
+	s.goJob(func(ctx context.Context) {
+		s.runQueue(ctx, store.DeleteQueue, s.cfg.DeleteJobs, s.delKick, s.deleteItem)
+	})
+	s.goJob(s.runTempfileReaper)
+	s.goJob(s.runDeadDeviceReaper)
+}
+
+func (s *Server) goJob(fn func(context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+}
+
+// kick wakes a queue runner without blocking.
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// runQueue claims due rows of q in batches and works them with at most
+// workers goroutines at a time, until ctx ends.
+func (s *Server) runQueue(ctx context.Context, q store.Queue, workers int, wake chan struct{}, work func(context.Context, store.QueueItem)) {
+	if err := s.mon.waitRound(ctx, false); err != nil {
+		return
+	}
+	batch := max(workers*8, 64)
+	for ctx.Err() == nil {
+		items, err := s.store().ClaimQueue(ctx, q, batch, leaseSeconds)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("tracker: cannot claim work", "queue", q, "err", err)
+			}
+			sleepCtx(ctx, 2*time.Second, nil)
+			continue
+		}
+		if len(items) == 0 {
+			sleepCtx(ctx, s.cfg.QueuePoll, wake)
+			continue
+		}
+		sem := make(chan struct{}, workers)
+		var wg sync.WaitGroup
+		for _, it := range items {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				work(ctx, it)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// sleepCtx waits for d, ctx's end, or a wake-up.
+func sleepCtx(ctx context.Context, d time.Duration, wake chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
+}
