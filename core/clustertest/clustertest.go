@@ -35,6 +35,11 @@ type Options struct {
 	Domain string
 	// Tune, when set, adjusts the tracker's configuration before start.
 	Tune func(*tracker.Config)
+	// Layout, when set, gives the devids of each host (overrides Hosts
+	// and DevsPerHost).
+	Layout [][]int
+	// NoRegister leaves hosts and devices unregistered with the tracker.
+	NoRegister bool
 }
 
 // Node is one running storage node.
@@ -96,21 +101,60 @@ func Start(tb testing.TB, opts Options) *Cluster {
 
 	// The side channel must share one port number across nodes, as the
 	// tracker has one mogstored_stream_port: find one free on every IP.
-	c.sidePort = freeCommonPort(tb, opts.Hosts)
-	devid := 1
-	for i := 0; i < opts.Hosts; i++ {
-		n := c.startNode(fmt.Sprintf("127.0.0.%d", i+1), fmt.Sprintf("host%d", i+1), devid, opts.DevsPerHost)
-		devid += opts.DevsPerHost
+	if opts.Layout == nil {
+		devid := 1
+		for i := 0; i < opts.Hosts; i++ {
+			var devs []int
+			for j := 0; j < opts.DevsPerHost; j++ {
+				devs = append(devs, devid)
+				devid++
+			}
+			opts.Layout = append(opts.Layout, devs)
+		}
+	}
+	c.sidePort = freeCommonPort(tb, len(opts.Layout))
+	for i, devs := range opts.Layout {
+		n := c.startNode(fmt.Sprintf("127.0.0.%d", i+1), fmt.Sprintf("host%d", i+1), devs)
 		c.Nodes = append(c.Nodes, n)
 	}
+	c.Tracker, c.TrackerAddr = c.StartTracker(opts.Tune)
+	c.Client, err = client.New([]string{c.TrackerAddr}, client.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Client.Close() })
+	if opts.NoRegister {
+		return c
+	}
+	ndev := 0
+	for _, n := range c.Nodes {
+		c.Must("create_host", protocol.Args{"host": n.Name, "ip": n.IP, "port": strconv.Itoa(n.Port), "status": "alive"})
+		for _, d := range n.Devids {
+			c.Must("create_device", protocol.Args{"hostname": n.Name, "devid": strconv.Itoa(d), "state": "alive"})
+			ndev++
+		}
+	}
+	if opts.Domain != "" {
+		c.Must("create_domain", protocol.Args{"domain": opts.Domain})
+		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "two", "mindevcount": "2"})
+		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "one", "mindevcount": "1"})
+	}
+	c.WaitWritable(ndev)
+	return c
+}
 
+// StartTracker starts another tracker on the cluster's database, on an
+// ephemeral port, and returns it with its address.
+func (c *Cluster) StartTracker(tune func(*tracker.Config)) (*tracker.Server, string) {
+	tb := c.TB
+	tb.Helper()
+	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.TrackerAddr = ln.Addr().String()
 	cfg := tracker.Config{
-		Store:              st,
+		Store:              c.Store,
 		MonitorInterval:    200 * time.Millisecond,
 		WriteProbeInterval: 2 * time.Second,
 		SideChannelPort:    c.sidePort,
@@ -119,8 +163,8 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		ReaperInterval:     200 * time.Millisecond,
 		Logger:             TestLogger(tb, slog.LevelWarn),
 	}
-	if opts.Tune != nil {
-		opts.Tune(&cfg)
+	if tune != nil {
+		tune(&cfg)
 	}
 	tr, err := tracker.New(cfg)
 	if err != nil {
@@ -130,31 +174,12 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatal(err)
 	}
 	go tr.Serve(ln)
-	c.Tracker = tr
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		tr.Close(ctx)
 	})
-	c.Client, err = client.New([]string{c.TrackerAddr}, client.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.Client.Close() })
-
-	for _, n := range c.Nodes {
-		c.Must("create_host", protocol.Args{"host": n.Name, "ip": n.IP, "port": strconv.Itoa(n.Port), "status": "alive"})
-		for _, d := range n.Devids {
-			c.Must("create_device", protocol.Args{"hostname": n.Name, "devid": strconv.Itoa(d), "state": "alive"})
-		}
-	}
-	if opts.Domain != "" {
-		c.Must("create_domain", protocol.Args{"domain": opts.Domain})
-		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "two", "mindevcount": "2"})
-		c.Must("create_class", protocol.Args{"domain": opts.Domain, "class": "one", "mindevcount": "1"})
-	}
-	c.WaitWritable(len(c.Nodes) * opts.DevsPerHost)
-	return c
+	return tr, ln.Addr().String()
 }
 
 // freeCommonPort finds a TCP port free on 127.0.0.1..127.0.0.n.
@@ -183,12 +208,12 @@ func freeCommonPort(tb testing.TB, n int) int {
 	return 0
 }
 
-func (c *Cluster) startNode(ip, name string, firstDev, ndev int) *Node {
+func (c *Cluster) startNode(ip, name string, devids []int) *Node {
 	tb := c.TB
 	tb.Helper()
 	root := tb.TempDir()
 	n := &Node{Name: name, IP: ip, DocRoot: root}
-	for d := firstDev; d < firstDev+ndev; d++ {
+	for _, d := range devids {
 		if err := os.Mkdir(filepath.Join(root, "dev"+strconv.Itoa(d)), 0o755); err != nil {
 			tb.Fatal(err)
 		}
