@@ -1,0 +1,110 @@
+package tracker
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
+
+func TestParseUsage(t *testing.T) {
+	u, err := parseUsage([]byte("available: 82412428\ndevice: /dev/vda        \ndisk: /var/mogdata/dev1\ntime: 1795769613\ntotal: 95501264\nuse: 14%\nused: 13088836\n"))
+	if err != nil || u.total != 95501264 || u.used != 13088836 {
+		t.Fatalf("parseUsage = %+v, %v", u, err)
+	}
+	if _, err := parseUsage([]byte("total: 0\nused: 0\n")); err == nil {
+		t.Error("zero usage accepted")
+	}
+}
+
+func TestWeightedOrder(t *testing.T) {
+	items := []int{1, 2, 3, 0}
+	first := map[int]int{}
+	for i := 0; i < 20000; i++ {
+		o := weightedOrder(items, func(x int) float64 { return float64(x) })
+		if len(o) != 3 {
+			t.Fatalf("weight-0 item kept: %v", o)
+		}
+		first[o[0]]++
+	}
+	// Expected shares 1/6, 2/6, 3/6.
+	for x, want := range map[int]float64{1: 1.0 / 6, 2: 2.0 / 6, 3: 3.0 / 6} {
+		if got := float64(first[x]) / 20000; math.Abs(got-want) > 0.03 {
+			t.Errorf("item %d first %.3f of the time; want %.3f", x, got, want)
+		}
+	}
+}
+
+func TestPickSpread(t *testing.T) {
+	devs := []core.Device{{ID: 1, HostID: 1}, {ID: 2, HostID: 1}, {ID: 3, HostID: 2}, {ID: 4, HostID: 3}}
+	got := pickSpread(devs, 3)
+	if fmt.Sprint(ids(got)) != "[1 3 4]" {
+		t.Errorf("pickSpread = %v; want distinct hosts first", ids(got))
+	}
+	if got := pickSpread(devs[:2], 2); fmt.Sprint(ids(got)) != "[1 2]" {
+		t.Errorf("pickSpread on one host = %v", ids(got))
+	}
+}
+
+func ids(d []core.Device) []int {
+	var out []int
+	for _, x := range d {
+		out = append(out, x.ID)
+	}
+	return out
+}
+
+func TestValidPolicy(t *testing.T) {
+	for _, p := range []string{"MultipleHosts()", "MultipleHosts(3)", "MultipleDevices()", "MogileFS::ReplicationPolicy::MultipleHosts()"} {
+		if err := validPolicy(p); err != nil {
+			t.Errorf("validPolicy(%q) = %v", p, err)
+		}
+	}
+	for _, p := range []string{"Bogus()", "MultipleHosts", "MultipleHosts(x)", ""} {
+		if err := validPolicy(p); err == nil {
+			t.Errorf("validPolicy(%q) accepted", p)
+		}
+	}
+	if n, c := parsePolicy("MultipleDevices(4)"); n != "MultipleDevices" || c != 4 {
+		t.Errorf("parsePolicy = %q %d", n, c)
+	}
+}
+
+func TestRebalancePolicy(t *testing.T) {
+	p, err := parseRebalancePolicy("from_devices=1,2 to_hosts=3 limit_by=size limit=10g")
+	if err != nil || p["from_devices"] != "1,2" || p["use_dest_devs"] != "all" {
+		t.Fatalf("parse = %v, %v", p, err)
+	}
+	for _, bad := range []string{"nope=1", "limit_by=percent limit=5", "limit_by=count", "fid_age=middle", "from_devices=a"} {
+		if _, err := parseRebalancePolicy(bad); err == nil {
+			t.Errorf("policy %q accepted", bad)
+		}
+	}
+}
+
+func TestSettingValue(t *testing.T) {
+	tests := []struct {
+		key, value string
+		want       string
+		del, bad   bool
+	}{
+		{"skip_mkcol", "yes", "1", false, false},
+		{"skip_mkcol", "off", "0", false, false},
+		{"skip_mkcol", "maybe", "", false, true},
+		{"memcache_ttl", "", "0", false, false},
+		{"memcache_ttl", "1x", "", false, true},
+		{"slave_keys", "", "", true, false},
+		{"fsck_checksum", "class", "", true, false},
+		{"fsck_checksum", "MD5", "MD5", false, false},
+		{"zone_a", "10.0.0.0/8, 192.168.0.0/16", "10.0.0.0/8, 192.168.0.0/16", false, false},
+		{"zone_a", "nonsense", "", false, true},
+		{"schema_version", "18", "", false, true},
+	}
+	for _, tt := range tests {
+		v, del, err := settingValue(tt.key, tt.value, true)
+		if (err != nil) != tt.bad || v != tt.want || del != tt.del {
+			t.Errorf("settingValue(%q, %q) = %q, %v, %v", tt.key, tt.value, v, del, err)
+		}
+	}
+}
