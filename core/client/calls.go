@@ -134,6 +134,8 @@ type FileInfo struct {
 	DevCount int
 	Checksum string // "" when the class has no hash type
 	Devids   []int
+	// Meta is the file's metadata (plugin.meta.* pairs), when any.
+	Meta map[string]string
 	// Raw holds every pair of the reply, extensions included.
 	Raw protocol.Args
 }
@@ -144,7 +146,7 @@ func (t *Tracker) FileInfo(ctx context.Context, domain, key string) (FileInfo, e
 	if err != nil {
 		return FileInfo{}, err
 	}
-	fi := FileInfo{Domain: r["domain"], Class: r["class"], Key: r["key"], Checksum: r["checksum"], Raw: r}
+	fi := FileInfo{Domain: r["domain"], Class: r["class"], Key: r["key"], Checksum: r["checksum"], Raw: r, Meta: Meta(r)}
 	fi.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
 	fi.Length, _ = strconv.ParseInt(r["length"], 10, 64)
 	fi.DevCount, _ = strconv.Atoi(r["devcount"])

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
 // Client reads and writes files: metadata through the trackers, bytes
@@ -95,8 +97,8 @@ type UploadOptions struct {
 	// Checksum sends the MD5 of the stream to create_close and has the
 	// tracker verify the stored copy against it.
 	Checksum bool
-	// Extra pairs for create_close (e.g. plugin.meta.* metadata).
-	Extra map[string]string
+	// Meta is stored with the file (plugin.meta.* pairs on create_close).
+	Meta map[string]string
 }
 
 // Upload stores body under key: create_open, a streamed PUT to the first
@@ -132,11 +134,9 @@ func (c *Client) Upload(ctx context.Context, domain, key, class string, body io.
 	if cr.h != nil {
 		ca.Checksum, ca.Verify = "MD5:"+hex.EncodeToString(cr.h.Sum(nil)), true
 	}
-	if len(opts.Extra) > 0 {
-		ca.Extra = map[string]string{}
-		for k, v := range opts.Extra {
-			ca.Extra[k] = v
-		}
+	if len(opts.Meta) > 0 {
+		ca.Extra = protocol.Args{}
+		MetaArgs(ca.Extra, opts.Meta)
 	}
 	if err := c.Tracker.CreateClose(ctx, ca); err != nil {
 		return cr.n, err

@@ -187,6 +187,8 @@ type Commit struct {
 	// HashType and Checksum are stored when HashType != HashNone.
 	HashType int
 	Checksum []byte
+	// Meta is per-file metadata (name -> value), e.g. mtime and mode.
+	Meta map[string]string
 }
 
 // ErrFIDExists: the key already points at this very fid.
@@ -224,10 +226,46 @@ func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err e
 				return err
 			}
 		}
+		if err := setMeta(ctx, tx, c.FID, c.Meta); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, 0, ?, 0, 0)`, c.FID, c.Devid)
 		return err
 	})
 	return replaced, err
+}
+
+func setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[string]string) error {
+	for k, v := range meta {
+		if _, err := tx.ExecContext(ctx, `REPLACE INTO file_meta (fid, name, value) VALUES (?, ?, ?)`, fid, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetFileMeta sets metadata of fid (other names are kept).
+func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error {
+	return s.tx(ctx, "set file meta", func(tx *sql.Tx) error { return setMeta(ctx, tx, fid, meta) })
+}
+
+// FileMeta returns the metadata of fid (empty when none).
+func (s *Store) FileMeta(ctx context.Context, fid int64) (map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM file_meta WHERE fid=?`, fid)
+	if err != nil {
+		return nil, wrap("file meta", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k string
+		var v sql.NullString
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, wrap("file meta", err)
+		}
+		out[k] = nullStr(v)
+	}
+	return out, wrap("file meta", rows.Err())
 }
 
 // unlinkFID removes a file row and queues its bytes for deletion.

@@ -150,6 +150,9 @@ func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM checksum WHERE fid=?`, fid); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM file_meta WHERE fid=?`, fid); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
 		return err
 	})

@@ -224,7 +224,7 @@ func (s *Store) setup(ctx context.Context, noCheck bool) error {
 			return fmt.Errorf("%w: the database says schema_version=%s, this tracker speaks %d (run the original mogdbsetup to upgrade, or set no_schema_check)", ErrSchema, version, SchemaVersion)
 		}
 		if version == fmt.Sprint(SchemaVersion) {
-			return nil
+			return s.setupExtensions(ctx)
 		}
 	case errors.Is(err, sql.ErrNoRows):
 	default:
@@ -246,6 +246,19 @@ func (s *Store) setup(ctx context.Context, noCheck bool) error {
 		return fmt.Errorf("store: set up schema: %w", err)
 	}
 	s.log.Info("store: schema ready", "backend", s.kind, "version", SchemaVersion)
+	return s.setupExtensions(ctx)
+}
+
+// setupExtensions creates mogilefs-go's extra tables when missing.
+func (s *Store) setupExtensions(ctx context.Context) error {
+	for _, stmt := range extensionTables {
+		if s.kind == MySQL {
+			stmt += " ENGINE=InnoDB"
+		}
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("store: set up extension tables: %w", err)
+		}
+	}
 	return nil
 }
 

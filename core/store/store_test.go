@@ -355,3 +355,59 @@ func TestSettingsAndFsckLog(t *testing.T) {
 		}
 	})
 }
+
+func TestListDirAndMeta(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		keys := []string{"a/1", "a/2", "a/b/3", "a/b/c/4", "a/b/d", "a/c/", "a/d", "a0", "b/x", "top"}
+		for i, k := range keys {
+			fid, _ := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: k}, 0)
+			meta := map[string]string{"mtime": fmt.Sprint(1000 + i)}
+			if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: k, Length: int64(i), Devid: 1, Meta: meta}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := func(prefix, after string, limit int) string {
+			es, more, err := s.ListDir(ctx, 1, prefix, "/", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for _, e := range es {
+				if e.IsDir {
+					parts = append(parts, e.Name+"(dir)")
+				} else {
+					parts = append(parts, fmt.Sprintf("%s:%d:%s", e.Name, e.Length, e.Meta["mtime"]))
+				}
+			}
+			return fmt.Sprint(parts, more)
+		}
+		tests := []struct {
+			prefix, after string
+			limit         int
+			want          string
+		}{
+			{"", "", 100, "[a/(dir) a0:7:1007 b/(dir) top:9:1009] false"},
+			{"a/", "", 100, "[a/1:0:1000 a/2:1:1001 a/b/(dir) a/c/(dir) a/d:6:1006] false"},
+			{"a/", "", 2, "[a/1:0:1000 a/2:1:1001] true"},
+			{"a/", "a/2", 2, "[a/b/(dir) a/c/(dir)] true"},
+			{"a/", "a/b/\xff", 10, "[a/c/(dir) a/d:6:1006] false"},
+			{"a/b/", "", 100, "[a/b/3:2:1002 a/b/c/(dir) a/b/d:4:1004] false"},
+			{"a/c/", "", 100, "[a/c/:5:1005] false"},
+			{"zz/", "", 100, "[] false"},
+		}
+		for _, tt := range tests {
+			if got := list(tt.prefix, tt.after, tt.limit); got != tt.want {
+				t.Errorf("ListDir(%q, after %q, %d) = %s; want %s", tt.prefix, tt.after, tt.limit, got, tt.want)
+			}
+		}
+		f, _ := s.FileByKey(ctx, 1, "top")
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "0600"}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.FileMeta(ctx, f.FID)
+		if err != nil || m["mode"] != "0600" || m["mtime"] != "1009" {
+			t.Errorf("FileMeta = %v, %v", m, err)
+		}
+	})
+}

@@ -10,7 +10,7 @@ import (
 
 // commandTable maps each query command to its handler.
 func (s *Server) commandTable() map[string]handler {
-	return map[string]handler{
+	t := map[string]handler{
 		"noop":                 s.cmdNoop,
 		"test":                 s.cmdTest,
 		"sleep":                s.cmdSleep,
@@ -56,7 +56,12 @@ func (s *Server) commandTable() map[string]handler {
 		"rebalance_stop":       s.cmdRebalanceStop,
 		"rebalance_reset":      s.cmdRebalanceReset,
 		"rebalance_status":     s.cmdRebalanceStatus,
+		"plugin_meta_set":      s.cmdSetMeta,
 	}
+	if s.cfg.Plain {
+		delete(t, "plugin_meta_set")
+	}
+	return t
 }
 
 // errf is shorthand for a protocol error with the default text.

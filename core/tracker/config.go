@@ -57,6 +57,10 @@ type Config struct {
 	TempfileMaxAge time.Duration
 	// ReaperInterval is how often dead devices are looked for (default 5 s).
 	ReaperInterval time.Duration
+	// Plain makes the tracker behave exactly like the original 2.73: no
+	// protocol extensions (directory listings, per-file metadata). For
+	// testing clients against plain trackers.
+	Plain bool
 	// OnShutdown is called when a client sends `!shutdown`; nil ignores it.
 	OnShutdown func()
 	// Logger receives the tracker's logs; nil discards.

@@ -236,6 +236,14 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
+	meta, err := metaArgs(a)
+	if err != nil {
+		abandon()
+		return nil, err
+	}
+	if s.cfg.Plain {
+		meta = nil
+	}
 	wantSize := int64(-1)
 	if n, err := strconv.ParseInt(a.Get("size"), 10, 64); err == nil && n > 0 {
 		wantSize = n
@@ -265,7 +273,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}
 	}
 	cls, _ := sn.classByID(dom.ID, tf.ClassID)
-	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid}
+	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta}
 	if hashType != core.HashNone && cls.HashType == hashType {
 		commit.HashType, commit.Checksum = hashType, sum
 	}
@@ -485,6 +493,11 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 			out["checksum"] = core.HashName(ht) + ":" + hex.EncodeToString(sum)
 		}
 	}
+	meta, err := s.store().FileMeta(ctx, f.FID)
+	if err != nil {
+		return nil, err
+	}
+	putMeta(out, meta)
 	if c.args.Bool("devices") {
 		devids, err := s.store().FileDevids(ctx, f.FID)
 		if err != nil {
@@ -577,6 +590,9 @@ func (s *Server) cmdListKeys(ctx context.Context, c *call) (protocol.Args, error
 			n = 0
 		}
 		limit = min(max(n, 0), 1000)
+	}
+	if c.args.Get("delimiter") != "" && !s.cfg.Plain {
+		return s.listDir(ctx, dom.ID, c, int(max(limit, 1)))
 	}
 	if limit == 0 {
 		return nil, errf("none_match")

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// Entry is one entry of a directory listing.
+type Entry struct {
+	Name  string // the full key, or the full sub-prefix ending in "/"
+	IsDir bool
+	// Known only from trackers with the listing extension (Detailed).
+	FID  int64
+	Size int64
+	Meta map[string]string
+}
+
+// DirPage is one page of a directory listing.
+type DirPage struct {
+	Entries []Entry
+	// Next is the after value for the next page; More tells whether one
+	// may follow.
+	Next string
+	More bool
+	// Detailed is true when the tracker answered with fids, sizes and
+	// metadata (mogilefs-go's listing extension).
+	Detailed bool
+}
+
+// skipSubtree returns an after value past every key starting with sub.
+func skipSubtree(sub string) string { return sub + strings.Repeat("\xff", max(1, 256-len(sub))) }
+
+// ListDir lists the entries directly below prefix (which ends in "/",
+// or is "" for the top). A tracker with the listing extension answers in
+// one round trip per page; a plain tracker is asked for keys, and each
+// subdirectory found is skipped over with the after argument, so a deep
+// tree is not read key by key.
+func (t *Tracker) ListDir(ctx context.Context, domain, prefix, after string, limit int) (DirPage, error) {
+	a := protocol.Args{"domain": domain, "prefix": prefix, "limit": strconv.Itoa(limit), "delimiter": "/"}
+	if after != "" {
+		a["after"] = after
+	}
+	r, err := t.Do(ctx, "list_keys", a)
+	if IsCode(err, "none_match") {
+		return DirPage{}, nil
+	}
+	if err != nil {
+		return DirPage{}, err
+	}
+	if _, ok := r["entries"]; ok {
+		return parseEntries(r), nil
+	}
+	// A plain tracker: key_N lines, subtrees to skip by hand.
+	var page DirPage
+	for {
+		n, _ := strconv.Atoi(r["key_count"])
+		skipped := false
+		for i := 1; i <= n; i++ {
+			k := r["key_"+strconv.Itoa(i)]
+			rest := strings.TrimPrefix(k, prefix)
+			if j := strings.IndexByte(rest, '/'); j >= 0 {
+				sub := prefix + rest[:j+1]
+				page.Entries = append(page.Entries, Entry{Name: sub, IsDir: true})
+				page.Next = skipSubtree(sub)
+				skipped = true
+				break
+			}
+			page.Entries = append(page.Entries, Entry{Name: k})
+			page.Next = k
+		}
+		if len(page.Entries) >= limit || (!skipped && n < limit) {
+			page.More = len(page.Entries) >= limit || n == limit
+			return page, nil
+		}
+		a["after"] = page.Next
+		r, err = t.Do(ctx, "list_keys", a)
+		if IsCode(err, "none_match") {
+			return page, nil
+		}
+		if err != nil {
+			return page, err
+		}
+	}
+}
+
+func parseEntries(r protocol.Args) DirPage {
+	n, _ := strconv.Atoi(r["entries"])
+	page := DirPage{Next: r["next_after"], More: r["more"] == "1", Detailed: true}
+	for i := 1; i <= n; i++ {
+		p := "entry_" + strconv.Itoa(i)
+		e := Entry{Name: r[p], IsDir: r[p+"_type"] == "dir"}
+		if !e.IsDir {
+			e.FID, _ = strconv.ParseInt(r[p+"_fid"], 10, 64)
+			e.Size, _ = strconv.ParseInt(r[p+"_size"], 10, 64)
+			for k, v := range r {
+				if name, ok := strings.CutPrefix(k, p+"_meta_"); ok {
+					if e.Meta == nil {
+						e.Meta = map[string]string{}
+					}
+					e.Meta[name] = v
+				}
+			}
+		}
+		page.Entries = append(page.Entries, e)
+	}
+	return page
+}
+
+// MetaArgs encodes metadata as plugin.meta.* pairs into a.
+func MetaArgs(a protocol.Args, meta map[string]string) {
+	i := 0
+	for k, v := range meta {
+		a["plugin.meta.key"+strconv.Itoa(i)] = k
+		a["plugin.meta.value"+strconv.Itoa(i)] = v
+		i++
+	}
+	a["plugin.meta.keys"] = strconv.Itoa(i)
+}
+
+// Meta reads plugin.meta.* pairs from a reply.
+func Meta(r protocol.Args) map[string]string {
+	n, _ := strconv.Atoi(r["plugin.meta.keys"])
+	if n == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i < n; i++ {
+		if k := r["plugin.meta.key"+strconv.Itoa(i)]; k != "" {
+			out[k] = r["plugin.meta.value"+strconv.Itoa(i)]
+		}
+	}
+	return out
+}
+
+// SetMeta changes a file's metadata (mogilefs-go trackers only; a plain
+// tracker answers unknown_command).
+func (t *Tracker) SetMeta(ctx context.Context, domain, key string, meta map[string]string) error {
+	a := protocol.Args{"domain": domain, "key": key}
+	MetaArgs(a, meta)
+	_, err := t.Do(ctx, "plugin_meta_set", a)
+	return err
+}
