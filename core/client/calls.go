@@ -211,3 +211,6 @@ func Records(r protocol.Args, count, prefix string) []map[string]string {
 	}
 	return out
 }
+
+// MaxKeyBytes is the longest key a tracker stores.
+const MaxKeyBytes = 255

@@ -1,0 +1,85 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestLoadCoalescesAndExpires(t *testing.T) {
+	c := New[int](10, 100*time.Millisecond)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	load := func(ctx context.Context) (int, error) {
+		calls.Add(1)
+		<-release
+		return 42, nil
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if v, err := c.Load(context.Background(), "k", load); err != nil || v != 42 {
+				t.Errorf("Load = %d, %v", v, err)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d loads for 20 concurrent misses; want 1", n)
+	}
+	if v, ok := c.Get("k"); !ok || v != 42 {
+		t.Errorf("Get after Load = %d, %v", v, ok)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if _, ok := c.Get("k"); ok {
+		t.Error("entry outlived its TTL")
+	}
+}
+
+func TestLoadErrorNotCachedAndCallerCancel(t *testing.T) {
+	c := New[int](10, time.Minute)
+	boom := errors.New("boom")
+	if _, err := c.Load(context.Background(), "k", func(context.Context) (int, error) { return 0, boom }); !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, ok := c.Get("k"); ok {
+		t.Fatal("error result was cached")
+	}
+	// A caller that gives up does not cancel the shared fill.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		c.Load(context.Background(), "slow", func(ctx context.Context) (int, error) {
+			time.Sleep(50 * time.Millisecond)
+			close(done)
+			return 7, ctx.Err()
+		})
+	}()
+	time.Sleep(5 * time.Millisecond)
+	go cancel()
+	if _, err := c.Load(ctx, "slow", nil); err == nil {
+		t.Error("cancelled caller got no error")
+	}
+	<-done
+	time.Sleep(10 * time.Millisecond)
+	if v, ok := c.Get("slow"); !ok || v != 7 {
+		t.Errorf("shared fill = %d, %v", v, ok)
+	}
+	c.Add("a/1", 1)
+	c.Add("a/2", 2)
+	c.Add("b/1", 3)
+	c.RemovePrefix("a/")
+	if _, ok := c.Get("a/1"); ok {
+		t.Error("RemovePrefix kept a/1")
+	}
+	if _, ok := c.Get("b/1"); !ok {
+		t.Error("RemovePrefix dropped b/1")
+	}
+}

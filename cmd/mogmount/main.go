@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/conffile"
+	"github.com/mogilefs-go/mogilefs-go/core/logging"
+	"github.com/mogilefs-go/mogilefs-go/fusefs"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mogmount:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := pflag.NewFlagSet("mogmount", pflag.ContinueOnError)
+	trackers := fs.String("trackers", "", "tracker addresses, comma-separated (default: trackers= from /etc/mogilefs/mogilefs.conf, else 127.0.0.1:7001)")
+	config := fs.String("config", "/etc/mogilefs/mogilefs.conf", "client config file (trackers = ...)")
+	class := fs.String("class", "", "class of new files (default: the domain's default class)")
+	ro := fs.Bool("read-only", false, "mount read-only")
+	allowOther := fs.Bool("allow-other", false, "let other users use the mount")
+	uid := fs.Uint32("uid", uint32(os.Getuid()), "owner of every file")
+	gid := fs.Uint32("gid", uint32(os.Getgid()), "group of every file")
+	fileMode := fs.String("file-mode", "0644", "default file permissions (octal)")
+	dirMode := fs.String("dir-mode", "0755", "directory permissions (octal)")
+	kernelTTL := fs.Duration("kernel-ttl", fusefs.DefaultKernelTTL, "how long the kernel caches entries and attributes")
+	cacheTTL := fs.Duration("cache-ttl", fusefs.DefaultCacheTTL, "how long tracker answers are cached")
+	cacheSize := fs.Int("cache-size", fusefs.DefaultCacheSize, "entries per cache")
+	spoolDir := fs.String("spool-dir", "", "directory for spool files (default $TMPDIR/mogmount-spool)")
+	spoolLimit := fs.Int64("spool-limit", fusefs.DefaultSpoolLimit, "bytes of spool files at most")
+	renameLimit := fs.Int("rename-dir-limit", fusefs.DefaultRenameDirLimit, "most keys a directory rename moves (more: EXDEV, mv copies)")
+	readahead := fs.Uint32("max-readahead", 1<<20, "kernel read-ahead in bytes")
+	metrics := fs.String("metrics", "", "serve counters as text at this address (e.g. 127.0.0.1:7600), /metrics")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, ...")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	args := fs.Args()
+	switch len(args) {
+	case 1:
+	case 2: // fstab: source (the trackers) and mount point
+		if !fs.Changed("trackers") {
+			*trackers = args[0]
+		}
+		args = args[1:]
+	default:
+		return fmt.Errorf("usage: mogmount [--trackers=h:7001,...] [options] MOUNTPOINT")
+	}
+	for _, o := range *opts {
+		for _, kv := range strings.Split(o, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k = strings.ReplaceAll(k, "_", "-"); k {
+			case "ro":
+				*ro = true
+			case "rw", "defaults", "-netdev", "nofail", "auto", "noauto", "user", "users", "nodev", "nosuid", "exec", "noexec", "dev", "suid":
+			case "allow-other":
+				*allowOther = true
+			default:
+				if err := fs.Set(k, v); err != nil {
+					return fmt.Errorf("-o %s: %w", kv, err)
+				}
+			}
+		}
+	}
+	if *trackers == "" {
+		cf := pflag.NewFlagSet("conf", pflag.ContinueOnError)
+		t := cf.String("trackers", "", "")
+		conffile.Load(cf, *config, false, nil)
+		*trackers = *t
+	}
+	if *trackers == "" {
+		*trackers = "127.0.0.1:7001"
+	}
+	log := logging.New(os.Stderr, *logLevel)
+	fm, err := strconv.ParseUint(*fileMode, 8, 32)
+	if err != nil {
+		return fmt.Errorf("--file-mode: %w", err)
+	}
+	dm, err := strconv.ParseUint(*dirMode, 8, 32)
+	if err != nil {
+		return fmt.Errorf("--dir-mode: %w", err)
+	}
+	cl, err := client.New(strings.Split(*trackers, ","), client.Options{})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = cl.Tracker.Do(ctx, "noop", nil)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("no tracker answers at %s: %w", *trackers, err)
+	}
+	f, err := fusefs.New(fusefs.Config{
+		Client: cl, Class: *class, ReadOnly: *ro, UID: *uid, GID: *gid,
+		FileMode: os.FileMode(fm), DirMode: os.FileMode(dm),
+		KernelTTL: *kernelTTL, CacheTTL: *cacheTTL, CacheSize: *cacheSize,
+		SpoolDir: *spoolDir, SpoolLimit: *spoolLimit, RenameDirLimit: *renameLimit,
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if *metrics != "" {
+		go http.ListenAndServe(*metrics, fusefs.MetricsHandler(f))
+	}
+	m, err := fusefs.Mount(args[0], f, fusefs.MountOptions{AllowOther: *allowOther, ReadOnly: *ro, MaxReadahead: *readahead})
+	if err != nil {
+		return err
+	}
+	log.Info("mogmount: mounted", "dir", args[0], "trackers", *trackers)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	select {
+	case s := <-sig:
+		log.Info("mogmount: unmounting", "signal", s.String())
+		if err := m.Unmount(30 * time.Second); err != nil {
+			return fmt.Errorf("unmount %s: %w", args[0], err)
+		}
+	case err := <-m.Done():
+		if err != nil {
+			return err
+		}
+		log.Info("mogmount: unmounted", "dir", args[0])
+	}
+	return nil
+}

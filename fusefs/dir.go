@@ -1,0 +1,417 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"syscall"
+
+	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+)
+
+// dirNode is the top directory (dom == ""), a domain (prefix == "") or
+// a directory inside a domain (prefix ends in "/").
+type dirNode struct {
+	fs     *FS
+	dom    string
+	prefix string // guarded by fs.mu when renamed
+}
+
+var (
+	_ fs.Node                = (*dirNode)(nil)
+	_ fs.NodeRequestLookuper = (*dirNode)(nil)
+	_ fs.HandleReadDirAller  = (*dirNode)(nil)
+	_ fs.NodeCreater         = (*dirNode)(nil)
+	_ fs.NodeMkdirer         = (*dirNode)(nil)
+	_ fs.NodeRemover         = (*dirNode)(nil)
+	_ fs.NodeRenamer         = (*dirNode)(nil)
+	_ fs.NodeForgetter       = (*dirNode)(nil)
+	_ fs.NodeSymlinker       = (*dirNode)(nil)
+	_ fs.NodeLinker          = (*dirNode)(nil)
+	_ fs.NodeMknoder         = (*dirNode)(nil)
+	_ fs.NodeSetattrer       = (*dirNode)(nil)
+)
+
+// listing is a directory's cached contents. exists is true when any key
+// starts with the directory's prefix (its own marker included).
+type listing struct {
+	ents   []dirEnt
+	exists bool
+}
+
+// dirEnt is one cached directory entry.
+type dirEnt struct {
+	name     string
+	isDir    bool
+	detailed bool // attr is known from the listing
+	attr     fileAttr
+}
+
+func (d *dirNode) where() (string, string) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	return d.dom, d.prefix
+}
+
+func (d *dirNode) isTop() bool { return d.dom == "" }
+
+// Attr describes the directory.
+func (d *dirNode) Attr(ctx context.Context, a *fuse.Attr) error {
+	dom, prefix := d.where()
+	a.Inode = dirInode(dom, prefix)
+	a.Mode = os.ModeDir | d.fs.cfg.DirMode
+	a.Uid, a.Gid = d.fs.cfg.UID, d.fs.cfg.GID
+	a.Nlink = 2
+	a.Mtime, a.Ctime, a.Atime = d.fs.start, d.fs.start, d.fs.start
+	a.Valid = d.fs.cfg.KernelTTL
+	return nil
+}
+
+// Setattr accepts chmod, chown and utimes on directories (cp -a, tar
+// and rsync set them) without storing them.
+func (d *dirNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	return d.Attr(ctx, &resp.Attr)
+}
+
+// Forget drops the node from the table.
+func (d *dirNode) Forget() {
+	dom, prefix := d.where()
+	if dom != "" {
+		d.fs.forget("d\x00"+ck(dom, prefix), d)
+	}
+}
+
+// list returns the cached entries of the directory.
+func (d *dirNode) list(ctx context.Context) ([]dirEnt, error) {
+	l, err := d.load(ctx)
+	return l.ents, err
+}
+
+// load returns the directory's cached listing.
+func (d *dirNode) load(ctx context.Context) (listing, error) {
+	dom, prefix := d.where()
+	if d.isTop() {
+		names, err := d.fs.domains.Load(ctx, "", func(ctx context.Context) ([]string, error) {
+			return d.fs.cl.Tracker.Domains(ctx)
+		})
+		if err != nil {
+			return listing{}, err
+		}
+		out := listing{exists: true, ents: make([]dirEnt, len(names))}
+		for i, n := range names {
+			out.ents[i] = dirEnt{name: n, isDir: true}
+		}
+		return out, nil
+	}
+	return d.fs.dirs.Load(ctx, ck(dom, prefix), func(ctx context.Context) (listing, error) {
+		var out listing
+		after := ""
+		for {
+			page, err := d.fs.cl.Tracker.ListDir(ctx, dom, prefix, after, 1000)
+			if err != nil {
+				return listing{}, err
+			}
+			out.exists = out.exists || len(page.Entries) > 0
+			for _, e := range page.Entries {
+				name := strings.TrimPrefix(e.Name, prefix)
+				if e.IsDir {
+					name = strings.TrimSuffix(name, "/")
+				}
+				if name == "" || strings.Contains(name, "/") {
+					continue // the directory's own marker, or an odd key
+				}
+				de := dirEnt{name: name, isDir: e.IsDir}
+				if page.Detailed && !e.IsDir {
+					de.detailed = true
+					de.attr = attrFromEntry(e)
+					d.fs.attrs.Add(ck(dom, e.Name), de.attr)
+				}
+				out.ents = append(out.ents, de)
+			}
+			if !page.More || len(page.Entries) == 0 {
+				return out, nil
+			}
+			after = page.Next
+		}
+	})
+}
+
+// ReadDirAll lists the directory, with files being written here merged in.
+func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
+	ents, err := d.list(ctx)
+	if err != nil {
+		return nil, errno(err)
+	}
+	dom, prefix := d.where()
+	seen := map[string]bool{}
+	var out []fuse.Dirent
+	for _, e := range ents {
+		if e.isDir {
+			seen[e.name] = true
+		}
+	}
+	for _, e := range ents {
+		if !e.isDir && seen[e.name] {
+			d.fs.log.Warn("fusefs: key hidden by a directory of the same name", "domain", dom, "key", prefix+e.name)
+			continue
+		}
+		if !e.isDir && seen["f/"+e.name] {
+			continue
+		}
+		de := fuse.Dirent{Name: e.name, Type: fuse.DT_File}
+		if e.isDir {
+			de.Type, de.Inode = fuse.DT_Dir, dirInode(dom, prefix+e.name+"/")
+			if d.isTop() {
+				de.Inode = dirInode(e.name, "")
+			}
+		} else {
+			seen["f/"+e.name] = true
+			if e.detailed {
+				de.Inode = uint64(e.attr.fid)
+			}
+		}
+		out = append(out, de)
+	}
+	d.fs.mu.Lock()
+	for _, n := range d.fs.pending {
+		n.mu.Lock()
+		if n.dom == dom && parentOf(n.key) == prefix && !seen["f/"+n.key[len(prefix):]] && !seen[n.key[len(prefix):]] {
+			out = append(out, fuse.Dirent{Name: n.key[len(prefix):], Type: fuse.DT_File})
+		}
+		n.mu.Unlock()
+	}
+	d.fs.mu.Unlock()
+	return out, nil
+}
+
+// checkName refuses names that cannot be keys.
+func checkName(prefix, name string) error {
+	if len(prefix)+len(name) > client.MaxKeyBytes {
+		return fuse.Errno(syscall.ENAMETOOLONG)
+	}
+	return nil
+}
+
+// Lookup finds a child: a file being written, an entry of the cached
+// listing, a key (file_info), or a directory (a key below it).
+func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
+	d.fs.Stats.Lookups.Add(1)
+	resp.EntryValid = d.fs.cfg.KernelTTL
+	dom, prefix := d.where()
+	name := req.Name
+	if d.isTop() {
+		ents, err := d.list(ctx)
+		if err != nil {
+			return nil, errno(err)
+		}
+		for _, e := range ents {
+			if e.name == name {
+				return d.fs.dirNode(name, ""), nil
+			}
+		}
+		return nil, fuse.ENOENT
+	}
+	if err := checkName(prefix, name); err != nil {
+		return nil, err
+	}
+	key := prefix + name
+	d.fs.mu.Lock()
+	p, pending := d.fs.pending[ck(dom, key)]
+	d.fs.mu.Unlock()
+	if pending {
+		return p, nil
+	}
+	if l, ok := d.fs.dirs.Get(ck(dom, prefix)); ok {
+		ents := l.ents
+		var file *dirEnt
+		for i := range ents {
+			e := &ents[i]
+			if e.name != name {
+				continue
+			}
+			if e.isDir {
+				return d.fs.dirNode(dom, key+"/"), nil
+			}
+			file = e
+		}
+		if file == nil {
+			return nil, fuse.ENOENT
+		}
+		if file.detailed {
+			d.fs.attrs.Add(ck(dom, key), file.attr)
+		}
+		return d.fs.fileNode(dom, key), nil
+	}
+	isDir, err := d.fs.isDir(ctx, dom, key+"/")
+	if err != nil {
+		return nil, errno(err)
+	}
+	if isDir {
+		return d.fs.dirNode(dom, key+"/"), nil
+	}
+	a, err := d.fs.stat(ctx, dom, key)
+	if err != nil {
+		return nil, errno(err)
+	}
+	if !a.exists {
+		return nil, fuse.ENOENT
+	}
+	return d.fs.fileNode(dom, key), nil
+}
+
+// isDir reports whether any key starts with prefix (which ends in "/").
+func (f *FS) isDir(ctx context.Context, dom, prefix string) (bool, error) {
+	if l, ok := f.dirs.Get(ck(dom, prefix)); ok {
+		return l.exists, nil
+	}
+	page, err := f.cl.Tracker.ListDir(ctx, dom, prefix, "", 1)
+	if err != nil {
+		return false, err
+	}
+	return len(page.Entries) > 0, nil
+}
+
+func (d *dirNode) writable() error {
+	if d.fs.cfg.ReadOnly {
+		return fuse.Errno(syscall.EROFS)
+	}
+	if d.isTop() {
+		return fuse.EPERM // domains are made with mogadm domain add
+	}
+	return nil
+}
+
+// Create makes a new file; its bytes stream to a storage node as they
+// are written, and it becomes visible to others when closed.
+func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.CreateResponse) (fs.Node, fs.Handle, error) {
+	if err := d.writable(); err != nil {
+		return nil, nil, err
+	}
+	dom, prefix := d.where()
+	if err := checkName(prefix, req.Name); err != nil {
+		return nil, nil, err
+	}
+	key := prefix + req.Name
+	n := d.fs.fileNode(dom, key)
+	n.mu.Lock()
+	n.mode = req.Mode &^ req.Umask & os.ModePerm
+	n.mu.Unlock()
+	d.fs.mu.Lock()
+	d.fs.pending[ck(dom, key)] = n
+	d.fs.mu.Unlock()
+	h := newWriteHandle(n, true)
+	resp.EntryValid = d.fs.cfg.KernelTTL
+	if err := n.Attr(ctx, &resp.Attr); err != nil {
+		return nil, nil, err
+	}
+	return n, h, nil
+}
+
+// Mkdir stores an empty marker key "<dir>/" so that the directory
+// persists while empty.
+func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, error) {
+	if err := d.writable(); err != nil {
+		return nil, err
+	}
+	dom, prefix := d.where()
+	if err := checkName(prefix, req.Name+"/"); err != nil {
+		return nil, err
+	}
+	marker := prefix + req.Name + "/"
+	if _, err := d.fs.cl.Upload(ctx, dom, marker, d.fs.cfg.Class, bytes.NewReader(nil), 0, client.UploadOptions{}); err != nil {
+		return nil, errno(err)
+	}
+	d.fs.invalidateDir(dom, prefix)
+	return d.fs.dirNode(dom, marker), nil
+}
+
+// Remove unlinks a file or removes an empty directory.
+func (d *dirNode) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
+	if err := d.writable(); err != nil {
+		return err
+	}
+	dom, prefix := d.where()
+	key := prefix + req.Name
+	defer d.fs.invalidateDir(dom, prefix)
+	if req.Dir {
+		sub := key + "/"
+		page, err := d.fs.cl.Tracker.ListDir(ctx, dom, sub, "", 2)
+		if err != nil {
+			return errno(err)
+		}
+		for _, e := range page.Entries {
+			if e.Name != sub {
+				return fuse.Errno(syscall.ENOTEMPTY)
+			}
+		}
+		if err := d.fs.cl.Tracker.Delete(ctx, dom, sub); err != nil && !client.IsCode(err, "unknown_key") {
+			return errno(err)
+		}
+		d.fs.invalidateDir(dom, sub)
+		return nil
+	}
+	d.fs.attrs.Remove(ck(dom, key))
+	d.fs.mu.Lock()
+	_, pending := d.fs.pending[ck(dom, key)]
+	d.fs.mu.Unlock()
+	err := d.fs.cl.Tracker.Delete(ctx, dom, key)
+	if client.IsCode(err, "unknown_key") && pending {
+		err = nil
+	}
+	return errno(err)
+}
+
+// Rename moves a file (replacing an existing target, as POSIX says) or
+// a directory (key by key, up to RenameDirLimit keys; beyond that EXDEV,
+// so that mv copies instead).
+func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs.Node) error {
+	if err := d.writable(); err != nil {
+		return err
+	}
+	nd, ok := newDir.(*dirNode)
+	if !ok {
+		return fuse.EIO
+	}
+	dom, prefix := d.where()
+	ndom, nprefix := nd.where()
+	if nd.isTop() || ndom != dom {
+		return fuse.Errno(syscall.EXDEV)
+	}
+	if err := checkName(nprefix, req.NewName); err != nil {
+		return err
+	}
+	from, to := prefix+req.OldName, nprefix+req.NewName
+	defer func() {
+		d.fs.invalidateDir(dom, prefix)
+		d.fs.invalidateDir(dom, nprefix)
+		d.fs.attrs.Remove(ck(dom, from))
+		d.fs.attrs.Remove(ck(dom, to))
+	}()
+	isDir, err := d.fs.isDir(ctx, dom, from+"/")
+	if err != nil {
+		return errno(err)
+	}
+	if isDir {
+		return d.fs.renameDir(ctx, dom, from+"/", to+"/")
+	}
+	return d.fs.renameFile(ctx, dom, from, to)
+}
+
+// Symlink is not supported: MogileFS has no links.
+func (d *dirNode) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fs.Node, error) {
+	return nil, fuse.Errno(syscall.ENOTSUP)
+}
+
+// Link is not supported: MogileFS has no links.
+func (d *dirNode) Link(ctx context.Context, req *fuse.LinkRequest, old fs.Node) (fs.Node, error) {
+	return nil, fuse.EPERM
+}
+
+// Mknod is not supported: only regular files are stored.
+func (d *dirNode) Mknod(ctx context.Context, req *fuse.MknodRequest) (fs.Node, error) {
+	return nil, fuse.EPERM
+}
