@@ -17,7 +17,19 @@ type Queue string
 const (
 	ReplicateQueue Queue = "file_to_replicate"
 	DeleteQueue    Queue = "file_to_delete2"
+	// FsckQueue and RebalanceQueue are file_to_queue rows of type 1 and 2.
+	FsckQueue      Queue = "file_to_queue type=1"
+	RebalanceQueue Queue = "file_to_queue type=2"
 )
+
+// table splits a queue name into its table and row filter.
+func (q Queue) table() (table, where string) {
+	t, w, ok := strings.Cut(string(q), " ")
+	if !ok {
+		return t, "1=1"
+	}
+	return t, w
+}
 
 // NeverRetry is the nexttry of a queue row that needs an operator.
 const NeverRetry = 2147483647
@@ -25,8 +37,9 @@ const NeverRetry = 2147483647
 // QueueItem is one claimed row of a work queue.
 type QueueItem struct {
 	FID       int64
-	FromDevid int // replication only; 0 when unset
+	FromDevid int // replication: fromdevid; rebalance: the source device; 0 when unset
 	FailCount int
+	Arg       string // rebalance: destination devids
 }
 
 // ClaimQueue takes up to limit due rows of q (nexttry <= now) and leases
@@ -36,10 +49,14 @@ type QueueItem struct {
 // due again when the lease runs out.
 func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) ([]QueueItem, error) {
 	var out []QueueItem
-	cols := "fid, failcount, 0"
-	if q == ReplicateQueue {
-		cols = "fid, failcount, COALESCE(fromdevid, 0)"
+	cols := "fid, failcount, 0, ''"
+	switch q {
+	case ReplicateQueue:
+		cols = "fid, failcount, COALESCE(fromdevid, 0), ''"
+	case FsckQueue, RebalanceQueue:
+		cols = "fid, failcount, COALESCE(devid, 0), COALESCE(arg, '')"
 	}
+	table, where := q.table()
 	forUpdate := ""
 	if s.kind == MySQL {
 		// SKIP LOCKED lets trackers claim different rows at once; servers
@@ -51,18 +68,21 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 	}
 	err := s.tx(ctx, "claim "+string(q), func(tx *sql.Tx) error {
 		out = out[:0]
-		rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, q, s.now, forUpdate), limit)
+		query := func() (*sql.Rows, error) {
+			return tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
+		}
+		rows, err := query()
 		if isSyntaxError(err) && strings.HasSuffix(forUpdate, "SKIP LOCKED") {
 			s.noSkipLocked.Store(true)
 			forUpdate = " FOR UPDATE"
-			rows, err = tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, q, s.now, forUpdate), limit)
+			rows, err = query()
 		}
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var it QueueItem
-			if err := rows.Scan(&it.FID, &it.FailCount, &it.FromDevid); err != nil {
+			if err := rows.Scan(&it.FID, &it.FailCount, &it.FromDevid, &it.Arg); err != nil {
 				rows.Close()
 				return err
 			}
@@ -73,7 +93,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 			return err
 		}
 		for _, it := range out {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE fid = ?`, q, s.now), lease, it.FID); err != nil {
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, it.FID); err != nil {
 				return err
 			}
 		}
@@ -84,7 +104,8 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE fid=?`, q), fid)
+	table, where := q.table()
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 	return wrap("finish "+string(q), err)
 }
 
@@ -96,7 +117,8 @@ func (s *Store) RetryQueue(ctx context.Context, q Queue, fid int64, delay int64,
 		next = fmt.Sprint(NeverRetry)
 	}
 	failcount = min(failcount, 255)
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE fid = ?`, q, next), failcount, fid)
+	table, where := q.table()
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE %s AND fid = ?`, table, next, where), failcount, fid)
 	return wrap("retry "+string(q), err)
 }
 
@@ -114,7 +136,8 @@ func (s *Store) EnqueueReplication(ctx context.Context, fid int64, fromDevid int
 // QueueLength counts the rows of q (due now or later).
 func (s *Store) QueueLength(ctx context.Context, q Queue) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM %s`, q)).Scan(&n)
+	table, where := q.table()
+	err := s.db.QueryRowContext(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM %s WHERE %s`, table, where)).Scan(&n)
 	return n, wrap("queue length", err)
 }
 
@@ -245,4 +268,48 @@ func (s *Store) MoveToReplication(ctx context.Context, fid int64, deadDevid int)
 func isSyntaxError(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1064
+}
+
+// EnqueueChecks queues fids on the fsck queue (type 1), or on the
+// rebalance queue (type 2) with the source device and destinations.
+func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid int, arg string) error {
+	typ := 1
+	if q == RebalanceQueue {
+		typ = 2
+	}
+	var dev any
+	if devid > 0 {
+		dev = devid
+	}
+	return s.tx(ctx, "enqueue "+string(q), func(tx *sql.Tx) error {
+		for _, fid := range fids {
+			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, ?, `+s.now+`, 0, 0, ?)`, fid, dev, typ, arg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FIDsAfter returns up to limit fids in (after, upTo], ascending.
+func (s *Store) FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT fid FROM file WHERE fid > ? AND fid <= ? ORDER BY fid LIMIT ?`, after, upTo, limit)
+	if err != nil {
+		return nil, wrap("fids after", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return nil, wrap("fids after", err)
+		}
+		out = append(out, f)
+	}
+	return out, wrap("fids after", rows.Err())
+}
+
+// FixDevcount sets file.devcount from file_on.
+func (s *Store) FixDevcount(ctx context.Context, fid int64) error {
+	return s.tx(ctx, "fix devcount", func(tx *sql.Tx) error { return s.refreshDevcount(ctx, tx, fid) })
 }

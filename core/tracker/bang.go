@@ -129,6 +129,7 @@ func (s *Server) statsLines() []string {
 		"replicate_failures": s.stats.ReplicateFailures.Load(),
 		"replicated_bytes":   s.stats.ReplicatedBytes.Load(),
 		"deleted":            s.stats.Deleted.Load(),
+		"fsck_checked":       s.stats.FsckChecked.Load(),
 	}
 	if s.mon != nil {
 		counters["monitor_rounds"] = s.mon.roundNo()

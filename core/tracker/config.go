@@ -51,6 +51,8 @@ type Config struct {
 	// ReplicateJobs and DeleteJobs bound the copies and deletions in
 	// flight at once (default 8 and 4).
 	ReplicateJobs, DeleteJobs int
+	// FsckJobs bounds the fsck checks in flight at once (default 4).
+	FsckJobs int
 	// QueuePoll is how often an idle job looks for work (default 1 s).
 	QueuePoll time.Duration
 	// TempfileMaxAge is when an upload never closed is reaped (default 1 h).
@@ -94,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DeleteJobs <= 0 {
 		c.DeleteJobs = 4
+	}
+	if c.FsckJobs <= 0 {
+		c.FsckJobs = 4
 	}
 	if c.QueuePoll <= 0 {
 		c.QueuePoll = time.Second

@@ -57,6 +57,7 @@ func (s *Server) cmdFsckStart(ctx context.Context, c *call) (protocol.Args, erro
 	if err := st.DeleteSetting(ctx, "fsck_stop_time"); err != nil {
 		return nil, err
 	}
+	kick(s.fsckKick)
 	return nil, s.refresh(ctx)
 }
 

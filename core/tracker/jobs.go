@@ -31,6 +31,10 @@ func (s *Server) startJobs() {
 	s.goJob(func(ctx context.Context) {
 		s.runQueue(ctx, store.DeleteQueue, s.cfg.DeleteJobs, s.delKick, s.deleteItem)
 	})
+	s.goJob(func(ctx context.Context) {
+		s.runQueue(ctx, store.FsckQueue, s.cfg.FsckJobs, s.fsckKick, s.fsckItem)
+	})
+	s.goJob(s.runFsckInjector)
 	s.goJob(s.runTempfileReaper)
 	s.goJob(s.runDeadDeviceReaper)
 }

@@ -51,7 +51,7 @@ type Server struct {
 	recent    []string             // last 50 queries, oldest first
 	want      map[string]int       // job counts asked for with !want
 
-	replKick, delKick chan struct{} // wake the replication / deletion jobs
+	replKick, delKick, fsckKick chan struct{} // wake the replication / deletion / fsck jobs
 
 	stats Stats
 }
@@ -66,7 +66,7 @@ type Stats struct {
 	Processing atomic.Int64
 	Conns      atomic.Int64
 
-	Replicated, ReplicateFailures, ReplicatedBytes, Deleted atomic.Int64
+	Replicated, ReplicateFailures, ReplicatedBytes, Deleted, FsckChecked atomic.Int64
 }
 
 // New returns a tracker over cfg.Store. Call Start to run its monitor,
@@ -87,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		want:     map[string]int{},
 		replKick: make(chan struct{}, 1),
 		delKick:  make(chan struct{}, 1),
+		fsckKick: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.http = newNodeClient(cfg)
