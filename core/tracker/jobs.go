@@ -35,6 +35,10 @@ func (s *Server) startJobs() {
 		s.runQueue(ctx, store.FsckQueue, s.cfg.FsckJobs, s.fsckKick, s.fsckItem)
 	})
 	s.goJob(s.runFsckInjector)
+	s.goJob(func(ctx context.Context) {
+		s.runQueue(ctx, store.RebalanceQueue, s.cfg.ReplicateJobs, s.rebalKick, s.rebalanceItem)
+	})
+	s.goJob(s.runRebalanceInjector)
 	s.goJob(s.runTempfileReaper)
 	s.goJob(s.runDeadDeviceReaper)
 }

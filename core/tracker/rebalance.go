@@ -284,6 +284,7 @@ func (s *Server) cmdRebalanceStart(ctx context.Context, c *call) (protocol.Args,
 	if err := st.SetSetting(ctx, "rebal_host", s.cfg.Hostname); err != nil {
 		return nil, err
 	}
+	kick(s.rebalKick)
 	return protocol.Args{"state": state}, nil
 }
 

@@ -51,7 +51,7 @@ type Server struct {
 	recent    []string             // last 50 queries, oldest first
 	want      map[string]int       // job counts asked for with !want
 
-	replKick, delKick, fsckKick chan struct{} // wake the replication / deletion / fsck jobs
+	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
 	stats Stats
 }
@@ -80,14 +80,15 @@ func New(cfg Config) (*Server, error) {
 		cfg.Hostname, _ = os.Hostname()
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		started:  time.Now(),
-		conns:    map[net.Conn]*connSt{},
-		want:     map[string]int{},
-		replKick: make(chan struct{}, 1),
-		delKick:  make(chan struct{}, 1),
-		fsckKick: make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		started:   time.Now(),
+		conns:     map[net.Conn]*connSt{},
+		want:      map[string]int{},
+		replKick:  make(chan struct{}, 1),
+		delKick:   make(chan struct{}, 1),
+		fsckKick:  make(chan struct{}, 1),
+		rebalKick: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.http = newNodeClient(cfg)
