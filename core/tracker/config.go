@@ -53,6 +53,10 @@ type Config struct {
 	ReplicateJobs, DeleteJobs int
 	// FsckJobs bounds the fsck checks in flight at once (default 4).
 	FsckJobs int
+	// QueueLease is how long a claimed work item stays with this tracker
+	// before another tracker may take it over (default 1000 s, as the
+	// original; a tracker that dies leaves its items for that long).
+	QueueLease time.Duration
 	// QueuePoll is how often an idle job looks for work (default 1 s).
 	QueuePoll time.Duration
 	// TempfileMaxAge is when an upload never closed is reaped (default 1 h).
@@ -99,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FsckJobs <= 0 {
 		c.FsckJobs = 4
+	}
+	if c.QueueLease <= 0 {
+		c.QueueLease = leaseSeconds * time.Second
 	}
 	if c.QueuePoll <= 0 {
 		c.QueuePoll = time.Second

@@ -67,7 +67,7 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, workers int, wake 
 	}
 	batch := max(workers*8, 64)
 	for ctx.Err() == nil {
-		items, err := s.store().ClaimQueue(ctx, q, batch, leaseSeconds)
+		items, err := s.store().ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("tracker: cannot claim work", "queue", q, "err", err)

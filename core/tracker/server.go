@@ -338,5 +338,8 @@ func (s *Server) noteRecent(q string) {
 	s.mu.Unlock()
 }
 
+// Stats returns the tracker's live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
 // store returns the metadata store.
 func (s *Server) store() *store.Store { return s.cfg.Store }
