@@ -87,11 +87,48 @@ func (f *FS) nodeMtime(ctx context.Context, dom, key string, fid int64) time.Tim
 	return f.start
 }
 
-// readPaths returns the read URLs of a file version, cached by fid.
+// errStale: the key now names another version than the one being read.
+var errStale = fuse.Errno(syscall.ESTALE)
+
+// readPaths returns the read URLs of one file version, cached by fid.
+// A reader is pinned to its version: when the key has moved on to a new
+// fid, it gets ESTALE, never bytes of two versions mixed.
 func (f *FS) readPaths(ctx context.Context, dom, key string, fid int64) ([]string, error) {
 	return f.paths.Load(ctx, ck(dom, key)+"\x00"+strconv.FormatInt(fid, 10), func(ctx context.Context) ([]string, error) {
-		return f.cl.Tracker.GetPaths(ctx, dom, key, true)
+		return f.versionPaths(ctx, dom, key, fid, true)
 	})
+}
+
+// versionPaths asks the tracker for a key's paths and keeps those of fid.
+func (f *FS) versionPaths(ctx context.Context, dom, key string, fid int64, noverify bool) ([]string, error) {
+	paths, err := f.cl.Tracker.GetPaths(ctx, dom, key, noverify)
+	if err != nil {
+		if client.IsCode(err, "unknown_key") {
+			return nil, errStale
+		}
+		return nil, err
+	}
+	var out []string
+	for _, p := range paths {
+		if fidOfURL(p) == fid {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errStale
+	}
+	return out, nil
+}
+
+// fidOfURL reads the fid from a storage URL (".../0000000123.fid").
+func fidOfURL(u string) int64 {
+	i := strings.LastIndexByte(u, '/')
+	name := strings.TrimSuffix(u[i+1:], ".fid")
+	n, err := strconv.ParseInt(name, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // fileNode is one key.
@@ -176,14 +213,26 @@ func (n *fileNode) Attr(ctx context.Context, a *fuse.Attr) error {
 func (n *fileNode) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
 	if req.Flags.IsReadOnly() {
 		dom, key, _ := n.where()
-		a, err := n.fs.stat(ctx, dom, key)
-		if err != nil {
-			return nil, errno(err)
+		for try := 0; ; try++ {
+			a, err := n.fs.stat(ctx, dom, key)
+			if err != nil {
+				return nil, errno(err)
+			}
+			if !a.exists {
+				return nil, fuse.ENOENT
+			}
+			// Resolve the copies now, so that a version replaced since
+			// the attributes were cached is noticed before reading.
+			_, err = n.fs.readPaths(ctx, dom, key, a.fid)
+			if err == errStale && try == 0 {
+				n.fs.attrs.Remove(ck(dom, key))
+				continue
+			}
+			if err != nil {
+				return nil, errno(err)
+			}
+			return newReadHandle(n, a), nil
 		}
-		if !a.exists {
-			return nil, fuse.ENOENT
-		}
-		return newReadHandle(n, a), nil
 	}
 	if n.fs.cfg.ReadOnly {
 		return nil, fuse.Errno(syscall.EROFS)

@@ -96,8 +96,8 @@ func (h *readHandle) reopen(ctx context.Context, off int64) error {
 		return err
 	}
 	h.rd = h.n.fs.cl.NewReader(h.ctx, paths, off, h.attr.size)
-	dom, key := h.dom, h.key
-	h.rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.cl.Tracker.GetPaths(ctx, dom, key, false) }
+	dom, key, fid := h.dom, h.key, h.attr.fid
+	h.rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
 	h.pos, h.blocks, h.kept = off, nil, 0
 	return nil
 }
