@@ -46,7 +46,7 @@ func run() error {
 	sidePort := fs.Int("mogstored_stream_port", tracker.DefaultSideChannelPort, "storage nodes' side-channel port")
 	noSchema := fs.Bool("no_schema_check", false, "start even if the schema version is not 17")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Bool("job_master", true, "accepted for compatibility")
+	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
 	fs.String("pidfile", "", "write the process id to this file")
 	fs.String("user", "", "accepted for compatibility")
@@ -91,6 +91,7 @@ func run() error {
 		NodeTimeout:        time.Duration(*nodeTimeout * float64(time.Second)),
 		ConnTimeout:        time.Duration(*connTimeout * float64(time.Second)),
 		SideChannelPort:    *sidePort,
+		NoJobs:             !*jobMaster,
 		OnShutdown:         func() { stop <- struct{}{} },
 		Logger:             log,
 	})

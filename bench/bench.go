@@ -1,0 +1,426 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// Config says where the binaries are and what to measure.
+type Config struct {
+	Bin     string // directory with mogilefsd, mogstored, mogmount
+	Dir     string // scratch directory (large files go here)
+	MySQL   string // optional MySQL server DSN (go-sql-driver form, no database) for the MySQL figures
+	Runs    int    // runs per figure (median); default 3
+	BigSize int64  // size of the large-file figures; default 1 GiB
+	Log     io.Writer
+}
+
+// Results maps figure names to values.
+type Results map[string]float64
+
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	return xs[len(xs)/2]
+}
+
+// repeat runs f cfg.Runs times and returns the median.
+func (cfg Config) repeat(f func() (float64, error)) (float64, error) {
+	var xs []float64
+	for i := 0; i < cfg.Runs; i++ {
+		x, err := f()
+		if err != nil {
+			return 0, err
+		}
+		xs = append(xs, x)
+	}
+	return median(xs), nil
+}
+
+// opsPerSec runs op from conc goroutines for d and returns ops/s.
+func opsPerSec(conc int, d time.Duration, op func() error) (float64, error) {
+	var n atomic.Int64
+	var firstErr atomic.Value
+	stop := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if err := op(); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
+}
+
+// Run measures every figure.
+func Run(cfg Config) (Results, error) {
+	if cfg.Runs <= 0 {
+		cfg.Runs = 3
+	}
+	if cfg.BigSize <= 0 {
+		cfg.BigSize = 1 << 30
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	res := Results{}
+	say := func(f string, a ...any) { fmt.Fprintf(cfg.Log, f+"\n", a...) }
+	c, err := startCluster(cfg.Bin, filepath.Join(cfg.Dir, "sqlite"), "", true)
+	if err != nil {
+		return nil, err
+	}
+	defer c.stop()
+	say("cluster up (SQLite): tracker %s, nodes %v", c.tracker, c.nodes)
+	if err := trackerFigures(cfg, c, res, ""); err != nil {
+		return res, err
+	}
+	if err := putFigures(cfg, c, res); err != nil {
+		return res, err
+	}
+	say("tracker and put figures done")
+	if err := replicationFigure(cfg, res); err != nil {
+		return res, err
+	}
+	say("replication figure done")
+	if err := bulkFigures(cfg, c, res); err != nil {
+		return res, err
+	}
+	say("disk and HTTP figures done")
+	if err := fuseFigures(cfg, c, res, say); err != nil {
+		return res, err
+	}
+	if cfg.MySQL != "" {
+		dsn, drop, err := mysqlDatabase(cfg.MySQL)
+		if err != nil {
+			return res, err
+		}
+		defer drop()
+		m, err := startCluster(cfg.Bin, filepath.Join(cfg.Dir, "mysql"), dsn, true)
+		if err != nil {
+			return res, err
+		}
+		defer m.stop()
+		if err := trackerFigures(cfg, m, res, "_mysql"); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// trackerFigures measures query rates.
+func trackerFigures(cfg Config, c *cluster, res Results, suffix string) error {
+	ctx := context.Background()
+	if _, err := c.client.Upload(ctx, "bench", "probe", "one", bytes.NewReader([]byte("x")), 1, client.UploadOptions{}); err != nil {
+		return err
+	}
+	t, err := client.NewTracker([]string{c.tracker}, client.Options{MaxIdle: 64})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	figs := []struct {
+		name string
+		conc int
+		cmd  string
+		args protocol.Args
+	}{
+		{"tracker_noop_ops_c16", 16, "noop", nil},
+		{"tracker_get_paths_ops_c1", 1, "get_paths", protocol.Args{"domain": "bench", "key": "probe", "noverify": "1"}},
+		{"tracker_get_paths_ops_c16", 16, "get_paths", protocol.Args{"domain": "bench", "key": "probe", "noverify": "1"}},
+		{"tracker_file_info_ops_c16", 16, "file_info", protocol.Args{"domain": "bench", "key": "probe"}},
+	}
+	for _, f := range figs {
+		v, err := cfg.repeat(func() (float64, error) {
+			return opsPerSec(f.conc, 2*time.Second, func() error { _, err := t.Do(ctx, f.cmd, f.args); return err })
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		res[f.name+suffix] = v
+	}
+	return nil
+}
+
+// putFigures measures 4 KiB uploads through the client library.
+func putFigures(cfg Config, c *cluster, res Results) error {
+	ctx := context.Background()
+	data := make([]byte, 4096)
+	rand.Read(data)
+	var seq atomic.Int64
+	for _, conc := range []int{1, 8} {
+		v, err := cfg.repeat(func() (float64, error) {
+			return opsPerSec(conc, 2*time.Second, func() error {
+				k := "put/" + strconv.FormatInt(seq.Add(1), 10)
+				_, err := c.client.Upload(ctx, "bench", k, "one", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+				return err
+			})
+		})
+		if err != nil {
+			return err
+		}
+		res[fmt.Sprintf("put_4k_files_per_s_c%d", conc)] = v
+	}
+	return nil
+}
+
+// replicationFigure builds a backlog of small files with a tracker whose
+// jobs are off, then times a tracker with jobs bringing them to 2 copies.
+func replicationFigure(cfg Config, res Results) error {
+	const n = 2000
+	dir := filepath.Join(cfg.Dir, "repl")
+	c, err := startCluster(cfg.Bin, dir, "", false)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	ctx := context.Background()
+	data := make([]byte, 4096)
+	var wg sync.WaitGroup
+	var upErr atomic.Value
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := c.client.Upload(ctx, "bench", "r/"+strconv.Itoa(i), "two", bytes.NewReader(data), 4096, client.UploadOptions{}); err != nil {
+					upErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := upErr.Load(); e != nil {
+		return e.(error)
+	}
+	c.stopProc("mogilefsd")
+	c.client.Close()
+	// The same database, now with jobs.
+	port, _ := freePort("127.0.0.1")
+	c.tracker = fmt.Sprintf("127.0.0.1:%d", port)
+	side := ""
+	for _, p := range c.procs {
+		for _, a := range p.Args {
+			if strings.HasPrefix(a, "--mogstored_stream_port=") {
+				side = a
+			}
+		}
+	}
+	start := time.Now()
+	if err := c.start("mogilefsd", "--skipconfig", "--dsn=DBI:SQLite:dbname="+filepath.Join(dir, "mogilefs.db"), "--listen="+c.tracker, side, "--min_free_space=1", "--log-level=warn"); err != nil {
+		return err
+	}
+	t, err := client.NewTracker([]string{c.tracker}, client.Options{})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		r, err := t.Do(ctx, "noop", nil)
+		_ = r
+		if err != nil {
+			continue
+		}
+		// !stats is a bang command: read "replicated" through a raw conn.
+		done, err := replicatedCount(c.tracker)
+		if err == nil && done >= n {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			return fmt.Errorf("replication backlog not done after 5 minutes (%d of %d)", done, n)
+		}
+	}
+	res["replicate_4k_files_per_s"] = n / time.Since(start).Seconds()
+	return nil
+}
+
+// replicatedCount reads the "replicated" counter from !stats.
+func replicatedCount(addr string) (int, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "!stats\r\n")
+	b, err := io.ReadAll(io.LimitReader(readUntilDot{conn}, 1<<16))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\r\n") {
+		if v, ok := strings.CutPrefix(l, "replicated "); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, fmt.Errorf("no replicated counter")
+}
+
+type readUntilDot struct{ c net.Conn }
+
+func (r readUntilDot) Read(p []byte) (int, error) {
+	n, err := r.c.Read(p)
+	if bytes.Contains(p[:n], []byte("\r\n.\r\n")) {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// writeFileSync writes size random-ish bytes to path with fsync and
+// returns MiB/s.
+func writeFileSync(path string, size int64) (float64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	rand.Read(buf)
+	start := time.Now()
+	for n := int64(0); n < size; n += int64(len(buf)) {
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	return float64(size) / (1 << 20) / time.Since(start).Seconds(), nil
+}
+
+func readFile(path string) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	start := time.Now()
+	n, err := io.CopyBuffer(io.Discard, f, make([]byte, 1<<20))
+	if err != nil {
+		return 0, err
+	}
+	return float64(n) / (1 << 20) / time.Since(start).Seconds(), nil
+}
+
+// bulkFigures: local disk, mogstored PUT/GET, and a bare sendfile server.
+func bulkFigures(cfg Config, c *cluster, res Results) error {
+	local := filepath.Join(cfg.Dir, "local.bin")
+	defer os.Remove(local)
+	var err error
+	if res["disk_write_mib_s"], err = cfg.repeat(func() (float64, error) { return writeFileSync(local, cfg.BigSize) }); err != nil {
+		return err
+	}
+	if res["disk_read_mib_s"], err = cfg.repeat(func() (float64, error) { return readFile(local) }); err != nil {
+		return err
+	}
+	hc := client.NewHTTPClient()
+	url := "http://" + c.nodes[0] + "/dev1/0/000/999/0000999999.fid"
+	put := func() (float64, error) {
+		f, err := os.Open(local)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		start := time.Now()
+		if err := (&client.Client{HTTP: hc}).PutFile(context.Background(), url, f, cfg.BigSize); err != nil {
+			return 0, err
+		}
+		return float64(cfg.BigSize) / (1 << 20) / time.Since(start).Seconds(), nil
+	}
+	get := func(u string) func() (float64, error) {
+		return func() (float64, error) {
+			start := time.Now()
+			resp, err := hc.Get(u)
+			if err != nil {
+				return 0, err
+			}
+			defer resp.Body.Close()
+			n, err := io.CopyBuffer(io.Discard, resp.Body, make([]byte, 1<<20))
+			if err != nil || n != cfg.BigSize {
+				return 0, fmt.Errorf("GET %s: %d bytes, %v", u, n, err)
+			}
+			return float64(n) / (1 << 20) / time.Since(start).Seconds(), nil
+		}
+	}
+	if res["http_put_mib_s"], err = cfg.repeat(put); err != nil {
+		return err
+	}
+	if res["http_get_mib_s"], err = cfg.repeat(get(url)); err != nil {
+		return err
+	}
+	// The baseline: net/http's FileServer over the same file.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(cfg.Dir, "sqlite", "node1")))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if res["sendfile_get_mib_s"], err = cfg.repeat(get("http://" + ln.Addr().String() + "/dev1/0/000/999/0000999999.fid")); err != nil {
+		return err
+	}
+	res["mogstored_get_ratio"] = res["http_get_mib_s"] / res["sendfile_get_mib_s"]
+	return nil
+}
+
+// dd runs dd and returns MiB/s from the bytes and wall time.
+func dd(args ...string) (float64, error) {
+	start := time.Now()
+	out, err := exec.Command("dd", append(args, "bs=1M", "status=none")...).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("dd %v: %v: %s", args, err, out)
+	}
+	return time.Since(start).Seconds(), nil
+}
+
+// mysqlDatabase creates a scratch database on the server of dsn and
+// returns a store DSN for it and a function that drops it.
+func mysqlDatabase(dsn string) (string, func(), error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg.DBName = ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("mogbench_%d", os.Getpid())
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		db.Close()
+		return "", nil, err
+	}
+	cfg.DBName = name
+	return "mysql:" + cfg.FormatDSN(), func() { db.Exec("DROP DATABASE " + name); db.Close() }, nil
+}
