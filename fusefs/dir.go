@@ -41,6 +41,15 @@ var (
 type listing struct {
 	ents   []dirEnt
 	exists bool
+	byName map[string][]int // name -> indexes in ents (a file and a dir may share a name)
+}
+
+// index builds byName.
+func (l *listing) index() {
+	l.byName = make(map[string][]int, len(l.ents))
+	for i, e := range l.ents {
+		l.byName[e.name] = append(l.byName[e.name], i)
+	}
 }
 
 // dirEnt is one cached directory entry.
@@ -105,6 +114,7 @@ func (d *dirNode) load(ctx context.Context) (listing, error) {
 		for i, n := range names {
 			out.ents[i] = dirEnt{name: n, isDir: true}
 		}
+		out.index()
 		return out, nil
 	}
 	return d.fs.dirs.Load(ctx, ck(dom, prefix), func(ctx context.Context) (listing, error) {
@@ -133,6 +143,7 @@ func (d *dirNode) load(ctx context.Context) (listing, error) {
 				out.ents = append(out.ents, de)
 			}
 			if !page.More || len(page.Entries) == 0 {
+				out.index()
 				return out, nil
 			}
 			after = page.Next
@@ -226,13 +237,9 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return p, nil
 	}
 	if l, ok := d.fs.dirs.Get(ck(dom, prefix)); ok {
-		ents := l.ents
 		var file *dirEnt
-		for i := range ents {
-			e := &ents[i]
-			if e.name != name {
-				continue
-			}
+		for _, i := range l.byName[name] {
+			e := &l.ents[i]
 			if e.isDir {
 				return d.fs.dirNode(dom, key+"/"), nil
 			}
