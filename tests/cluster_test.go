@@ -198,3 +198,49 @@ func TestStorageNodeDownReadsOtherCopy(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestConcurrentCloseCommitsOnce closes one upload from several clients
+// at once: exactly one wins, the others get no_temp_file, and the bytes
+// stay (a losing close must not queue the winner's bytes for deletion).
+func TestConcurrentCloseCommitsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	ctx := context.Background()
+	open, err := c.Client.Tracker.CreateOpen(ctx, "test", "k", "one", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.PutFile(ctx, open.Dests[0].Path, bytes.NewReader([]byte("hello")), 5); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			results <- c.Client.Tracker.CreateClose(ctx, client.CloseArgs{Domain: "test", Key: "k", FID: open.FID, Dest: open.Dests[0], Size: 5})
+		}()
+	}
+	ok := 0
+	for i := 0; i < 6; i++ {
+		err := <-results
+		switch {
+		case err == nil:
+			ok++
+		case client.IsCode(err, "no_temp_file"):
+		default:
+			t.Errorf("close: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d closes succeeded; want 1", ok)
+	}
+	time.Sleep(500 * time.Millisecond) // let the delete worker run
+	r, err := c.Client.Open(ctx, "test", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(r); string(got) != "hello" {
+		t.Fatalf("after concurrent closes: %q", got)
+	}
+}

@@ -189,6 +189,9 @@ type Commit struct {
 	Checksum []byte
 	// Meta is per-file metadata (name -> value), e.g. mtime and mode.
 	Meta map[string]string
+	// ClaimTempfile deletes the fid's tempfile row in the same
+	// transaction; ErrNotFound when it is already gone (closed twice).
+	ClaimTempfile bool
 }
 
 // ErrFIDExists: the key already points at this very fid.
@@ -200,6 +203,15 @@ var ErrFIDExists = errors.New("store: fid already committed under that key")
 func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err error) {
 	err = s.tx(ctx, "commit file", func(tx *sql.Tx) error {
 		replaced = 0
+		if c.ClaimTempfile {
+			r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, c.FID)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				return ErrNotFound
+			}
+		}
 		var old int64
 		err := tx.QueryRowContext(ctx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, c.DomainID, c.Key).Scan(&old)
 		switch {
@@ -278,9 +290,21 @@ func (s *Store) unlinkFID(ctx context.Context, tx *sql.Tx, fid int64) error {
 }
 
 // AbandonUpload records that fid's bytes may be on devids and queues them
-// for deletion (an aborted or rejected upload).
-func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int) error {
+// for deletion (an aborted or rejected upload). With claim, the upload's
+// tempfile row is deleted first, and nothing happens (ErrNotFound) when
+// it is already gone: the upload was committed or abandoned by another
+// call, and its bytes must stay.
+func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, claim bool) error {
 	return s.tx(ctx, "abandon upload", func(tx *sql.Tx) error {
+		if claim {
+			r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n == 0 {
+				return ErrNotFound
+			}
+		}
 		for _, d := range devids {
 			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, d); err != nil {
 				return err

@@ -206,7 +206,9 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		path != fidURL(host, devid, fid, nil, false, false) && path != fidURL(host, devid, fid, nil, true, false) {
 		return nil, errf("bogus_args")
 	}
-	tf, err := s.store().ClaimTempfile(ctx, fid)
+	// Read the upload now; it is claimed (its row deleted) in the same
+	// transaction that commits it, so one database commit fewer.
+	tf, err := s.store().TempfileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errf("no_temp_file")
 	}
@@ -214,7 +216,8 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		return nil, err
 	}
 	abandon := func() {
-		if err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, []int{devid}); err != nil {
+		err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, []int{devid}, true)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("tracker: cannot queue abandoned upload for deletion", "fid", fid, "err", err)
 		}
 		kick(s.delKick)
@@ -273,12 +276,15 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}
 	}
 	cls, _ := sn.classByID(dom.ID, tf.ClassID)
-	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta}
+	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta, ClaimTempfile: true}
 	if hashType != core.HashNone && cls.HashType == hashType {
 		commit.HashType, commit.Checksum = hashType, sum
 	}
 	if _, err := s.store().CommitFile(ctx, commit); err != nil {
-		if errors.Is(err, store.ErrFIDExists) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, errf("no_temp_file") // closed twice at once: the other won
+		case errors.Is(err, store.ErrFIDExists):
 			return nil, errf("fid_exists")
 		}
 		abandon()
