@@ -109,7 +109,7 @@ func peakRSSMiB(pid int) float64 {
 func startMogmount(c *cluster, dir string) (*exec.Cmd, error) {
 	os.MkdirAll(dir, 0o755)
 	logf, _ := os.Create(dir + ".log")
-	cmd := exec.Command(filepath.Join(c.bin, "mogmount"), "--trackers="+c.tracker, "--spool-dir="+dir+".spool", "--log-level=warn", dir)
+	cmd := exec.Command(filepath.Join(c.bin, "mogmount"), "--trackers="+c.tracker, "--class=one", "--spool-dir="+dir+".spool", "--log-level=warn", dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err

@@ -7,8 +7,6 @@ import (
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
-
-	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
 // block is a piece of a file read from a storage node.
@@ -19,6 +17,25 @@ type block struct {
 
 // blockSize is how much is read from the stream at a time.
 const blockSize = 256 << 10
+
+// blockPool recycles block buffers, which would otherwise be most of the
+// mount's garbage when streaming.
+var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }}
+
+func putBlock(b []byte) {
+	if cap(b) == blockSize {
+		b = b[:blockSize]
+		blockPool.Put(&b)
+	}
+}
+
+// dropBlocks recycles every block of the window.
+func (h *readHandle) dropBlocks() {
+	for _, b := range h.blocks {
+		putBlock(b.data)
+	}
+	h.blocks, h.kept = nil, 0
+}
 
 // readHandle streams one file version from its copies. Sequential reads
 // consume one HTTP Range GET; recently read blocks are kept (up to
@@ -34,8 +51,8 @@ type readHandle struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex // guards the fields below
-	rd     *client.Reader
-	pos    int64   // offset of the next byte rd yields
+	pf     *prefetcher
+	pos    int64   // offset of the next byte the prefetcher yields
 	blocks []block // recent blocks, ascending, ending at pos
 	kept   int64   // bytes in blocks
 }
@@ -64,7 +81,7 @@ func (h *readHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse
 	size = min(size, h.attr.size-off)
 	end := off + size
 	// Restart the stream unless the range is in the window or just ahead.
-	if off < h.windowStart() || off > h.pos+DefaultReadWindow || h.rd == nil && off != h.pos {
+	if off < h.windowStart() || off > h.pos+DefaultReadWindow || h.pf == nil && off != h.pos {
 		if err := h.reopen(ctx, off); err != nil {
 			return errno(err)
 		}
@@ -86,51 +103,87 @@ func (h *readHandle) windowStart() int64 {
 	return h.blocks[0].off
 }
 
+// prefetcher streams blocks from a ranged GET ahead of the reads, so
+// that the network transfer overlaps with the kernel's requests.
+type prefetcher struct {
+	blocks chan block
+	errc   chan error
+	cancel context.CancelFunc
+}
+
+// prefetchDepth is how many blocks are read ahead (4 MiB).
+const prefetchDepth = DefaultReadWindow / blockSize
+
+func (h *readHandle) startPrefetch(paths []string, off int64) *prefetcher {
+	ctx, cancel := context.WithCancel(h.ctx)
+	p := &prefetcher{blocks: make(chan block, prefetchDepth), errc: make(chan error, 1), cancel: cancel}
+	rd := h.n.fs.cl.NewReader(ctx, paths, off, h.attr.size)
+	dom, key, fid := h.dom, h.key, h.attr.fid
+	rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
+	size := h.attr.size
+	go func() {
+		defer rd.Close()
+		for off < size {
+			buf := (*blockPool.Get().(*[]byte))[:min(int64(blockSize), size-off)]
+			n, err := io.ReadFull(rd, buf)
+			if err != nil && n < len(buf) {
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					err = io.ErrUnexpectedEOF // the file is shorter than the tracker says
+				}
+				p.errc <- err
+				return
+			}
+			select {
+			case p.blocks <- block{off: off, data: buf}:
+			case <-ctx.Done():
+				return
+			}
+			off += int64(n)
+		}
+	}()
+	return p
+}
+
 // reopen starts a new ranged stream at off.
 func (h *readHandle) reopen(ctx context.Context, off int64) error {
-	if h.rd != nil {
-		h.rd.Close()
+	if h.pf != nil {
+		h.pf.cancel()
 	}
 	paths, err := h.n.fs.readPaths(ctx, h.dom, h.key, h.attr.fid)
 	if err != nil {
 		return err
 	}
-	h.rd = h.n.fs.cl.NewReader(h.ctx, paths, off, h.attr.size)
-	dom, key, fid := h.dom, h.key, h.attr.fid
-	h.rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
-	h.pos, h.blocks, h.kept = off, nil, 0
+	h.pf = h.startPrefetch(paths, off)
+	h.dropBlocks()
+	h.pos = off
 	return nil
 }
 
-// fill reads the next block from the stream.
+// fill takes the next block from the prefetcher.
 func (h *readHandle) fill(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if h.rd == nil {
+	if h.pf == nil {
 		if err := h.reopen(ctx, h.pos); err != nil {
 			return err
 		}
 	}
-	want := min(int64(blockSize), h.attr.size-h.pos)
-	buf := make([]byte, want)
-	n, err := io.ReadFull(h.rd, buf)
-	if n > 0 {
-		h.blocks = append(h.blocks, block{off: h.pos, data: buf[:n]})
-		h.pos += int64(n)
-		h.kept += int64(n)
+	select {
+	case b := <-h.pf.blocks:
+		h.blocks = append(h.blocks, b)
+		h.pos += int64(len(b.data))
+		h.kept += int64(len(b.data))
 		for h.kept > DefaultReadWindow && len(h.blocks) > 1 {
 			h.kept -= int64(len(h.blocks[0].data))
+			putBlock(h.blocks[0].data)
 			h.blocks = h.blocks[1:]
 		}
-	}
-	if err != nil && n < len(buf) {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return io.ErrUnexpectedEOF // the file is shorter than the tracker says
-		}
+		return nil
+	case err := <-h.pf.errc:
+		h.pf.cancel()
+		h.pf = nil // the next read starts over (and fails over) at pos
 		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }
 
 // copyOut appends bytes [off, end) from the window to dst.
@@ -152,9 +205,9 @@ func (h *readHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) erro
 	h.cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.rd != nil {
-		h.rd.Close()
+	if h.pf != nil {
+		h.pf.cancel()
 	}
-	h.blocks = nil
+	h.dropBlocks()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -44,7 +45,7 @@ func run() error {
 	spoolLimit := fs.Int64("spool-limit", fusefs.DefaultSpoolLimit, "bytes of spool files at most")
 	renameLimit := fs.Int("rename-dir-limit", fusefs.DefaultRenameDirLimit, "most keys a directory rename moves (more: EXDEV, mv copies)")
 	readahead := fs.Uint32("max-readahead", 1<<20, "kernel read-ahead in bytes")
-	metrics := fs.String("metrics", "", "serve counters as text at this address (e.g. 127.0.0.1:7600), /metrics")
+	metrics := fs.String("metrics", "", "serve counters at this address (e.g. 127.0.0.1:7600): /metrics, and profiles at /debug/pprof/")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, ...")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -117,7 +118,11 @@ func run() error {
 		return err
 	}
 	if *metrics != "" {
-		go http.ListenAndServe(*metrics, fusefs.MetricsHandler(f))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", fusefs.MetricsHandler(f))
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.ListenAndServe(*metrics, mux)
 	}
 	m, err := fusefs.Mount(args[0], f, fusefs.MountOptions{AllowOther: *allowOther, ReadOnly: *ro, MaxReadahead: *readahead})
 	if err != nil {
