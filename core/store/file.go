@@ -542,3 +542,35 @@ func (s *Store) AddFsckLog(ctx context.Context, fid int64, evcode string, devid 
 	_, err := s.db.ExecContext(ctx, `INSERT INTO fsck_log (utime, fid, evcode, devid) VALUES (`+s.now+`, ?, ?, ?)`, fid, evcode, dev)
 	return wrap("add fsck log", err)
 }
+
+// FileAndDevids looks up a key and the devices holding its fid in one
+// query (the read path). ErrNotFound: no such key.
+func (s *Store) FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY fo.devid`, dmid, key)
+	if err != nil {
+		return core.File{}, nil, wrap("find key", err)
+	}
+	defer rows.Close()
+	f := core.File{DomainID: dmid, Key: key}
+	var devids []int
+	found := false
+	for rows.Next() {
+		var length sql.NullInt64
+		var devid sql.NullInt64
+		if err := rows.Scan(&f.FID, &length, &f.ClassID, &f.DevCount, &devid); err != nil {
+			return core.File{}, nil, wrap("find key", err)
+		}
+		found = true
+		f.Length = nullInt(length, 0)
+		if devid.Valid {
+			devids = append(devids, int(devid.Int64))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return core.File{}, nil, wrap("find key", err)
+	}
+	if !found {
+		return core.File{}, nil, ErrNotFound
+	}
+	return f, devids, nil
+}

@@ -41,7 +41,9 @@ func (s *Server) admin(line string, ip net.IP) string {
 		out = nil
 	case word == "recent":
 		s.mu.Lock()
-		out = append(out, s.recent...)
+		for _, q := range s.recent {
+			out = append(out, q.String())
+		}
 		s.mu.Unlock()
 	case word == "shutdown":
 		s.log.Warn("tracker: !shutdown received", "client", ip.String())

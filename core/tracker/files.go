@@ -320,11 +320,18 @@ func (s *Server) fileArg(ctx context.Context, c *call) (core.File, core.Domain, 
 }
 
 func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error) {
-	f, _, sn, err := s.fileArg(ctx, c)
+	dom, sn, err := s.domainArg(c)
 	if err != nil {
 		return nil, err
 	}
-	devids, err := s.store().FileDevids(ctx, f.FID)
+	key := c.args.Get("key")
+	if key == "" {
+		return nil, errf("no_key")
+	}
+	f, devids, err := s.store().FileAndDevids(ctx, dom.ID, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errf("unknown_key")
+	}
 	if err != nil {
 		return nil, err
 	}

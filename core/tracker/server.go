@@ -48,7 +48,7 @@ type Server struct {
 	mu        sync.Mutex           // guards listeners, conns, recent and want
 	listeners []net.Listener       // open listeners
 	conns     map[net.Conn]*connSt // open client connections
-	recent    []string             // last 50 queries, oldest first
+	recent    []recentQuery        // last 50 queries, oldest first
 	want      map[string]int       // job counts asked for with !want
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
@@ -298,8 +298,7 @@ func (s *Server) query(line string, ip net.IP) string {
 	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
 	defer cancel()
 	out, err := h(ctx, &call{args: req.Args, clientIP: ip, raw: req.Raw})
-	elapsed := time.Since(start)
-	s.noteRecent(fmt.Sprintf("%s %s %s %.4f %.4f", ip, req.Command, req.Raw, elapsed.Seconds(), elapsed.Seconds()))
+	s.noteRecent(recentQuery{ip: ip, cmd: req.Command, raw: req.Raw, took: time.Since(start)})
 	if err != nil {
 		s.stats.Errors.Add(1)
 		var pe *protocol.Error
@@ -329,7 +328,19 @@ func (s *Server) internalError(cmd string, err error) *protocol.Error {
 	return &protocol.Error{Code: "failure", Text: "Operation failed: " + err.Error()}
 }
 
-func (s *Server) noteRecent(q string) {
+// recentQuery is one entry of !recent.
+type recentQuery struct {
+	ip   net.IP
+	cmd  string
+	raw  string
+	took time.Duration
+}
+
+func (q recentQuery) String() string {
+	return fmt.Sprintf("%s %s %s %.4f %.4f", q.ip, q.cmd, q.raw, q.took.Seconds(), q.took.Seconds())
+}
+
+func (s *Server) noteRecent(q recentQuery) {
 	s.mu.Lock()
 	s.recent = append(s.recent, q)
 	if len(s.recent) > 50 {
