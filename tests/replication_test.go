@@ -135,10 +135,10 @@ func TestDeleteRemovesBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "bytes deleted", func() bool { return len(fidFiles(c)) == 0 })
-	if n, _ := c.Store.QueueLength(context.Background(), "file_to_delete2"); n != 0 {
-		t.Errorf("delete queue still has %d rows", n)
-	}
+	waitFor(t, 20*time.Second, "bytes deleted and the delete queue empty", func() bool {
+		n, _ := c.Store.QueueLength(context.Background(), "file_to_delete2")
+		return len(fidFiles(c)) == 0 && n == 0
+	})
 }
 
 func TestAbandonedUploadIsReaped(t *testing.T) {

@@ -15,13 +15,18 @@ func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 // are retried later, as the original does.
 func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 	st := s.store()
+	retryLater := func() {
+		s.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
+		})
+	}
 	if err := st.ForgetFID(ctx, it.FID); err != nil {
-		st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
+		retryLater()
 		return
 	}
 	devids, err := st.FileDevids(ctx, it.FID)
 	if err != nil {
-		st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
+		retryLater()
 		return
 	}
 	sn := s.snap()
@@ -55,12 +60,13 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 		}
 	}
 	if retry > 0 {
-		st.RetryQueue(ctx, store.DeleteQueue, it.FID, retry, it.FailCount+1)
+		s.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, retry, it.FailCount+1)
+		})
 		return
 	}
-	if err := st.DoneQueue(ctx, store.DeleteQueue, it.FID); err == nil {
-		s.stats.Deleted.Add(1)
-	}
+	s.settle(ctx, "delete", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.DeleteQueue, it.FID) })
+	s.stats.Deleted.Add(1)
 }
 
 // runTempfileReaper turns uploads never closed into deletions.

@@ -79,14 +79,20 @@ func (s *Server) settingDefault(key string, def int64) int64 {
 // fsckItem checks one fid from the fsck queue.
 func (s *Server) fsckItem(ctx context.Context, it store.QueueItem) {
 	err := s.fsckFID(ctx, it.FID)
+	st := s.store()
 	switch {
 	case errors.Is(err, errStall):
-		s.store().RetryQueue(ctx, store.FsckQueue, it.FID, 60, it.FailCount+1)
+		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.FsckQueue, it.FID, 60, it.FailCount+1)
+		})
 	case err != nil && ctx.Err() == nil:
 		s.log.Warn("tracker: fsck of a file failed; will retry", "fid", it.FID, "err", err)
-		s.store().RetryQueue(ctx, store.FsckQueue, it.FID, backoff(it.FailCount), it.FailCount+1)
+		delay := backoff(it.FailCount)
+		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.FsckQueue, it.FID, delay, it.FailCount+1)
+		})
 	case err == nil:
-		s.store().DoneQueue(ctx, store.FsckQueue, it.FID)
+		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.FsckQueue, it.FID) })
 		s.stats.FsckChecked.Add(1)
 	}
 }

@@ -103,3 +103,22 @@ func sleepCtx(ctx context.Context, d time.Duration, wake chan struct{}) {
 	case <-wake:
 	}
 }
+
+// settle runs a queue-row update (done or retry), retrying for a while if
+// the database is away: a row left untouched stays leased and would wait
+// the whole lease before another try.
+func (s *Server) settle(ctx context.Context, what string, fid int64, update func(context.Context) error) {
+	delay := 250 * time.Millisecond
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		err := update(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.log.Error("tracker: cannot update a work item; it is retried when its lease ends", "queue", what, "fid", fid, "err", err)
+			return
+		}
+		sleepCtx(ctx, delay, nil)
+		delay = min(delay*2, 8*time.Second)
+	}
+}

@@ -25,20 +25,22 @@ func (s *Server) replicateItem(ctx context.Context, it store.QueueItem) {
 	err := s.replicateFID(ctx, it.FID, it.FromDevid)
 	switch {
 	case err == nil:
-		if err := st.DoneQueue(ctx, store.ReplicateQueue, it.FID); err != nil {
-			s.log.Warn("tracker: cannot finish replication row", "fid", it.FID, "err", err)
-		}
+		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.ReplicateQueue, it.FID) })
 		s.stats.Replicated.Add(1)
 	case errors.Is(err, errNoSource):
 		s.log.Error("tracker: file has no copy left to replicate from; needs an operator (fsck)", "fid", it.FID)
-		st.RetryQueue(ctx, store.ReplicateQueue, it.FID, -1, it.FailCount+1)
+		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.ReplicateQueue, it.FID, -1, it.FailCount+1)
+		})
 	case ctx.Err() != nil:
 		// Shutting down: the lease expires and someone retries.
 	default:
 		delay := backoff(it.FailCount)
 		s.log.Warn("tracker: replication failed; will retry", "fid", it.FID, "in_seconds", delay, "err", err)
 		s.stats.ReplicateFailures.Add(1)
-		st.RetryQueue(ctx, store.ReplicateQueue, it.FID, delay, it.FailCount+1)
+		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
+			return st.RetryQueue(ctx, store.ReplicateQueue, it.FID, delay, it.FailCount+1)
+		})
 	}
 }
 

@@ -1,0 +1,173 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+)
+
+// privateMariaDB runs a MariaDB server of the test's own (own data
+// directory and port), so that it can be stopped and restarted without
+// touching any other test.
+type privateMariaDB struct {
+	t       *testing.T
+	dir     string
+	port    int
+	cmd     *exec.Cmd
+	stopped chan struct{}
+}
+
+func startPrivateMariaDB(t *testing.T) *privateMariaDB {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a private MariaDB as the mysql user")
+	}
+	for _, b := range []string{"mariadbd", "mariadb-install-db"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s missing (make test installs mariadb-server)", b)
+		}
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "mogtest-mariadb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exec.Command("chown", "mysql:mysql", dir).Run()
+	out, err := exec.Command("mariadb-install-db", "--user=mysql", "--datadir="+dir+"/data", "--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	m := &privateMariaDB{t: t, dir: dir, port: port}
+	m.start()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *privateMariaDB) start() {
+	m.t.Helper()
+	m.cmd = exec.Command("mariadbd", "--no-defaults", "--user=mysql", "--datadir="+m.dir+"/data",
+		"--socket="+m.dir+"/sock", "--pid-file="+m.dir+"/pid", "--bind-address=127.0.0.1",
+		fmt.Sprintf("--port=%d", m.port), "--skip-grant-tables", "--innodb-buffer-pool-size=64M", "--skip-log-bin")
+	logf, _ := os.Create(filepath.Join(m.dir, "log"))
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.stopped = make(chan struct{})
+	go func() { m.cmd.Wait(); close(m.stopped) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		db, err := sql.Open("mysql", m.serverDSN())
+		if err == nil {
+			err = db.Ping()
+			db.Close()
+		}
+		if err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(m.dir, "log"))
+	m.t.Fatalf("private MariaDB did not start:\n%s", b)
+}
+
+// crash kills the server without a clean shutdown.
+func (m *privateMariaDB) crash() {
+	m.cmd.Process.Kill()
+	<-m.stopped
+}
+
+func (m *privateMariaDB) stop() {
+	if m.cmd != nil && m.cmd.ProcessState == nil {
+		m.cmd.Process.Kill()
+		<-m.stopped
+	}
+}
+
+func (m *privateMariaDB) serverDSN() string {
+	return fmt.Sprintf("root@tcp(127.0.0.1:%d)/", m.port)
+}
+
+// TestMariaDBRestartUnderLoad crashes and restarts the database while
+// clients keep uploading and reading: the tracker reconnects and carries
+// on, and every upload that was acknowledged is intact at the end.
+func TestMariaDBRestartUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	m := startPrivateMariaDB(t)
+	db, err := sql.Open("mysql", m.serverDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE DATABASE mogilefs"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	c := clustertest.Start(t, clustertest.Options{DSN: "mysql:" + m.serverDSN() + "mogilefs", Domain: "test"})
+
+	var mu sync.Mutex
+	acked := map[string][]byte{}
+	var fails, oks atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("load/%d/%d", w, i)
+				data := randomBytes(t, 2000+i)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := c.Client.Upload(ctx, "test", k, "two", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+				cancel()
+				if err != nil {
+					fails.Add(1)
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				oks.Add(1)
+				mu.Lock()
+				acked[k] = data
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	before := oks.Load()
+	m.crash()
+	time.Sleep(2 * time.Second)
+	m.start()
+	waitFor(t, 60*time.Second, "uploads to succeed again after the restart", func() bool { return oks.Load() > before+20 })
+	close(stop)
+	wg.Wait()
+	t.Logf("%d uploads acknowledged, %d refused while the database was down", oks.Load(), fails.Load())
+	if before == 0 {
+		t.Fatal("no upload succeeded before the crash")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Acknowledged uploads are all there, intact, and get replicated.
+	verifyAll(t, c, "test", acked)
+	waitFor(t, 60*time.Second, "every acknowledged file at 2 copies", func() bool { return copiesOK(t, c, "test", acked, 2, nil) })
+}
