@@ -313,3 +313,35 @@ func (s *Store) FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]
 func (s *Store) FixDevcount(ctx context.Context, fid int64) error {
 	return s.tx(ctx, "fix devcount", func(tx *sql.Tx) error { return s.refreshDevcount(ctx, tx, fid) })
 }
+
+// FIDsOnDeviceDesc is FIDsOnDevice newest first: up to limit fids below
+// before (0: no bound), descending.
+func (s *Store) FIDsOnDeviceDesc(ctx context.Context, devid int, before int64, limit int) ([]int64, error) {
+	q := `SELECT fid FROM file_on WHERE devid=? ORDER BY fid DESC LIMIT ?`
+	args := []any{devid, limit}
+	if before > 0 {
+		q = `SELECT fid FROM file_on WHERE devid=? AND fid < ? ORDER BY fid DESC LIMIT ?`
+		args = []any{devid, before, limit}
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("fids on device", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return nil, wrap("fids on device", err)
+		}
+		out = append(out, f)
+	}
+	return out, wrap("fids on device", rows.Err())
+}
+
+// RenewLease pushes a claimed row's nexttry lease seconds into the future.
+func (s *Store) RenewLease(ctx context.Context, q Queue, fid int64, lease int) error {
+	table, where := q.table()
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, fid)
+	return wrap("renew lease", err)
+}

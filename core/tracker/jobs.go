@@ -86,6 +86,8 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, workers int, wake 
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
+				stop := s.keepLease(ctx, q, it.FID)
+				defer stop()
 				work(ctx, it)
 			}()
 		}
@@ -121,4 +123,30 @@ func (s *Server) settle(ctx context.Context, what string, fid int64, update func
 		sleepCtx(ctx, delay, nil)
 		delay = min(delay*2, 8*time.Second)
 	}
+}
+
+// keepLease renews an item's lease while it is being worked, so that a
+// long copy is never taken over by another tracker; the returned func
+// stops the renewals.
+func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func() {
+	every := s.cfg.QueueLease / 3
+	if every <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.store().RenewLease(ctx, q, fid, int(s.cfg.QueueLease.Seconds())); err != nil && ctx.Err() == nil {
+					s.log.Warn("tracker: cannot renew a work lease", "queue", q, "fid", fid, "err", err)
+				}
+			}
+		}
+	}()
+	return cancel
 }

@@ -115,7 +115,13 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 		// The device takes no new files while it is being emptied.
 		s.setDeviceState(ctx, cur, core.DevDrain)
 	}
-	fids, err := st.FIDsOnDevice(ctx, cur, state.int("sdev_lastfid"), int(s.settingDefault("queue_rate_for_rebal", 500)))
+	rate := int(s.settingDefault("queue_rate_for_rebal", 500))
+	var fids []int64
+	if pol["fid_age"] == "new" {
+		fids, err = st.FIDsOnDeviceDesc(ctx, cur, state.int("sdev_lastfid"), rate)
+	} else {
+		fids, err = st.FIDsOnDevice(ctx, cur, state.int("sdev_lastfid"), rate)
+	}
 	if err != nil {
 		return false, err
 	}
