@@ -63,7 +63,9 @@ func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) 
 		return t.FID, wrap("register tempfile", err)
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := s.db.ExecContext(ctx, `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (`+s.now+`, ?, ?, ?, ?)`,
+		// An open upload is not worth an fsync: if it is lost, so is only
+		// an upload that was never acknowledged.
+		r, err := s.lazy.ExecContext(ctx, `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (`+s.now+`, ?, ?, ?, ?)`,
 			t.ClassID, t.DomainID, t.Key, joinInts(t.Devids))
 		if err != nil {
 			return 0, wrap("register tempfile", err)

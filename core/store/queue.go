@@ -345,3 +345,19 @@ func (s *Store) RenewLease(ctx context.Context, q Queue, fid int64, lease int) e
 	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, fid)
 	return wrap("renew lease", err)
 }
+
+// AddCopyDone records a copy of fid on devid and removes its row from q,
+// in one transaction: the last step of a replication.
+func (s *Store) AddCopyDone(ctx context.Context, fid int64, devid int, q Queue) error {
+	table, where := q.table()
+	return s.tx(ctx, "add copy", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
+			return err
+		}
+		if err := s.refreshDevcount(ctx, tx, fid); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+		return err
+	})
+}

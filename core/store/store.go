@@ -57,7 +57,12 @@ type Config struct {
 
 // Store is an open metadata database. It is safe for concurrent use.
 type Store struct {
-	db     *sql.DB
+	db *sql.DB
+	// lazy is db for writes whose loss in a power failure harms nothing:
+	// on SQLite a connection that does not fsync its commits (the next
+	// ordinary commit makes them durable too, as the WAL is sequential).
+	// It is db itself on MySQL.
+	lazy   *sql.DB
 	kind   Kind
 	log    *slog.Logger
 	now    string // SQL expression for the database's unix time
@@ -73,7 +78,12 @@ func (s *Store) Kind() Kind { return s.kind }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.lazy != s.db && s.lazy != nil {
+		s.lazy.Close()
+	}
+	return s.db.Close()
+}
 
 // ParseDSN turns a configured DSN into a backend and a driver DSN.
 func ParseDSN(dsn, user, pass string) (Kind, string, error) {
@@ -177,6 +187,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.db.SetMaxOpenConns(16)
 		s.db.SetMaxIdleConns(16)
+		q.Del("_pragma")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		s.lazy, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", dsn, err)
+		}
+		s.lazy.SetMaxOpenConns(4)
 		s.now = "CAST(strftime('%s','now') AS INTEGER)"
 		s.ignore = "INSERT OR IGNORE"
 	case MySQL:
@@ -201,11 +220,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.db.SetMaxOpenConns(64)
 		s.db.SetMaxIdleConns(64)
 		s.db.SetConnMaxLifetime(time.Hour)
+		s.lazy = s.db
 		s.now = "UNIX_TIMESTAMP()"
 		s.ignore = "INSERT IGNORE"
 	}
 	if err := s.setup(ctx, cfg.NoSchemaCheck); err != nil {
-		s.db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil

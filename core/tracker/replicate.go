@@ -24,6 +24,8 @@ func (s *Server) replicateItem(ctx context.Context, it store.QueueItem) {
 	st := s.store()
 	err := s.replicateFID(ctx, it.FID, it.FromDevid)
 	switch {
+	case errors.Is(err, errFinished):
+		s.stats.Replicated.Add(1)
 	case err == nil:
 		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.ReplicateQueue, it.FID) })
 		s.stats.Replicated.Add(1)
@@ -45,6 +47,9 @@ func (s *Server) replicateItem(ctx context.Context, it store.QueueItem) {
 }
 
 var (
+	// errFinished: the last copy was recorded together with the removal
+	// of the queue row.
+	errFinished   = errors.New("replication finished")
 	errNoSource   = errors.New("no copy of the file exists")
 	errSourceDown = errors.New("no readable copy of the file right now")
 	errNoDest     = errors.New("no device can take another copy right now")
@@ -107,10 +112,17 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 		var se *sourceError
 		switch {
 		case err == nil:
+			holders = append(holders, d.ID)
+			if s.replicationPlan(s.snap(), cls, holders, failed).verdict == allGood {
+				// The common case: one commit records the copy and ends the work.
+				if err := st.AddCopyDone(ctx, fid, d.ID, store.ReplicateQueue); err != nil {
+					return err
+				}
+				return errFinished
+			}
 			if err := st.AddCopy(ctx, fid, d.ID); err != nil {
 				return err
 			}
-			holders = append(holders, d.ID)
 		case errors.As(err, &se):
 			badSource[src.ID] = true
 			lastErr = err
