@@ -40,6 +40,13 @@ func condSkipFUSE(t *testing.T) {
 // the end of the test.
 func mountCluster(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Config)) string {
 	t.Helper()
+	mnt, _ := mountClusterFS(t, c, tune)
+	return mnt
+}
+
+// mountClusterFS is mountCluster that also returns the file system.
+func mountClusterFS(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Config)) (string, *fusefs.FS) {
+	t.Helper()
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
@@ -66,7 +73,7 @@ func mountCluster(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Config
 		}
 		cl.Close()
 	})
-	return mnt
+	return mnt, f
 }
 
 // sh runs a shell command and fails the test on error. Everything that
@@ -204,9 +211,17 @@ func TestMountWithRealTools(t *testing.T) {
 func TestMountMkdirPersistsAndOverwrites(t *testing.T) {
 	condSkipFUSE(t)
 	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
-	mnt := mountCluster(t, c, nil)
+	mnt, fsys := mountClusterFS(t, c, nil)
 	d := filepath.Join(mnt, "test")
 	sh(t, fmt.Sprintf("mkdir %q && mkdir -p %q", d+"/empty", d+"/p/q/r"))
+	defer func() {
+		// The mount's metrics moved with the work above.
+		m := scrape(t, fsys.Registry())
+		if metricValue(t, m, "mogmount_commits_total") < 3 || metricValue(t, m, "mogmount_spooled_files_total") < 1 {
+			t.Errorf("mogmount metrics did not move:\n%.1500s", m)
+		}
+		metricValue(t, m, "mogmount_attr_cache_hits_total")
+	}()
 	// Overwrite in place, append, truncate: the spool path.
 	p := d + "/file"
 	sh(t, fmt.Sprintf("printf 0123456789 > %q", p))

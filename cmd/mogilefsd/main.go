@@ -15,6 +15,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
+	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 )
@@ -46,6 +47,7 @@ func run() error {
 	sidePort := fs.Int("mogstored_stream_port", tracker.DefaultSideChannelPort, "storage nodes' side-channel port")
 	noSchema := fs.Bool("no_schema_check", false, "start even if the schema version is not 17")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
 	fs.String("pidfile", "", "write the process id to this file")
@@ -100,6 +102,13 @@ func run() error {
 	}
 	if err := srv.Start(ctx); err != nil {
 		return err
+	}
+	if *metrics != "" {
+		ops, err := opsserver.Start(*metrics, srv.Registry())
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ops.Close()
 	}
 	addrs := *listen
 	if len(addrs) == 0 {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
+	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
 	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
@@ -118,11 +117,11 @@ func run() error {
 		return err
 	}
 	if *metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", fusefs.MetricsHandler(f))
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		go http.ListenAndServe(*metrics, mux)
+		ops, err := opsserver.Start(*metrics, f.Registry())
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ops.Close()
 	}
 	m, err := fusefs.Mount(args[0], f, fusefs.MountOptions{AllowOther: *allowOther, ReadOnly: *ro, MaxReadahead: *readahead})
 	if err != nil {

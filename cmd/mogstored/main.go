@@ -17,6 +17,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
+	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
 	"github.com/mogilefs-go/mogilefs-go/core/storage"
 )
 
@@ -41,6 +42,7 @@ func run() error {
 	fs.BoolP("daemonize", "d", false, "accepted for compatibility; run under systemd instead")
 	fs.Bool("iostat", true, "accepted for compatibility (utilisation comes from /proc/diskstats)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7502): /metrics, /debug/pprof/")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -73,6 +75,13 @@ func run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go srv.RunUsage(ctx)
+	if *metrics != "" {
+		ops, err := opsserver.Start(*metrics, srv.Registry())
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer ops.Close()
+	}
 
 	errc := make(chan error, 2)
 	side, err := net.Listen("tcp", *mgmtListen)

@@ -53,7 +53,8 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
-	stats Stats
+	stats   Stats
+	metrics *metrics
 }
 
 // connSt tracks whether a connection is idle, for graceful shutdown.
@@ -85,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 		started:   time.Now(),
 		conns:     map[net.Conn]*connSt{},
 		want:      map[string]int{},
+		metrics:   newMetrics(),
 		replKick:  make(chan struct{}, 1),
 		delKick:   make(chan struct{}, 1),
 		fsckKick:  make(chan struct{}, 1),
@@ -287,12 +289,14 @@ func (s *Server) query(line string, ip net.IP) string {
 	req, ok := protocol.ParseRequest(line)
 	if !ok {
 		s.stats.Errors.Add(1)
+		s.metrics.observe("", "unknown_command", time.Since(start))
 		return protocol.ErrLine("unknown_command", "", "")
 	}
 	callid := req.Args.Get("callid")
 	h, ok := s.handlers[req.Command]
 	if !ok {
 		s.stats.Errors.Add(1)
+		s.metrics.observe("unknown", "unknown_command", time.Since(start))
 		return protocol.ErrLine("unknown_command", "", callid)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, queryTimeout)
@@ -305,8 +309,10 @@ func (s *Server) query(line string, ip net.IP) string {
 		if !errors.As(err, &pe) {
 			pe = s.internalError(req.Command, err)
 		}
+		s.metrics.observe(req.Command, pe.Code, time.Since(start))
 		return protocol.ErrLine(pe.Code, pe.Text, callid)
 	}
+	s.metrics.observe(req.Command, "ok", time.Since(start))
 	if callid != "" {
 		if out == nil {
 			out = protocol.Args{}
