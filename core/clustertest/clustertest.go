@@ -146,10 +146,24 @@ func Start(tb testing.TB, opts Options) *Cluster {
 // StartTracker starts another tracker on the cluster's database, on an
 // ephemeral port, and returns it with its address.
 func (c *Cluster) StartTracker(tune func(*tracker.Config)) (*tracker.Server, string) {
+	c.TB.Helper()
+	return c.StartTrackerAt("127.0.0.1:0", tune)
+}
+
+// StartTrackerAt starts a tracker listening on addr (e.g. the address of
+// one that was stopped, to restart it).
+func (c *Cluster) StartTrackerAt(addr string, tune func(*tracker.Config)) (*tracker.Server, string) {
 	tb := c.TB
 	tb.Helper()
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	var err error
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -248,6 +262,19 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 	n.side = side
 	go srv.ServeSide(ctx, side)
 	tb.Cleanup(func() { n.Stop() })
+}
+
+// Shutdown stops a storage node gracefully: no new connections, and the
+// transfers in progress finish (until ctx ends).
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.cancel == nil {
+		return nil
+	}
+	n.side.Close()
+	err := n.http.Shutdown(ctx)
+	n.cancel()
+	n.cancel = nil
+	return err
 }
 
 // Stop kills a storage node: its listeners close and connections drop.
