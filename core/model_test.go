@@ -1,6 +1,9 @@
 package core
 
-import "testing"
+import (
+	"net"
+	"testing"
+)
 
 func TestFIDPath(t *testing.T) {
 	tests := []struct {
@@ -28,5 +31,20 @@ func TestHashNames(t *testing.T) {
 	}
 	if _, ok := HashType("CRC32"); ok {
 		t.Error("HashType(CRC32) accepted")
+	}
+}
+
+func TestParseNetworks(t *testing.T) {
+	nets, err := ParseNetworks("10.0.0.0/8, 127.0.0.1 ::1")
+	if err != nil || len(nets) != 3 {
+		t.Fatalf("ParseNetworks = %v, %v", nets, err)
+	}
+	for ip, want := range map[string]bool{"10.1.2.3": true, "127.0.0.1": true, "127.0.0.2": false, "::1": true, "192.168.0.1": false} {
+		if got := InNetworks(nets, net.ParseIP(ip)); got != want {
+			t.Errorf("InNetworks(%s) = %v", ip, got)
+		}
+	}
+	if _, err := ParseNetworks("10.0.0.0/33"); err == nil {
+		t.Error("bad network accepted")
 	}
 }

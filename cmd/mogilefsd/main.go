@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
 	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
@@ -47,6 +48,7 @@ func run() error {
 	sidePort := fs.Int("mogstored_stream_port", tracker.DefaultSideChannelPort, "storage nodes' side-channel port")
 	noSchema := fs.Bool("no_schema_check", false, "start even if the schema version is not 17")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	adminNets := fs.String("admin_networks", "", "only clients in these networks (comma-separated, e.g. 10.0.0.0/8,127.0.0.1) may send admin and ! commands; empty: everyone")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
@@ -85,6 +87,10 @@ func run() error {
 	}
 	defer st.Close()
 
+	admin, err := core.ParseNetworks(*adminNets)
+	if err != nil {
+		return fmt.Errorf("admin_networks: %w", err)
+	}
 	stop := make(chan struct{}, 1)
 	srv, err := tracker.New(tracker.Config{
 		Store:              st,
@@ -94,6 +100,7 @@ func run() error {
 		ConnTimeout:        time.Duration(*connTimeout * float64(time.Second)),
 		SideChannelPort:    *sidePort,
 		NoJobs:             !*jobMaster,
+		AdminNetworks:      admin,
 		OnShutdown:         func() { stop <- struct{}{} },
 		Logger:             log,
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
 	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
@@ -42,6 +43,7 @@ func run() error {
 	fs.BoolP("daemonize", "d", false, "accepted for compatibility; run under systemd instead")
 	fs.Bool("iostat", true, "accepted for compatibility (utilisation comes from /proc/diskstats)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	writeNets := fs.String("write_networks", "", "only clients in these networks (the trackers and uploaders) may PUT and DELETE; GET stays open; empty: everyone")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7502): /metrics, /debug/pprof/")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -64,7 +66,11 @@ func run() error {
 			return err
 		}
 	}
-	srv, err := storage.New(storage.Config{DocRoot: *docroot, Logger: log})
+	writers, err := core.ParseNetworks(*writeNets)
+	if err != nil {
+		return fmt.Errorf("write_networks: %w", err)
+	}
+	srv, err := storage.New(storage.Config{DocRoot: *docroot, WriteNetworks: writers, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
 )
 
 // Config configures a storage node. The zero value of each field means
@@ -27,6 +30,10 @@ type Config struct {
 	DocRoot string
 	// UsageInterval is how often usage files are rewritten (default 10 s).
 	UsageInterval time.Duration
+	// WriteNetworks, when set, are the only client networks allowed to PUT
+	// and DELETE (the trackers and the uploading clients); GET and HEAD
+	// stay open. Empty: everyone (the original's behaviour).
+	WriteNetworks []*net.IPNet
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -101,13 +108,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.serveGet(w, r)
-	case http.MethodPut:
-		s.servePut(w, r)
-	case http.MethodDelete:
-		s.serveDelete(w, r)
+	case http.MethodPut, http.MethodDelete:
+		if !s.writeAllowed(r) {
+			httpError(w, http.StatusForbidden, "Writes are not allowed from this address (see --write-networks)")
+			return
+		}
+		if r.Method == http.MethodPut {
+			s.servePut(w, r)
+		} else {
+			s.serveDelete(w, r)
+		}
 	default:
 		httpError(w, http.StatusBadRequest, "")
 	}
+}
+
+// writeAllowed checks WriteNetworks; on refusal it answers 403 and logs.
+func (s *Server) writeAllowed(r *http.Request) bool {
+	if len(s.cfg.WriteNetworks) == 0 {
+		return true
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); ip != nil && core.InNetworks(s.cfg.WriteNetworks, ip) {
+		return true
+	}
+	s.log.Warn("mogstored: refused a write from a client outside the write networks", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+	return false
 }
 
 func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,9 @@ func (s *Server) admin(line string, ip net.IP) string {
 	}
 	var out []string
 	switch {
+	case !s.adminAllowed(ip):
+		s.log.Warn("tracker: refused a ! command from a client outside the admin networks", "client", ip.String(), "command", word)
+		out = []string{"ERROR: admin commands are not allowed from " + ip.String() + " (see admin_networks)"}
 	case word == "version":
 		out = []string{Version}
 	case word == "stats":

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/store"
@@ -63,6 +64,11 @@ type Config struct {
 	TempfileMaxAge time.Duration
 	// ReaperInterval is how often dead devices are looked for (default 5 s).
 	ReaperInterval time.Duration
+	// AdminNetworks, when set, are the only client networks allowed to send
+	// admin commands (create/update/delete of domains, classes, hosts and
+	// devices, states, weights, settings, fsck and rebalance control) and
+	// "!" commands. Empty: everyone (the original's behaviour).
+	AdminNetworks []*net.IPNet
 	// Plain makes the tracker behave exactly like the original 2.73: no
 	// protocol extensions (directory listings, per-file metadata). For
 	// testing clients against plain trackers.

@@ -293,6 +293,12 @@ func (s *Server) query(line string, ip net.IP) string {
 		return protocol.ErrLine("unknown_command", "", "")
 	}
 	callid := req.Args.Get("callid")
+	if adminCommands[req.Command] && !s.adminAllowed(ip) {
+		s.stats.Errors.Add(1)
+		s.log.Warn("tracker: refused an admin command from a client outside the admin networks", "client", ip.String(), "command", req.Command)
+		s.metrics.observe(req.Command, "access_denied", time.Since(start))
+		return protocol.ErrLine("access_denied", "Admin commands are not allowed from "+ip.String()+" (see admin_networks)", callid)
+	}
 	h, ok := s.handlers[req.Command]
 	if !ok {
 		s.stats.Errors.Add(1)
