@@ -239,20 +239,7 @@ func (s *Store) ReapTempfile(ctx context.Context, t Tempfile) error {
 
 // FIDsOnDevice returns up to limit fids with a copy on devid.
 func (s *Store) FIDsOnDevice(ctx context.Context, devid int, after int64, limit int) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fid FROM file_on WHERE devid=? AND fid > ? ORDER BY fid LIMIT ?`, devid, after, limit)
-	if err != nil {
-		return nil, wrap("fids on device", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var f int64
-		if err := rows.Scan(&f); err != nil {
-			return nil, wrap("fids on device", err)
-		}
-		out = append(out, f)
-	}
-	return out, wrap("fids on device", rows.Err())
+	return s.queryFIDs(ctx, "fids on device", `SELECT fid FROM file_on WHERE devid=? AND fid > ? ORDER BY fid LIMIT ?`, devid, after, limit)
 }
 
 // MoveToReplication queues fid for replication and then forgets its
@@ -293,20 +280,7 @@ func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid 
 
 // FIDsAfter returns up to limit fids in (after, upTo], ascending.
 func (s *Store) FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT fid FROM file WHERE fid > ? AND fid <= ? ORDER BY fid LIMIT ?`, after, upTo, limit)
-	if err != nil {
-		return nil, wrap("fids after", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var f int64
-		if err := rows.Scan(&f); err != nil {
-			return nil, wrap("fids after", err)
-		}
-		out = append(out, f)
-	}
-	return out, wrap("fids after", rows.Err())
+	return s.queryFIDs(ctx, "fids after", `SELECT fid FROM file WHERE fid > ? AND fid <= ? ORDER BY fid LIMIT ?`, after, upTo, limit)
 }
 
 // FixDevcount sets file.devcount from file_on.
@@ -317,26 +291,10 @@ func (s *Store) FixDevcount(ctx context.Context, fid int64) error {
 // FIDsOnDeviceDesc is FIDsOnDevice newest first: up to limit fids below
 // before (0: no bound), descending.
 func (s *Store) FIDsOnDeviceDesc(ctx context.Context, devid int, before int64, limit int) ([]int64, error) {
-	q := `SELECT fid FROM file_on WHERE devid=? ORDER BY fid DESC LIMIT ?`
-	args := []any{devid, limit}
 	if before > 0 {
-		q = `SELECT fid FROM file_on WHERE devid=? AND fid < ? ORDER BY fid DESC LIMIT ?`
-		args = []any{devid, before, limit}
+		return s.queryFIDs(ctx, "fids on device", `SELECT fid FROM file_on WHERE devid=? AND fid < ? ORDER BY fid DESC LIMIT ?`, devid, before, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, wrap("fids on device", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var f int64
-		if err := rows.Scan(&f); err != nil {
-			return nil, wrap("fids on device", err)
-		}
-		out = append(out, f)
-	}
-	return out, wrap("fids on device", rows.Err())
+	return s.queryFIDs(ctx, "fids on device", `SELECT fid FROM file_on WHERE devid=? ORDER BY fid DESC LIMIT ?`, devid, limit)
 }
 
 // RenewLease pushes a claimed row's nexttry lease seconds into the future.
@@ -360,4 +318,22 @@ func (s *Store) AddCopyDone(ctx context.Context, fid int64, devid int, q Queue) 
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 		return err
 	})
+}
+
+// queryFIDs runs a query returning one fid column.
+func (s *Store) queryFIDs(ctx context.Context, op, q string, args ...any) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return nil, wrap(op, err)
+		}
+		out = append(out, f)
+	}
+	return out, wrap(op, rows.Err())
 }
