@@ -16,6 +16,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
@@ -308,3 +309,26 @@ print(n, h.hexdigest(), flush=True)`, filepath.Join(mnt, "test", "big"))
 }
 
 func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// TestMountOnPlainTracker mounts a tracker without our extensions (as
+// the original 2.73 answers): listings page through keys, metadata is
+// kept only while mounted, and the common tools still work.
+func TestMountOnPlainTracker(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test", Tune: func(cfg *tracker.Config) { cfg.Plain = true }})
+	mnt := mountCluster(t, c, nil)
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src, 2<<20)
+	d := filepath.Join(mnt, "test")
+	sh(t, fmt.Sprintf("cp -r %q %q && diff -r %q %q", src, d+"/tree", src, d+"/tree"))
+	sh(t, fmt.Sprintf("mkdir %q && test -d %q", d+"/made", d+"/made"))
+	sh(t, fmt.Sprintf("chmod 600 %q && touch -m -d '2020-01-02 03:04:05 UTC' %q", d+"/tree/one byte", d+"/tree/one byte"))
+	sh(t, fmt.Sprintf("mv %q %q && test -f %q", d+"/tree/empty", d+"/tree/moved", d+"/tree/moved"))
+	if n := strings.Count(sh(t, fmt.Sprintf("find %q -type f", d+"/tree")), "\n"); n != 9 {
+		t.Errorf("find saw %d files; want 9", n)
+	}
+	// Without the metadata extension, mtime comes from the storage node.
+	if out := sh(t, fmt.Sprintf("stat -c %%Y %q", d+"/tree/a/b/sibling")); strings.TrimSpace(out) == "0" {
+		t.Errorf("mtime = %s", out)
+	}
+}

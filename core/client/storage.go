@@ -21,6 +21,10 @@ import (
 type Client struct {
 	Tracker *Tracker
 	HTTP    *http.Client
+	// ReadRetries is how many more times a Reader asks the tracker for
+	// paths, with growing pauses, after every copy failed (a node may be
+	// restarting); default 3, negative for none.
+	ReadRetries int
 }
 
 // NewHTTPClient returns an HTTP client suited to storage nodes: bounded
@@ -159,8 +163,11 @@ type Reader struct {
 	end   int64 // exclusive; -1 = to the end of the file
 	body  io.ReadCloser
 	errs  []error
-	// Refresh, when set, is called once after every path failed, to get
-	// fresh paths from the tracker.
+	// refreshes counts the calls of Refresh.
+	refreshes int
+	// Refresh, when set, is called after every path failed, to get fresh
+	// paths from the tracker: once at once, then up to the client's
+	// ReadRetries more times after a pause.
 	Refresh func(ctx context.Context) ([]string, error)
 }
 
@@ -187,11 +194,23 @@ func (c *Client) Open(ctx context.Context, domain, key string) (*Reader, error) 
 func (r *Reader) openNext() error {
 	for {
 		if r.next >= len(r.paths) {
-			if r.Refresh == nil {
+			retries := r.c.ReadRetries
+			if retries == 0 {
+				retries = 3
+			}
+			if r.Refresh == nil || r.refreshes > max(retries, 0) {
 				return fmt.Errorf("%w: %v", ErrNoPaths, errors.Join(r.errs...))
 			}
+			if r.refreshes > 0 {
+				wait := time.Duration(250<<(r.refreshes-1)) * time.Millisecond
+				select {
+				case <-time.After(wait):
+				case <-r.ctx.Done():
+					return r.ctx.Err()
+				}
+			}
+			r.refreshes++
 			paths, err := r.Refresh(r.ctx)
-			r.Refresh = nil
 			if err != nil {
 				return err
 			}
