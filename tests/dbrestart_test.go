@@ -24,12 +24,19 @@ import (
 type privateMariaDB struct {
 	t       *testing.T
 	dir     string
+	bind    string // address it listens on
 	port    int
 	cmd     *exec.Cmd
 	stopped chan struct{}
 }
 
 func startPrivateMariaDB(t *testing.T) *privateMariaDB {
+	t.Helper()
+	return startPrivateMariaDBOn(t, "127.0.0.1")
+}
+
+// startPrivateMariaDBOn is startPrivateMariaDB listening on bind.
+func startPrivateMariaDBOn(t *testing.T, bind string) *privateMariaDB {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a private MariaDB as the mysql user")
@@ -49,10 +56,13 @@ func startPrivateMariaDB(t *testing.T) *privateMariaDB {
 	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", bind+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	m := &privateMariaDB{t: t, dir: dir, port: port}
+	m := &privateMariaDB{t: t, dir: dir, bind: bind, port: port}
 	m.start()
 	t.Cleanup(m.stop)
 	return m
@@ -61,7 +71,7 @@ func startPrivateMariaDB(t *testing.T) *privateMariaDB {
 func (m *privateMariaDB) start() {
 	m.t.Helper()
 	m.cmd = exec.Command("mariadbd", "--no-defaults", "--user=mysql", "--datadir="+m.dir+"/data",
-		"--socket="+m.dir+"/sock", "--pid-file="+m.dir+"/pid", "--bind-address=127.0.0.1",
+		"--socket="+m.dir+"/sock", "--pid-file="+m.dir+"/pid", "--bind-address="+m.bind,
 		fmt.Sprintf("--port=%d", m.port), "--skip-grant-tables", "--innodb-buffer-pool-size=64M", "--skip-log-bin")
 	logf, _ := os.Create(filepath.Join(m.dir, "log"))
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
@@ -100,7 +110,7 @@ func (m *privateMariaDB) stop() {
 }
 
 func (m *privateMariaDB) serverDSN() string {
-	return fmt.Sprintf("root@tcp(127.0.0.1:%d)/", m.port)
+	return fmt.Sprintf("root@tcp(%s:%d)/", m.bind, m.port)
 }
 
 // TestMariaDBRestartUnderLoad crashes and restarts the database while
