@@ -121,6 +121,7 @@ func (l *netLab) close() {
 		}
 	}
 	for name := range l.hosts {
+		run("ip", "link", "del", l.prefix+"v"+name) // both ends of the veth pair
 		run("ip", "netns", "del", l.prefix+name)
 	}
 	run("ip", "link", "del", l.bridge)
