@@ -51,6 +51,9 @@ type Config struct {
 	User, Pass string
 	// NoSchemaCheck opens a database whose schema_version is not 17.
 	NoSchemaCheck bool
+	// ReadOnly opens a database to read from only (a read replica): it is
+	// neither set up nor checked, only reached.
+	ReadOnly bool
 	// Logger receives what the store has to say; nil discards.
 	Logger *slog.Logger
 }
@@ -223,6 +226,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.lazy = s.db
 		s.now = "UNIX_TIMESTAMP()"
 		s.ignore = "INSERT IGNORE"
+	}
+	if cfg.ReadOnly {
+		if err := s.db.PingContext(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: cannot reach the %s replica: %w", s.kind, err)
+		}
+		return s, nil
 	}
 	if err := s.setup(ctx, cfg.NoSchemaCheck); err != nil {
 		s.Close()

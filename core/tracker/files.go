@@ -328,7 +328,13 @@ func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error
 	if key == "" {
 		return nil, errf("no_key")
 	}
-	f, devids, err := s.store().FileAndDevids(ctx, dom.ID, key)
+	var f core.File
+	var devids []int
+	err = s.readFrom(ctx, func(st *store.Store) error {
+		var err error
+		f, devids, err = st.FileAndDevids(ctx, dom.ID, key)
+		return err
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errf("unknown_key")
 	}
@@ -491,7 +497,24 @@ func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args
 }
 
 func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error) {
-	f, dom, sn, err := s.fileArg(ctx, c)
+	dom, sn, err := s.domainArg(c)
+	if err != nil {
+		return nil, err
+	}
+	key := c.args.Get("key")
+	if key == "" {
+		return nil, errf("no_key")
+	}
+	var f core.File
+	var devidsFromRead []int
+	err = s.readFrom(ctx, func(st *store.Store) error {
+		var err error
+		f, devidsFromRead, err = st.FileAndDevids(ctx, dom.ID, key)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errf("unknown_key")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -512,11 +535,7 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 	}
 	putMeta(out, meta)
 	if c.args.Bool("devices") {
-		devids, err := s.store().FileDevids(ctx, f.FID)
-		if err != nil {
-			return nil, err
-		}
-		out["devids"] = joinInts(devids)
+		out["devids"] = joinInts(devidsFromRead)
 	}
 	return out, nil
 }

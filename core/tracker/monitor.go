@@ -117,6 +117,7 @@ func (m *monitor) doRound(ctx context.Context) {
 		m.s.log.Warn("tracker: monitor cannot read the database", "err", err)
 	}
 	sn := m.s.snap()
+	m.s.refreshReplicas(ctx, sn)
 	byHost := map[int][]core.Device{}
 	for _, d := range sn.devices {
 		h, ok := sn.hosts[d.HostID]

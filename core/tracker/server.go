@@ -53,8 +53,9 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
-	stats   Stats
-	metrics *metrics
+	stats    Stats
+	metrics  *metrics
+	replicas replicas
 }
 
 // connSt tracks whether a connection is idle, for graceful shutdown.
