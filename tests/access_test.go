@@ -80,6 +80,45 @@ func TestAdminNetworks(t *testing.T) {
 	}
 }
 
+// TestAdminListener gives a tracker an admin address: admin commands are
+// then refused on the ordinary address and accepted on the admin one.
+func TestAdminListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	tr, addr := c.StartTracker(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tr.ServeAdmin(ln)
+	ask := func(addr, line string) string {
+		conn := dialFrom(t, "127.0.0.1", addr)
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "%s\r\n", line)
+		l, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	waitFor(t, 5*time.Second, "the admin listener to take effect", func() bool {
+		return strings.HasPrefix(ask(addr, "set_weight host=host1&device=1&weight=100"), "ERR access_denied ")
+	})
+	if got := ask(addr, "create_domain domain=pub"); !strings.HasPrefix(got, "ERR access_denied ") {
+		t.Errorf("create_domain on the public address = %q", got)
+	}
+	if got := ask(ln.Addr().String(), "create_domain domain=adm"); got != "OK domain=adm\r\n" {
+		t.Errorf("create_domain on the admin address = %q", got)
+	}
+	for _, a := range []string{addr, ln.Addr().String()} {
+		if got := ask(a, "get_domains"); !strings.HasPrefix(got, "OK ") {
+			t.Errorf("get_domains on %s = %q", a, got)
+		}
+	}
+}
+
 func TestWriteNetworks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")

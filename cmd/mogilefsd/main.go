@@ -48,6 +48,7 @@ func run() error {
 	sidePort := fs.Int("mogstored_stream_port", tracker.DefaultSideChannelPort, "storage nodes' side-channel port")
 	noSchema := fs.Bool("no_schema_check", false, "start even if the schema version is not 17")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	adminListen := fs.StringSlice("admin_listen", nil, "address(es) for administration, ip[:port]; when set, admin and ! commands are accepted only there")
 	adminNets := fs.String("admin_networks", "", "only clients in these networks (comma-separated, e.g. 10.0.0.0/8,127.0.0.1) may send admin and ! commands; empty: everyone")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
@@ -121,7 +122,21 @@ func run() error {
 	if len(addrs) == 0 {
 		addrs = []string{"0.0.0.0"}
 	}
-	errc := make(chan error, len(addrs))
+	errc := make(chan error, len(addrs)+len(*adminListen))
+	for _, a := range *adminListen {
+		for _, one := range strings.Split(a, ",") {
+			one = strings.TrimSpace(one)
+			if _, _, err := net.SplitHostPort(one); err != nil {
+				one = net.JoinHostPort(one, strconv.Itoa(*confport))
+			}
+			ln, err := net.Listen("tcp", one)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", one, err)
+			}
+			log.Info("mogilefsd: listening for administration", "addr", ln.Addr().String())
+			go func() { errc <- srv.ServeAdmin(ln) }()
+		}
+	}
 	for _, a := range addrs {
 		for _, one := range strings.Split(a, ",") {
 			one = strings.TrimSpace(one)

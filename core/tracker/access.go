@@ -18,7 +18,11 @@ var adminCommands = map[string]bool{
 	"replicate_now": true, "clear_cache": true, "do_monitor_round": true, "sleep": true, "test": true,
 }
 
-// adminAllowed reports whether a client may send admin commands.
-func (s *Server) adminAllowed(ip net.IP) bool {
+// adminAllowed reports whether a client may send admin commands on a
+// connection (adminConn: it came in on an admin listener).
+func (s *Server) adminAllowed(ip net.IP, adminConn bool) bool {
+	if s.hasAdminListener.Load() && !adminConn {
+		return false
+	}
 	return len(s.cfg.AdminNetworks) == 0 || core.InNetworks(s.cfg.AdminNetworks, ip)
 }

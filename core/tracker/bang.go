@@ -14,7 +14,7 @@ import (
 var jobNames = []string{"delete", "fsck", "job_master", "monitor", "queryworker", "reaper", "replicate"}
 
 // admin answers a `!` line with zero or more lines and a "." terminator.
-func (s *Server) admin(line string, ip net.IP) string {
+func (s *Server) admin(line string, ip net.IP, adminConn bool) string {
 	fields := strings.Fields(line[1:])
 	word := ""
 	if len(fields) > 0 {
@@ -22,9 +22,9 @@ func (s *Server) admin(line string, ip net.IP) string {
 	}
 	var out []string
 	switch {
-	case !s.adminAllowed(ip):
+	case !s.adminAllowed(ip, adminConn):
 		s.log.Warn("tracker: refused a ! command from a client outside the admin networks", "client", ip.String(), "command", word)
-		out = []string{"ERROR: admin commands are not allowed from " + ip.String() + " (see admin_networks)"}
+		out = []string{"ERROR: admin commands are not allowed from " + ip.String() + " on this address (see admin_networks and admin_listen)"}
 	case word == "version":
 		out = []string{Version}
 	case word == "stats":

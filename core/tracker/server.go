@@ -53,13 +53,18 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
-	stats    Stats
-	metrics  *metrics
-	replicas replicas
+	stats            Stats
+	metrics          *metrics
+	replicas         replicas
+	hasAdminListener atomic.Bool
 }
 
-// connSt tracks whether a connection is idle, for graceful shutdown.
-type connSt struct{ busy atomic.Bool }
+// connSt tracks whether a connection is idle, for graceful shutdown, and
+// whether it came in on an admin listener.
+type connSt struct {
+	busy  atomic.Bool
+	admin bool
+}
 
 // Stats are the tracker's counters.
 type Stats struct {
@@ -123,7 +128,17 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Serve accepts client connections on ln until Close.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeAdmin accepts connections on an admin listener. Once a tracker has
+// one, admin and "!" commands are refused on every other listener (roles
+// by address: queries on the public address, administration on another).
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	s.hasAdminListener.Store(true)
+	return s.serve(ln, true)
+}
+
+func (s *Server) serve(ln net.Listener, admin bool) error {
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
@@ -144,7 +159,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetNoDelay(true)
 			tc.SetKeepAlive(true)
 		}
-		st := &connSt{}
+		st := &connSt{admin: admin}
 		s.mu.Lock()
 		if s.ctx.Err() != nil {
 			s.mu.Unlock()
@@ -257,9 +272,9 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 			st.busy.Store(false)
 			continue
 		case line[0] == '!':
-			reply = s.admin(line, ip)
+			reply = s.admin(line, ip, st.admin)
 		default:
-			reply = s.query(line, ip)
+			reply = s.query(line, ip, st.admin)
 		}
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		w.WriteString(reply)
@@ -282,7 +297,7 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 const queryTimeout = 30 * time.Second
 
 // query answers one query line.
-func (s *Server) query(line string, ip net.IP) string {
+func (s *Server) query(line string, ip net.IP, adminConn bool) string {
 	s.stats.Queries.Add(1)
 	s.stats.Processing.Add(1)
 	defer s.stats.Processing.Add(-1)
@@ -294,11 +309,11 @@ func (s *Server) query(line string, ip net.IP) string {
 		return protocol.ErrLine("unknown_command", "", "")
 	}
 	callid := req.Args.Get("callid")
-	if adminCommands[req.Command] && !s.adminAllowed(ip) {
+	if adminCommands[req.Command] && !s.adminAllowed(ip, adminConn) {
 		s.stats.Errors.Add(1)
 		s.log.Warn("tracker: refused an admin command from a client outside the admin networks", "client", ip.String(), "command", req.Command)
 		s.metrics.observe(req.Command, "access_denied", time.Since(start))
-		return protocol.ErrLine("access_denied", "Admin commands are not allowed from "+ip.String()+" (see admin_networks)", callid)
+		return protocol.ErrLine("access_denied", "Admin commands are not allowed from "+ip.String()+" on this address (see admin_networks and admin_listen)", callid)
 	}
 	h, ok := s.handlers[req.Command]
 	if !ok {
