@@ -548,7 +548,7 @@ func (s *Store) AddFsckLog(ctx context.Context, fid int64, evcode string, devid 
 // FileAndDevids looks up a key and the devices holding its fid in one
 // query (the read path). ErrNotFound: no such key.
 func (s *Store) FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY fo.devid`, dmid, key)
+	rows, err := s.stmt(ctx, stmtFileAndDevids).QueryContext(ctx, dmid, key)
 	if err != nil {
 		return core.File{}, nil, wrap("find key", err)
 	}

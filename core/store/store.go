@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,44 @@ type Store struct {
 	ignore string // "INSERT IGNORE" or "INSERT OR IGNORE"
 
 	noSkipLocked atomic.Bool // the MySQL server does not know SKIP LOCKED
+
+	stmtMu sync.Mutex           // guards stmts
+	stmts  map[string]*sql.Stmt // prepared hot queries, by SQL
+}
+
+// Hot read queries, prepared once per store: the read path then skips
+// parsing and planning SQL on every request.
+const stmtFileAndDevids = `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY fo.devid`
+
+// stmt returns the prepared statement of q, preparing it on first use;
+// on failure it returns an unprepared form that still works.
+func (s *Store) stmt(ctx context.Context, q string) interface {
+	QueryContext(context.Context, ...any) (*sql.Rows, error)
+} {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[q]; ok {
+		return st
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return rawQuery{s.db, q}
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[q] = st
+	return st
+}
+
+// rawQuery runs q unprepared.
+type rawQuery struct {
+	db *sql.DB
+	q  string
+}
+
+func (r rawQuery) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return r.db.QueryContext(ctx, r.q, args...)
 }
 
 // Kind returns the backend of s.
@@ -82,6 +121,12 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.lazy != s.db && s.lazy != nil {
 		s.lazy.Close()
 	}
