@@ -265,7 +265,7 @@ func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]stri
 
 // FileMeta returns the metadata of fid (empty when none).
 func (s *Store) FileMeta(ctx context.Context, fid int64) (map[string]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, value FROM file_meta WHERE fid=?`, fid)
+	rows, err := s.stmt(ctx, stmtFileMeta).QueryContext(ctx, fid)
 	if err != nil {
 		return nil, wrap("file meta", err)
 	}
@@ -430,10 +430,18 @@ func (s *Store) ListFids(ctx context.Context, from int64, count int) ([]core.Fil
 
 // Checksum returns the stored checksum of fid. ErrNotFound: none stored.
 func (s *Store) Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT hashtype, checksum FROM checksum WHERE fid=?`, fid).Scan(&hashType, &sum)
-	if err == sql.ErrNoRows {
+	rows, err := s.stmt(ctx, stmtChecksum).QueryContext(ctx, fid)
+	if err != nil {
+		return 0, nil, wrap("read checksum", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, nil, wrap("read checksum", err)
+		}
 		return 0, nil, ErrNotFound
 	}
+	err = rows.Scan(&hashType, &sum)
 	return hashType, sum, wrap("read checksum", err)
 }
 

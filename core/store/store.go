@@ -80,7 +80,11 @@ type Store struct {
 
 // Hot read queries, prepared once per store: the read path then skips
 // parsing and planning SQL on every request.
-const stmtFileAndDevids = `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY fo.devid`
+const (
+	stmtFileAndDevids = `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY fo.devid`
+	stmtFileMeta      = `SELECT name, value FROM file_meta WHERE fid=?`
+	stmtChecksum      = `SELECT hashtype, checksum FROM checksum WHERE fid=?`
+)
 
 // stmt returns the prepared statement of q, preparing it on first use;
 // on failure it returns an unprepared form that still works.
