@@ -8,6 +8,8 @@ command -v rsync >/dev/null || need+=(rsync)
 if [ "${1:-run}" = test ]; then
 	command -v mysqld_safe >/dev/null || need+=(mariadb-server)
 	command -v mysql >/dev/null || need+=(mariadb-client)
+	command -v ip >/dev/null || need+=(iproute2)
+	command -v python3 >/dev/null || need+=(python3)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
