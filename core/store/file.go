@@ -203,8 +203,20 @@ var ErrFIDExists = errors.New("store: fid already committed under that key")
 // unlinked and queued for deletion, the copy on c.Devid is recorded, and
 // replication is queued. It returns the replaced fid, or 0.
 func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err error) {
+	if s.group != nil {
+		return s.group.commit(ctx, c)
+	}
 	err = s.tx(ctx, "commit file", func(tx *sql.Tx) error {
-		replaced = 0
+		var err error
+		replaced, err = s.commitIn(ctx, tx, c)
+		return err
+	})
+	return replaced, err
+}
+
+// commitIn does CommitFile's work inside tx.
+func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced int64, err error) {
+	err = func() error {
 		if c.ClaimTempfile {
 			r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, c.FID)
 			if err != nil {
@@ -214,8 +226,15 @@ func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err e
 				return ErrNotFound
 			}
 		}
+		// A locking read on MySQL: a plain one reads a snapshot that can
+		// miss a concurrent commit of the same key, whose fid would then be
+		// replaced without being queued for deletion.
+		lock := ""
+		if s.kind == MySQL {
+			lock = " FOR UPDATE"
+		}
 		var old int64
-		err := tx.QueryRowContext(ctx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, c.DomainID, c.Key).Scan(&old)
+		err := tx.QueryRowContext(ctx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`+lock, c.DomainID, c.Key).Scan(&old)
 		switch {
 		case err == sql.ErrNoRows:
 		case err != nil:
@@ -245,7 +264,7 @@ func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err e
 		}
 		_, err = tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, 0, ?, 0, 0)`, c.FID, c.Devid)
 		return err
-	})
+	}()
 	return replaced, err
 }
 

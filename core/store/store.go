@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -74,6 +75,8 @@ type Store struct {
 
 	noSkipLocked atomic.Bool // the MySQL server does not know SKIP LOCKED
 
+	group *groupCommitter // SQLite: batches CommitFile calls
+
 	stmtMu sync.Mutex           // guards stmts
 	stmts  map[string]*sql.Stmt // prepared hot queries, by SQL
 }
@@ -125,6 +128,10 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.stop()
+		s.group = nil
+	}
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
 		st.Close()
@@ -287,6 +294,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if kind == SQLite {
+		s.group = newGroupCommitter(s)
+	}
 	return s, nil
 }
 
@@ -379,10 +389,19 @@ func wrap(op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
-// tx runs fn in a transaction, retrying deadlocks a few times.
+// tx runs fn in a transaction, retrying it when the database says to
+// (deadlocks, lock waits, SQLite busy), with growing jittered pauses.
 func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 20; attempt++ {
+		if attempt > 0 {
+			pause := time.Duration(min(5<<attempt, 200)) * time.Millisecond
+			select {
+			case <-time.After(pause/2 + time.Duration(rand.Int64N(int64(pause)))):
+			case <-ctx.Done():
+				return wrap(op, ctx.Err())
+			}
+		}
 		var t *sql.Tx
 		t, err = s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -403,7 +422,6 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 		if !isRetryable(err) {
 			return wrap(op, err)
 		}
-		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
 	}
 	return wrap(op, err)
 }

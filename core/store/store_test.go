@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -408,6 +409,54 @@ func TestListDirAndMeta(t *testing.T) {
 		m, err := s.FileMeta(ctx, f.FID)
 		if err != nil || m["mode"] != "0600" || m["mtime"] != "1009" {
 			t.Errorf("FileMeta = %v, %v", m, err)
+		}
+	})
+}
+
+// TestConcurrentCommits commits many uploads of one key at once (they are
+// batched on SQLite): every commit succeeds, one fid stays, every other
+// is queued for deletion, and a second claim of any fid fails.
+func TestConcurrentCommits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const n = 40
+		fids := make([]int64, n)
+		for i := range fids {
+			fids[i], _ = s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "hot"}, 0)
+		}
+		errs := make(chan error, 2*n)
+		var wg sync.WaitGroup
+		for _, fid := range fids {
+			for twice := 0; twice < 2; twice++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "hot", Length: 1, Devid: 1, ClaimTempfile: true})
+					errs <- err
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		ok, notFound := 0, 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrNotFound):
+				notFound++
+			default:
+				t.Errorf("commit: %v", err)
+			}
+		}
+		if ok != n || notFound != n {
+			t.Fatalf("%d commits succeeded and %d were refused; want %d and %d", ok, notFound, n, n)
+		}
+		if q, _ := s.QueueLength(ctx, store.DeleteQueue); q != n-1 {
+			t.Errorf("%d fids queued for deletion; want %d", q, n-1)
+		}
+		if _, err := s.FileByKey(ctx, 1, "hot"); err != nil {
+			t.Errorf("the key is gone: %v", err)
 		}
 	})
 }
