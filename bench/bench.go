@@ -241,18 +241,8 @@ func replicationFigure(cfg Config, res Results) error {
 	if err := c.start("mogilefsd", "--skipconfig", "--dsn=DBI:SQLite:dbname="+filepath.Join(dir, "mogilefs.db"), "--listen="+c.tracker, side, "--min_free_space=1", "--log-level=warn"); err != nil {
 		return err
 	}
-	t, err := client.NewTracker([]string{c.tracker}, client.Options{})
-	if err != nil {
-		return err
-	}
-	defer t.Close()
 	for {
 		time.Sleep(50 * time.Millisecond)
-		r, err := t.Do(ctx, "noop", nil)
-		_ = r
-		if err != nil {
-			continue
-		}
 		// !stats is a bang command: read "replicated" through a raw conn.
 		done, err := replicatedCount(c.tracker)
 		if err == nil && done >= n {

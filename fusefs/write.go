@@ -14,6 +14,7 @@ import (
 	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
 // stream is an upload in progress: a chunked PUT fed by a pipe.
@@ -341,7 +342,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	case h.st != nil:
 		st := h.st
 		if err = h.finishStream(); err == nil {
-			err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: st.open.FID, Dest: st.open.Dests[0], Size: st.written, Extra: metaExtra(meta)})
+			err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: st.open.FID, Dest: st.open.Dests[0], Size: st.written, Extra: metaArgs(meta)})
 		}
 		if err != nil {
 			f.cl.Tracker.CreateClose(context.WithoutCancel(ctx), client.CloseArgs{Domain: dom, FID: st.open.FID, Dest: st.open.Dests[0]})
@@ -378,18 +379,6 @@ type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-func metaExtra(meta map[string]string) map[string]string {
-	a := map[string]string{}
-	i := 0
-	for k, v := range meta {
-		a[fmt.Sprintf("plugin.meta.key%d", i)] = k
-		a[fmt.Sprintf("plugin.meta.value%d", i)] = v
-		i++
-	}
-	a["plugin.meta.keys"] = fmt.Sprint(i)
-	return a
-}
-
 // upload stores body under key and returns the new fid.
 func (f *FS) upload(ctx context.Context, dom, key string, body io.Reader, size int64, meta map[string]string) (int64, error) {
 	open, err := f.cl.Tracker.CreateOpen(ctx, dom, key, f.cfg.Class, size)
@@ -399,7 +388,7 @@ func (f *FS) upload(ctx context.Context, dom, key string, body io.Reader, size i
 	dest := open.Dests[0]
 	err = f.cl.PutFile(ctx, dest.Path, body, size)
 	if err == nil {
-		err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaExtra(meta)})
+		err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
 	}
 	if err != nil {
 		f.cl.Tracker.CreateClose(context.WithoutCancel(ctx), client.CloseArgs{Domain: dom, FID: open.FID, Dest: dest})
@@ -447,4 +436,11 @@ func (h *writeHandle) release() {
 		delete(h.n.fs.pending, ck(dom, key))
 	}
 	h.n.fs.mu.Unlock()
+}
+
+// metaArgs encodes metadata as create_close's plugin.meta.* pairs.
+func metaArgs(meta map[string]string) protocol.Args {
+	a := protocol.Args{}
+	client.MetaArgs(a, meta)
+	return a
 }

@@ -121,11 +121,6 @@ func TestRecordedStorageNodeExchanges(t *testing.T) {
 			c.Close()
 			continue
 		}
-		if strings.Contains(e.title, "Content-Range") || strings.Contains(e.title, "after Content-Range") {
-			// Perlbal ignored Content-Range and replaced the file with the
-			// fragment; we write the fragment at its offset (tested in
-			// core/storage). Only the status must agree.
-		}
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -139,6 +134,9 @@ func TestRecordedStorageNodeExchanges(t *testing.T) {
 		if code(status) != code(e.status) {
 			t.Errorf("%s: status %q; original %q", e.title, status, e.status)
 		}
+		// Perlbal ignored Content-Range and replaced the file with the
+		// fragment; we write the fragment at its offset (core/storage
+		// tests that), so the GET after it differs on purpose.
 		isGet := strings.HasPrefix(e.request, "GET ") && strings.Contains(e.request, ".fid")
 		if isGet && e.bodyKnown && !strings.Contains(e.title, "after Content-Range") && body != e.body {
 			t.Errorf("%s: body %q; original %q", e.title, body, e.body)

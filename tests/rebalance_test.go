@@ -30,7 +30,9 @@ func TestDrainEmptiesDevice(t *testing.T) {
 		t.Fatal("dev1 holds nothing to drain")
 	}
 	c.Must("set_state", protocol.Args{"host": "host1", "device": "1", "state": "drain"})
-	c.Must("rebalance_set_policy", protocol.Args{"policy": "from_devices=1 leave_in_drain_mode=1"})
+	// Newest files first, in small batches, so that paging is exercised.
+	c.Must("set_server_setting", protocol.Args{"key": "queue_rate_for_rebal", "value": "7"})
+	c.Must("rebalance_set_policy", protocol.Args{"policy": "from_devices=1 leave_in_drain_mode=1 fid_age=new"})
 	if _, err := c.Do("fsck_start", nil); err != nil {
 		t.Fatal(err)
 	}

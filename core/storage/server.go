@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -232,12 +233,7 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
-func isNotDir(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && (errors.Is(pe.Err, errNotDir) || strings.Contains(pe.Err.Error(), "not a directory"))
-}
-
-var errNotDir = errors.New("not a directory")
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
 
 // putTarget validates a PUT/DELETE path and opens its device root.
 // On failure it has written the response and returns nil.

@@ -94,33 +94,6 @@ func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) 
 	return 0, fmt.Errorf("store: register tempfile: could not allocate a fid above %d", minFID)
 }
 
-// ClaimTempfile reads and deletes the tempfile row of fid, atomically, so
-// that exactly one create_close wins. ErrNotFound: no such open upload.
-func (s *Store) ClaimTempfile(ctx context.Context, fid int64) (Tempfile, error) {
-	var t Tempfile
-	err := s.tx(ctx, "claim tempfile", func(tx *sql.Tx) error {
-		var key, devids sql.NullString
-		err := tx.QueryRowContext(ctx, `SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid=?`, fid).
-			Scan(&t.FID, &t.DomainID, &key, &t.ClassID, &devids, &t.CreateTime)
-		if err == sql.ErrNoRows {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		t.Key, t.Devids = nullStr(key), ParseDevids(nullStr(devids))
-		r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	return t, err
-}
-
 // TempfileByFID reads an open upload without claiming it.
 func (s *Store) TempfileByFID(ctx context.Context, fid int64) (Tempfile, error) {
 	var t Tempfile

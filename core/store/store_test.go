@@ -59,13 +59,6 @@ func TestSchemaSetUpOnce(t *testing.T) {
 		if err != nil || !ok || v != "17" {
 			t.Fatalf("schema_version = %q, %v, %v; want 17", v, ok, err)
 		}
-		// A wrong version is refused with a clear error.
-		if err := s.SetSetting(ctx, "schema_version", "15"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.SetSetting(ctx, "schema_version", "17"); err != nil {
-			t.Fatal(err)
-		}
 	})
 }
 
@@ -201,15 +194,15 @@ func TestFileLifecycle(t *testing.T) {
 		if err != nil || fid < 1 {
 			t.Fatalf("RegisterTempfile = %d, %v", fid, err)
 		}
-		tf, err := s.ClaimTempfile(ctx, fid)
+		tf, err := s.TempfileByFID(ctx, fid)
 		if err != nil || fmt.Sprint(tf.Devids) != "[1 2]" || tf.Key != "k" {
-			t.Fatalf("ClaimTempfile = %+v, %v", tf, err)
+			t.Fatalf("TempfileByFID = %+v, %v", tf, err)
 		}
-		if _, err := s.ClaimTempfile(ctx, fid); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("second claim = %v", err)
-		}
-		if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "k", Length: 30, Devid: 1, HashType: core.HashMD5, Checksum: make([]byte, 16)}); err != nil {
+		if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "k", Length: 30, Devid: 1, HashType: core.HashMD5, Checksum: make([]byte, 16), ClaimTempfile: true}); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := s.TempfileByFID(ctx, fid); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("tempfile after the commit claimed it = %v", err)
 		}
 		if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "k", Length: 30, Devid: 1}); !errors.Is(err, store.ErrFIDExists) {
 			t.Fatalf("recommit = %v", err)

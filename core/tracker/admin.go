@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -77,7 +78,7 @@ func (s *Server) cmdGetDomains(ctx context.Context, c *call) (protocol.Args, err
 	for _, d := range sn.domainsByID {
 		doms = append(doms, d)
 	}
-	sortDomains(doms)
+	sort.Slice(doms, func(i, j int) bool { return doms[i].ID < doms[j].ID })
 	out := protocol.Args{"domains": itoa(len(doms))}
 	for i, d := range doms {
 		p := "domain" + itoa(i+1)
@@ -93,14 +94,6 @@ func (s *Server) cmdGetDomains(ctx context.Context, c *call) (protocol.Args, err
 		}
 	}
 	return out, nil
-}
-
-func sortDomains(d []core.Domain) {
-	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && d[j].ID < d[j-1].ID; j-- {
-			d[j], d[j-1] = d[j-1], d[j]
-		}
-	}
 }
 
 var policyRE = regexp.MustCompile(`^\s*([\w:]+)\s*\(\s*(\d*)\s*\)\s*$`)
@@ -403,7 +396,7 @@ func (s *Server) cmdGetHosts(ctx context.Context, c *call) (protocol.Args, error
 			ids = append(ids, id)
 		}
 	}
-	sortInts(ids)
+	sort.Ints(ids)
 	out := protocol.Args{"hosts": itoa(len(ids))}
 	for i, id := range ids {
 		h := sn.hosts[id]
@@ -416,14 +409,6 @@ func (s *Server) cmdGetHosts(ctx context.Context, c *call) (protocol.Args, error
 		out[p+"altip"], out[p+"altmask"] = h.AltIP, h.AltMask
 	}
 	return out, nil
-}
-
-func sortInts(a []int) {
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
 }
 
 var devidRE = regexp.MustCompile(`^(?:dev)?(\d+)$`)
@@ -573,5 +558,3 @@ func (s *Server) cmdSetWeight(ctx context.Context, c *call) (protocol.Args, erro
 	}
 	return nil, s.changed(ctx)
 }
-
-var _ = strings.TrimSpace

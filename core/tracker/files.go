@@ -302,42 +302,38 @@ func joinInts(ids []int) string {
 	return strings.Join(parts, ",")
 }
 
-// fileArg resolves domain and key to a file.
-func (s *Server) fileArg(ctx context.Context, c *call) (core.File, core.Domain, *snapshot, error) {
+// lookupKey resolves the domain and key arguments to a file and the
+// devices holding it, in one query. With replicaOK the query may go to a
+// read replica (get_paths, file_info); else it reads the master.
+func (s *Server) lookupKey(ctx context.Context, c *call, replicaOK bool) (core.File, []int, core.Domain, *snapshot, error) {
 	dom, sn, err := s.domainArg(c)
 	if err != nil {
-		return core.File{}, dom, sn, err
+		return core.File{}, nil, dom, sn, err
 	}
 	key := c.args.Get("key")
 	if key == "" {
-		return core.File{}, dom, sn, errf("no_key")
-	}
-	f, err := s.store().FileByKey(ctx, dom.ID, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return f, dom, sn, errf("unknown_key")
-	}
-	return f, dom, sn, err
-}
-
-func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(c)
-	if err != nil {
-		return nil, err
-	}
-	key := c.args.Get("key")
-	if key == "" {
-		return nil, errf("no_key")
+		return core.File{}, nil, dom, sn, errf("no_key")
 	}
 	var f core.File
 	var devids []int
-	err = s.readFrom(ctx, func(st *store.Store) error {
+	query := func(st *store.Store) error {
 		var err error
 		f, devids, err = st.FileAndDevids(ctx, dom.ID, key)
 		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errf("unknown_key")
 	}
+	if replicaOK {
+		err = s.readFrom(ctx, query)
+	} else {
+		err = query(s.store())
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return f, nil, dom, sn, errf("unknown_key")
+	}
+	return f, devids, dom, sn, err
+}
+
+func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error) {
+	f, devids, _, sn, err := s.lookupKey(ctx, c, true)
 	if err != nil {
 		return nil, err
 	}
@@ -497,24 +493,7 @@ func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args
 }
 
 func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(c)
-	if err != nil {
-		return nil, err
-	}
-	key := c.args.Get("key")
-	if key == "" {
-		return nil, errf("no_key")
-	}
-	var f core.File
-	var devidsFromRead []int
-	err = s.readFrom(ctx, func(st *store.Store) error {
-		var err error
-		f, devidsFromRead, err = st.FileAndDevids(ctx, dom.ID, key)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errf("unknown_key")
-	}
+	f, devids, dom, sn, err := s.lookupKey(ctx, c, true)
 	if err != nil {
 		return nil, err
 	}
@@ -535,7 +514,7 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 	}
 	putMeta(out, meta)
 	if c.args.Bool("devices") {
-		out["devids"] = joinInts(devidsFromRead)
+		out["devids"] = joinInts(devids)
 	}
 	return out, nil
 }
@@ -550,7 +529,7 @@ func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, erro
 		}
 		fid = n
 	} else {
-		f, _, _, err := s.fileArg(ctx, c)
+		f, _, _, _, err := s.lookupKey(ctx, c, false)
 		if err != nil {
 			return nil, err
 		}

@@ -58,7 +58,7 @@ func putMeta(out protocol.Args, meta map[string]string) {
 // cmdSetMeta (plugin_meta_set, an extension) changes a file's metadata
 // without rewriting it: mogmount's chmod and utimes.
 func (s *Server) cmdSetMeta(ctx context.Context, c *call) (protocol.Args, error) {
-	f, _, _, err := s.fileArg(ctx, c)
+	f, _, _, _, err := s.lookupKey(ctx, c, false)
 	if err != nil {
 		return nil, err
 	}

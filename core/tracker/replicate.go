@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
@@ -383,5 +382,3 @@ func (s *Server) deleteURL(ctx context.Context, url string) error {
 	}
 	return fmt.Errorf("DELETE %s: %s", url, resp.Status)
 }
-
-var _ = strconv.Itoa
