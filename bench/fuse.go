@@ -91,6 +91,15 @@ func mountNull(dir string, size int64) (func(), error) {
 	}, nil
 }
 
+// ceiling is the smaller of the HTTP and null-FS rates; the HTTP rate is
+// absent (0) when its group was not measured in this run.
+func ceiling(http, null float64) float64 {
+	if http == 0 {
+		return null
+	}
+	return min(http, null)
+}
+
 // rate returns MiB/s for size bytes in secs seconds.
 func rate(size int64, secs float64) float64 { return float64(size) / (1 << 20) / secs }
 
@@ -178,8 +187,8 @@ func fuseFigures(cfg Config, c *cluster, res Results, say func(string, ...any)) 
 	}
 	res["fuse_seq_write_mib_s"], res["fuse_seq_read_mib_s"] = w, r
 	res["mogmount_peak_rss_mib"] = peakRSSMiB(m.Process.Pid)
-	res["fuse_read_ratio"] = r / min(res["http_get_mib_s"], nr)
-	res["fuse_write_ratio"] = w / min(res["http_put_mib_s"], nw)
+	res["fuse_read_ratio"] = r / ceiling(res["http_get_mib_s"], nr)
+	res["fuse_write_ratio"] = w / ceiling(res["http_put_mib_s"], nw)
 	say("FUSE sequential figures done")
 
 	// cp -r of 2000 files of 4 KiB.

@@ -1,7 +1,7 @@
 // Command mogbench runs the benchmark harness (make bench): a real
 // cluster of the built binaries, each figure beside its baseline.
 //
-//	mogbench --bin=bin --dir=/var/tmp/mogbench [--json=FILE] [--runs=3] [--size=1073741824]
+//	mogbench --bin=bin --dir=/var/tmp/mogbench [--json=FILE] [--runs=3] [--size=1073741824] [--only=tracker,fuse]
 package main
 
 import (
@@ -31,6 +31,7 @@ func main() {
 	jsonOut := fs.String("json", os.Getenv("BENCH_JSON"), "also write every figure as one JSON object here")
 	runs := fs.Int("runs", 3, "runs per figure (the median is reported)")
 	size := fs.Int64("size", 1<<30, "size of the large-file figures in bytes")
+	only := fs.StringSlice("only", nil, "measure only these groups: tracker, put, replication, http, fuse, mysql")
 	fs.Parse(os.Args[1:])
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "mogbench-")
@@ -41,7 +42,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Log: os.Stderr})
+	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, Log: os.Stderr})
 	names := make([]string, 0, len(res))
 	for k := range res {
 		names = append(names, k)
