@@ -42,6 +42,15 @@ func (c *cluster) start(name string, args ...string) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv("BENCH_PPROF") != "" {
+		// Profiling a run: each daemon serves /debug/pprof/ on a port of its own.
+		port, err := freePort("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		args = append(args, fmt.Sprintf("--metrics=127.0.0.1:%d", port))
+		fmt.Fprintf(os.Stderr, "%s #%d: pprof at http://127.0.0.1:%d/debug/pprof/\n", name, len(c.procs)+1, port)
+	}
 	cmd := exec.Command(filepath.Join(c.bin, name), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -65,7 +65,7 @@ func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) 
 	for attempt := 0; attempt < 3; attempt++ {
 		// An open upload is not worth an fsync: if it is lost, so is only
 		// an upload that was never acknowledged.
-		r, err := s.lazy.ExecContext(ctx, `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (`+s.now+`, ?, ?, ?, ?)`,
+		r, err := s.exec(ctx, s.lazy, `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (`+s.now+`, ?, ?, ?, ?)`,
 			t.ClassID, t.DomainID, t.Key, joinInts(t.Devids))
 		if err != nil {
 			return 0, wrap("register tempfile", err)
@@ -98,7 +98,7 @@ func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) 
 func (s *Store) TempfileByFID(ctx context.Context, fid int64) (Tempfile, error) {
 	var t Tempfile
 	var key, devids sql.NullString
-	err := s.db.QueryRowContext(ctx, `SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid=?`, fid).
+	err := s.queryRow(ctx, `SELECT fid, dmid, dkey, classid, devids, createtime FROM tempfile WHERE fid=?`, fid).
 		Scan(&t.FID, &t.DomainID, &key, &t.ClassID, &devids, &t.CreateTime)
 	if err == sql.ErrNoRows {
 		return t, ErrNotFound
@@ -167,6 +167,9 @@ type Commit struct {
 	// ClaimTempfile deletes the fid's tempfile row in the same
 	// transaction; ErrNotFound when it is already gone (closed twice).
 	ClaimTempfile bool
+	// Satisfied says the copy on Devid already meets the file's class:
+	// replication is not queued.
+	Satisfied bool
 }
 
 // ErrFIDExists: the key already points at this very fid.
@@ -191,7 +194,7 @@ func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err e
 func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced int64, err error) {
 	err = func() error {
 		if c.ClaimTempfile {
-			r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, c.FID)
+			r, err := s.txExec(ctx, tx, `DELETE FROM tempfile WHERE fid=?`, c.FID)
 			if err != nil {
 				return err
 			}
@@ -207,7 +210,7 @@ func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced in
 			lock = " FOR UPDATE"
 		}
 		var old int64
-		err := tx.QueryRowContext(ctx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`+lock, c.DomainID, c.Key).Scan(&old)
+		err := s.txQueryRow(ctx, tx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`+lock, c.DomainID, c.Key).Scan(&old)
 		switch {
 		case err == sql.ErrNoRows:
 		case err != nil:
@@ -220,30 +223,33 @@ func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced in
 			}
 			replaced = old
 		}
-		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, c.FID, c.Devid); err != nil {
+		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, c.FID, c.Devid); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `REPLACE INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?,?,?,?,?,1)`,
+		if _, err := s.txExec(ctx, tx, `REPLACE INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?,?,?,?,?,1)`,
 			c.FID, c.DomainID, c.Key, c.Length, c.ClassID); err != nil {
 			return err
 		}
 		if c.HashType != core.HashNone && len(c.Checksum) > 0 {
-			if _, err := tx.ExecContext(ctx, `REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?,?,?)`, c.FID, c.HashType, c.Checksum); err != nil {
+			if _, err := s.txExec(ctx, tx, `REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?,?,?)`, c.FID, c.HashType, c.Checksum); err != nil {
 				return err
 			}
 		}
-		if err := setMeta(ctx, tx, c.FID, c.Meta); err != nil {
+		if err := s.setMeta(ctx, tx, c.FID, c.Meta); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, 0, ?, 0, 0)`, c.FID, c.Devid)
+		if c.Satisfied {
+			return nil
+		}
+		_, err = s.txExec(ctx, tx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, 0, ?, 0, 0)`, c.FID, c.Devid)
 		return err
 	}()
 	return replaced, err
 }
 
-func setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[string]string) error {
+func (s *Store) setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[string]string) error {
 	for k, v := range meta {
-		if _, err := tx.ExecContext(ctx, `REPLACE INTO file_meta (fid, name, value) VALUES (?, ?, ?)`, fid, k, v); err != nil {
+		if _, err := s.txExec(ctx, tx, `REPLACE INTO file_meta (fid, name, value) VALUES (?, ?, ?)`, fid, k, v); err != nil {
 			return err
 		}
 	}
@@ -252,7 +258,7 @@ func setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[string]string)
 
 // SetFileMeta sets metadata of fid (other names are kept).
 func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error {
-	return s.tx(ctx, "set file meta", func(tx *sql.Tx) error { return setMeta(ctx, tx, fid, meta) })
+	return s.tx(ctx, "set file meta", func(tx *sql.Tx) error { return s.setMeta(ctx, tx, fid, meta) })
 }
 
 // FileMeta returns the metadata of fid (empty when none).

@@ -78,17 +78,17 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 	ctx := context.Background()
 	err := g.s.tx(ctx, "commit files", func(tx *sql.Tx) error {
 		for _, r := range batch {
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT one_commit"); err != nil {
+			if _, err := g.s.txExec(ctx, tx, "SAVEPOINT one_commit"); err != nil {
 				return err
 			}
 			r.replaced, r.err = g.s.commitIn(ctx, tx, r.c)
 			if r.err != nil {
 				r.replaced = 0
-				if _, err := tx.ExecContext(ctx, "ROLLBACK TO one_commit"); err != nil {
+				if _, err := g.s.txExec(ctx, tx, "ROLLBACK TO one_commit"); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, "RELEASE one_commit"); err != nil {
+			if _, err := g.s.txExec(ctx, tx, "RELEASE one_commit"); err != nil {
 				return err
 			}
 		}

@@ -66,7 +66,14 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 			forUpdate = " FOR UPDATE"
 		}
 	}
-	err := s.tx(ctx, "claim "+string(q), func(tx *sql.Tx) error {
+	// Most polls find nothing due: a read says so without taking the
+	// write lock (and on SQLite, blocking uploads) for an empty transaction.
+	var due int
+	err := s.queryRow(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE %s AND nexttry <= %s LIMIT 1) AS due`, table, where, s.now)).Scan(&due)
+	if err == nil && due == 0 {
+		return nil, nil
+	}
+	err = s.tx(ctx, "claim "+string(q), func(tx *sql.Tx) error {
 		out = out[:0]
 		query := func() (*sql.Rows, error) {
 			return tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
@@ -93,7 +100,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 			return err
 		}
 		for _, it := range out {
-			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, it.FID); err != nil {
+			if _, err := s.txExec(ctx, tx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, it.FID); err != nil {
 				return err
 			}
 		}
@@ -105,7 +112,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
 	table, where := q.table()
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+	_, err := s.exec(ctx, s.db, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 	return wrap("finish "+string(q), err)
 }
 

@@ -77,8 +77,8 @@ type Store struct {
 
 	group *groupCommitter // SQLite: batches CommitFile calls
 
-	stmtMu sync.Mutex           // guards stmts
-	stmts  map[string]*sql.Stmt // prepared hot queries, by SQL
+	stmtMu sync.Mutex            // guards stmts
+	stmts  map[stmtKey]*sql.Stmt // prepared hot statements
 }
 
 // Hot read queries, prepared once per store: the read path then skips
@@ -94,20 +94,69 @@ const (
 func (s *Store) stmt(ctx context.Context, q string) interface {
 	QueryContext(context.Context, ...any) (*sql.Rows, error)
 } {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[q]; ok {
+	if st := s.prepared(ctx, s.db, q); st != nil {
 		return st
 	}
-	st, err := s.db.PrepareContext(ctx, q)
+	return rawQuery{s.db, q}
+}
+
+// prepared returns q prepared on db (once per store), or nil when it
+// cannot be prepared.
+func (s *Store) prepared(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
+	k := stmtKey{db, q}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[k]; ok {
+		return st
+	}
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
-		return rawQuery{s.db, q}
+		return nil
 	}
 	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
+		s.stmts = map[stmtKey]*sql.Stmt{}
 	}
-	s.stmts[q] = st
+	s.stmts[k] = st
 	return st
+}
+
+// stmtKey names a prepared statement: its database and its SQL.
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+// exec runs q on db with a prepared statement.
+func (s *Store) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	if st := s.prepared(ctx, db, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return db.ExecContext(ctx, q, args...)
+}
+
+// queryRow is QueryRowContext on db with a prepared statement.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, s.db, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
+// txExec runs q in tx with a statement prepared once per connection,
+// which spares the hot write paths parsing SQL on every call.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if st := s.prepared(ctx, s.db, q); st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+// txQueryRow is QueryRowContext in tx with a prepared statement.
+func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, s.db, q); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
 }
 
 // rawQuery runs q unprepared.
@@ -254,7 +303,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", dsn, err)
 		}
-		s.lazy.SetMaxOpenConns(4)
+		// SQLite has one writer at a time: one connection, kept open
+		// (opening one costs pragmas and a schema read).
+		s.lazy.SetMaxOpenConns(1)
+		s.lazy.SetMaxIdleConns(1)
+		s.lazy.SetConnMaxIdleTime(0)
 		s.now = "CAST(strftime('%s','now') AS INTEGER)"
 		s.ignore = "INSERT OR IGNORE"
 	case MySQL:

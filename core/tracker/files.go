@@ -206,6 +206,20 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		path != fidURL(host, devid, fid, nil, false, false) && path != fidURL(host, devid, fid, nil, true, false) {
 		return nil, errf("bogus_args")
 	}
+	// Verify the size with the write URL as the node sees it (the path the
+	// client used), while the upload's row is read.
+	type sizeCheck struct {
+		length  int64
+		missing bool
+		err     error
+	}
+	head := make(chan sizeCheck, 1)
+	if a.Get("key") != "" {
+		go func() {
+			l, m, err := s.headSize(ctx, path)
+			head <- sizeCheck{l, m, err}
+		}()
+	}
 	// Read the upload now; it is claimed (its row deleted) in the same
 	// transaction that commits it, so one database commit fewer.
 	tf, err := s.store().TempfileByFID(ctx, fid)
@@ -251,9 +265,9 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	if n, err := strconv.ParseInt(a.Get("size"), 10, 64); err == nil && n > 0 {
 		wantSize = n
 	}
-	// Verify with the write URL as the node sees it (the path the client used).
-	length, missing, err := s.headSize(ctx, path)
-	switch {
+	sc := <-head
+	length, missing := sc.length, sc.missing
+	switch err := sc.err; {
 	case err != nil:
 		abandon()
 		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (cantreach); path: %s; error: %v", wantSize, path, err)
@@ -275,8 +289,14 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: %s:%x; path: %s", fid, core.HashName(hashType), sum, core.HashName(hashType), got, path)
 		}
 	}
-	cls, _ := sn.classByID(dom.ID, tf.ClassID)
+	cls, ok := sn.classByID(dom.ID, tf.ClassID)
+	if !ok {
+		cls = core.Class{MinDevCount: s.cfg.DefaultMinDevCount}
+	}
 	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta, ClaimTempfile: true}
+	// One copy that already satisfies the class (mindevcount 1) needs no
+	// replication: queueing it would only cost the queue a row and a pass.
+	commit.Satisfied = s.replicationPlan(sn, cls, []int{devid}, nil).verdict == allGood
 	if hashType != core.HashNone && cls.HashType == hashType {
 		commit.HashType, commit.Checksum = hashType, sum
 	}
@@ -290,7 +310,9 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
-	kick(s.replKick)
+	if !commit.Satisfied {
+		kick(s.replKick)
+	}
 	return nil, nil
 }
 
