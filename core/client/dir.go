@@ -89,22 +89,35 @@ func (t *Tracker) ListDir(ctx context.Context, domain, prefix, after string, lim
 func parseEntries(r protocol.Args) DirPage {
 	n, _ := strconv.Atoi(r["entries"])
 	page := DirPage{Next: r["next_after"], More: r["more"] == "1", Detailed: true}
+	page.Entries = make([]Entry, 0, max(0, min(n, 100000)))
 	for i := 1; i <= n; i++ {
 		p := "entry_" + strconv.Itoa(i)
 		e := Entry{Name: r[p], IsDir: r[p+"_type"] == "dir"}
 		if !e.IsDir {
 			e.FID, _ = strconv.ParseInt(r[p+"_fid"], 10, 64)
 			e.Size, _ = strconv.ParseInt(r[p+"_size"], 10, 64)
-			for k, v := range r {
-				if name, ok := strings.CutPrefix(k, p+"_meta_"); ok {
-					if e.Meta == nil {
-						e.Meta = map[string]string{}
-					}
-					e.Meta[name] = v
-				}
-			}
 		}
 		page.Entries = append(page.Entries, e)
+	}
+	// Metadata ("entry_<i>_meta_<name>") in one pass over the reply.
+	for k, v := range r {
+		rest, ok := strings.CutPrefix(k, "entry_")
+		if !ok {
+			continue
+		}
+		num, name, ok := strings.Cut(rest, "_meta_")
+		if !ok {
+			continue
+		}
+		i, err := strconv.Atoi(num)
+		if err != nil || i < 1 || i > len(page.Entries) || page.Entries[i-1].IsDir {
+			continue
+		}
+		e := &page.Entries[i-1]
+		if e.Meta == nil {
+			e.Meta = map[string]string{}
+		}
+		e.Meta[name] = v
 	}
 	return page
 }
