@@ -129,13 +129,13 @@ func (s *Store) FileByKey(ctx context.Context, dmid int, key string) (core.File,
 
 // FileByFID looks up a file by fid. ErrNotFound: no such fid.
 func (s *Store) FileByFID(ctx context.Context, fid int64) (core.File, error) {
-	f, err := scanFile(s.db.QueryRowContext(ctx, `SELECT `+fileCols+` FROM file WHERE fid=?`, fid))
+	f, err := scanFile(s.queryRow(ctx, `SELECT `+fileCols+` FROM file WHERE fid=?`, fid))
 	return f, wrap("find fid", err)
 }
 
 // FileDevids returns the devices holding a copy of fid.
 func (s *Store) FileDevids(ctx context.Context, fid int64) ([]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT devid FROM file_on WHERE fid=? ORDER BY devid`, fid)
+	rows, err := s.stmt(ctx, `SELECT devid FROM file_on WHERE fid=? ORDER BY devid`).QueryContext(ctx, fid)
 	if err != nil {
 		return nil, wrap("file devices", err)
 	}
@@ -179,15 +179,15 @@ var ErrFIDExists = errors.New("store: fid already committed under that key")
 // unlinked and queued for deletion, the copy on c.Devid is recorded, and
 // replication is queued. It returns the replaced fid, or 0.
 func (s *Store) CommitFile(ctx context.Context, c Commit) (replaced int64, err error) {
-	if s.group != nil {
-		return s.group.commit(ctx, c)
-	}
-	err = s.tx(ctx, "commit file", func(tx *sql.Tx) error {
+	err = s.writeTx(ctx, "commit file", func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		replaced, err = s.commitIn(ctx, tx, c)
 		return err
 	})
-	return replaced, err
+	if err != nil {
+		return 0, err
+	}
+	return replaced, nil
 }
 
 // commitIn does CommitFile's work inside tx.

@@ -6,10 +6,10 @@ import (
 	"errors"
 )
 
-// groupCommitter batches concurrent CommitFile calls into one SQLite
-// transaction, each in a savepoint of its own, so that a burst of uploads
-// pays for one fsync instead of one each. (MySQL/InnoDB group-commits by
-// itself.)
+// groupCommitter batches concurrent write transactions (file commits,
+// replication's copy records) into one SQLite transaction, each in a
+// savepoint of its own, so that a burst pays for one fsync instead of one
+// each. (MySQL/InnoDB group-commits by itself.)
 type groupCommitter struct {
 	s    *Store
 	reqs chan *commitReq
@@ -17,15 +17,15 @@ type groupCommitter struct {
 	done chan struct{}
 }
 
-// commitReq is one CommitFile call waiting for its batch.
+// commitReq is one piece of work waiting for its batch.
 type commitReq struct {
-	c        Commit
-	replaced int64
-	err      error
-	done     chan struct{}
+	op   string
+	fn   func(ctx context.Context, tx *sql.Tx) error
+	err  error
+	done chan struct{}
 }
 
-// maxBatch bounds the commits in one transaction.
+// maxBatch bounds the pieces of work in one transaction.
 const maxBatch = 64
 
 var errClosed = errors.New("store: closed")
@@ -36,19 +36,21 @@ func newGroupCommitter(s *Store) *groupCommitter {
 	return g
 }
 
-// commit queues c and waits for its batch to be committed. It waits even
-// when ctx ends, as the commit may already be in the transaction.
-func (g *groupCommitter) commit(ctx context.Context, c Commit) (int64, error) {
-	r := &commitReq{c: c, done: make(chan struct{})}
+// do runs fn in the next batch's transaction and waits for the batch to
+// be committed. It waits even when ctx ends, as fn may already be in the
+// transaction. fn may run more than once (when the batch is retried); a
+// failed fn's changes are rolled back alone.
+func (g *groupCommitter) do(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	r := &commitReq{op: op, fn: fn, done: make(chan struct{})}
 	select {
 	case g.reqs <- r:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	case <-g.quit:
-		return 0, errClosed
+		return errClosed
 	}
 	<-r.done
-	return r.replaced, r.err
+	return r.err
 }
 
 func (g *groupCommitter) run() {
@@ -76,14 +78,13 @@ func (g *groupCommitter) run() {
 
 func (g *groupCommitter) runBatch(batch []*commitReq) {
 	ctx := context.Background()
-	err := g.s.tx(ctx, "commit files", func(tx *sql.Tx) error {
+	err := g.s.tx(ctx, "group commit", func(tx *sql.Tx) error {
 		for _, r := range batch {
 			if _, err := g.s.txExec(ctx, tx, "SAVEPOINT one_commit"); err != nil {
 				return err
 			}
-			r.replaced, r.err = g.s.commitIn(ctx, tx, r.c)
+			r.err = r.fn(ctx, tx)
 			if r.err != nil {
-				r.replaced = 0
 				if _, err := g.s.txExec(ctx, tx, "ROLLBACK TO one_commit"); err != nil {
 					return err
 				}
@@ -96,9 +97,9 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 	})
 	for _, r := range batch {
 		if err != nil {
-			r.replaced, r.err = 0, err
+			r.err = err
 		} else if r.err != nil {
-			r.err = wrap("commit file", r.err)
+			r.err = wrap(r.op, r.err)
 		}
 		close(r.done)
 	}

@@ -169,7 +169,7 @@ func (s *Store) RemoveCopy(ctx context.Context, fid int64, devid int) error {
 }
 
 func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE fid=?) WHERE fid=?`, fid, fid)
+	_, err := s.txExec(ctx, tx, `UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE fid=?) WHERE fid=?`, fid, fid)
 	return err
 }
 
@@ -315,14 +315,14 @@ func (s *Store) RenewLease(ctx context.Context, q Queue, fid int64, lease int) e
 // in one transaction: the last step of a replication.
 func (s *Store) AddCopyDone(ctx context.Context, fid int64, devid int, q Queue) error {
 	table, where := q.table()
-	return s.tx(ctx, "add copy", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
+	return s.writeTx(ctx, "add copy", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
 			return err
 		}
 		if err := s.refreshDevcount(ctx, tx, fid); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+		_, err := s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 		return err
 	})
 }

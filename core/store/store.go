@@ -77,8 +77,11 @@ type Store struct {
 
 	group *groupCommitter // SQLite: batches CommitFile calls
 
-	stmtMu sync.Mutex            // guards stmts
-	stmts  map[stmtKey]*sql.Stmt // prepared hot statements
+	stmtMu    sync.Mutex            // guards the fields below
+	stmts     map[stmtKey]*sql.Stmt // prepared hot statements
+	preparing map[string]bool       // statements being prepared for transactions
+	closed    bool                  // Close has begun: prepare nothing more
+	bg        sync.WaitGroup        // background preparations
 }
 
 // Hot read queries, prepared once per store: the read path then skips
@@ -101,23 +104,71 @@ func (s *Store) stmt(ctx context.Context, q string) interface {
 }
 
 // prepared returns q prepared on db (once per store), or nil when it
-// cannot be prepared.
+// cannot be prepared. It may wait for a free connection: callers inside
+// a transaction use cachedStmt instead.
 func (s *Store) prepared(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
 	k := stmtKey{db, q}
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	if st, ok := s.stmts[k]; ok {
+	if st := s.cachedStmt(k); st != nil {
 		return st
 	}
+	// Prepared without the lock held: preparing takes a connection from
+	// the pool, which may have to wait for other users of the store.
 	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if old, ok := s.stmts[k]; ok {
+		st.Close()
+		return old
 	}
 	if s.stmts == nil {
 		s.stmts = map[stmtKey]*sql.Stmt{}
 	}
 	s.stmts[k] = st
 	return st
+}
+
+// cachedStmt returns the statement of k if it is prepared already.
+func (s *Store) cachedStmt(k stmtKey) *sql.Stmt {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	return s.stmts[k]
+}
+
+// txStmt returns q prepared, for use inside a transaction, or nil. A
+// transaction holds a connection, so it must not wait for another one to
+// prepare q: the first use runs q unprepared while it is prepared in the
+// background for the next.
+func (s *Store) txStmt(q string) *sql.Stmt {
+	k := stmtKey{s.db, q}
+	if st := s.cachedStmt(k); st != nil {
+		return st
+	}
+	s.stmtMu.Lock()
+	if s.preparing == nil {
+		s.preparing = map[string]bool{}
+	}
+	start := !s.preparing[q] && !s.closed
+	s.preparing[q] = true
+	if start {
+		s.bg.Add(1)
+	}
+	s.stmtMu.Unlock()
+	if start {
+		go func() {
+			defer s.bg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if s.prepared(ctx, s.db, q) == nil {
+				s.stmtMu.Lock()
+				delete(s.preparing, q) // try again on a later use
+				s.stmtMu.Unlock()
+			}
+		}()
+	}
+	return nil
 }
 
 // stmtKey names a prepared statement: its database and its SQL.
@@ -145,7 +196,7 @@ func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // txExec runs q in tx with a statement prepared once per connection,
 // which spares the hot write paths parsing SQL on every call.
 func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
-	if st := s.prepared(ctx, s.db, q); st != nil {
+	if st := s.txStmt(q); st != nil {
 		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, q, args...)
@@ -153,7 +204,7 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 
 // txQueryRow is QueryRowContext in tx with a prepared statement.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
-	if st := s.prepared(ctx, s.db, q); st != nil {
+	if st := s.txStmt(q); st != nil {
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, q, args...)
@@ -181,6 +232,10 @@ func (s *Store) Close() error {
 		s.group.stop()
 		s.group = nil
 	}
+	s.stmtMu.Lock()
+	s.closed = true
+	s.stmtMu.Unlock()
+	s.bg.Wait()
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
 		st.Close()
@@ -477,6 +532,15 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 		}
 	}
 	return wrap(op, err)
+}
+
+// writeTx runs fn in a write transaction: on SQLite in the group
+// committer's next batch (one fsync for many writers), elsewhere alone.
+func (s *Store) writeTx(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, op, fn)
+	}
+	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
 // nullInt converts a nullable integer column.
