@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
 // nullFS is the ceiling of the FUSE path: one file "null" whose reads
@@ -81,6 +83,9 @@ func mountNull(dir string, size int64) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// The same collector target as mogmount: bazil's own allocations
+	// per request are the same in both.
+	old := debug.SetGCPercent(fusefs.DefaultGCPercent)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); fs.Serve(conn, nullFS{size}) }()
@@ -88,6 +93,7 @@ func mountNull(dir string, size int64) (func(), error) {
 		fuse.Unmount(dir)
 		wg.Wait()
 		conn.Close()
+		debug.SetGCPercent(old)
 	}, nil
 }
 
@@ -177,6 +183,9 @@ func fuseFigures(cfg Config, c *cluster, res Results, say func(string, ...any)) 
 		stopMogmount(m)
 		return err
 	}
+	// The writes leave a GiB of dirty pages on the node: flush them first,
+	// so that the reads do not compete with their writeback.
+	exec.Command("sync").Run()
 	r, err := cfg.repeat(func() (float64, error) {
 		s, err := dd("if="+big, "of=/dev/null")
 		return rate(cfg.BigSize, s), err

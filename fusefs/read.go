@@ -7,19 +7,21 @@ import (
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
-// block is a piece of a file read from a storage node.
+// block is a piece of a file read from a storage node ahead of the
+// request that wants it.
 type block struct {
 	off  int64
 	data []byte
 }
 
-// blockSize is how much is read from the stream at a time.
+// blockSize is the size of a stashed block.
 const blockSize = 256 << 10
 
-// blockPool recycles block buffers, which would otherwise be most of the
-// mount's garbage when streaming.
+// blockPool recycles stash buffers.
 var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }}
 
 func putBlock(b []byte) {
@@ -29,18 +31,14 @@ func putBlock(b []byte) {
 	}
 }
 
-// dropBlocks recycles every block of the window.
-func (h *readHandle) dropBlocks() {
-	for _, b := range h.blocks {
-		putBlock(b.data)
-	}
-	h.blocks, h.kept = nil, 0
-}
-
-// readHandle streams one file version from its copies. Sequential reads
-// consume one HTTP Range GET; recently read blocks are kept (up to
-// DefaultReadWindow) so that reads the kernel sends out of order, and
-// small skips forward, do not restart the stream.
+// readHandle streams one file version from its copies over one HTTP
+// Range GET. A request at the stream's position is read from the
+// connection straight into the reply (the socket buffer is the
+// read-ahead: the node keeps sending while the kernel takes the last
+// reply). The kernel sends read-ahead requests concurrently, so they can
+// arrive out of order: bytes skipped to serve a later request are
+// stashed (up to DefaultReadWindow) for the earlier one. A read further
+// ahead, or behind the stash, starts a new stream.
 type readHandle struct {
 	n    *fileNode
 	dom  string
@@ -51,10 +49,11 @@ type readHandle struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex // guards the fields below
-	pf     *prefetcher
-	pos    int64   // offset of the next byte the prefetcher yields
-	blocks []block // recent blocks, ascending, ending at pos
-	kept   int64   // bytes in blocks
+	rd     *client.Reader
+	stop   context.CancelFunc // ends rd's stream
+	pos    int64              // offset of the next byte rd yields
+	stash  []block            // bytes read past, oldest first
+	stashN int64              // bytes in stash
 }
 
 var (
@@ -73,131 +72,122 @@ func (h *readHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse
 	h.n.fs.Stats.Reads.Add(1)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	off, size := req.Offset, int64(req.Size)
+	off := req.Offset
 	if off >= h.attr.size {
 		resp.Data = resp.Data[:0]
 		return nil
 	}
-	size = min(size, h.attr.size-off)
-	end := off + size
-	// Restart the stream unless the range is in the window or just ahead.
-	if off < h.windowStart() || off > h.pos+DefaultReadWindow || h.pf == nil && off != h.pos {
-		if err := h.reopen(ctx, off); err != nil {
+	end := min(off+int64(req.Size), h.attr.size)
+	data := resp.Data[:0]
+	if int64(cap(data)) < end-off {
+		data = make([]byte, 0, end-off)
+	}
+	cur := off
+	for cur < end {
+		b, ok := h.stashed(cur)
+		if !ok {
+			break
+		}
+		data = append(data, b.data[cur-b.off:min(end, b.off+int64(len(b.data)))-b.off]...)
+		cur = off + int64(len(data))
+	}
+	if cur < end {
+		if err := h.seek(ctx, cur); err != nil {
 			return errno(err)
 		}
-	}
-	for h.pos < end {
-		if err := h.fill(ctx); err != nil {
+		n := int(end - cur)
+		if err := h.readFull(ctx, data[len(data):len(data)+n]); err != nil {
 			return errno(err)
 		}
+		data = data[:len(data)+n]
 	}
-	resp.Data = h.copyOut(resp.Data[:0], off, end)
-	h.n.fs.Stats.BytesRead.Add(int64(len(resp.Data)))
+	resp.Data = data
+	h.n.fs.Stats.BytesRead.Add(int64(len(data)))
 	return nil
 }
 
-func (h *readHandle) windowStart() int64 {
-	if len(h.blocks) == 0 {
-		return h.pos
-	}
-	return h.blocks[0].off
-}
-
-// prefetcher streams blocks from a ranged GET ahead of the reads, so
-// that the network transfer overlaps with the kernel's requests.
-type prefetcher struct {
-	blocks chan block
-	errc   chan error
-	cancel context.CancelFunc
-}
-
-// prefetchDepth is how many blocks are read ahead (4 MiB).
-const prefetchDepth = DefaultReadWindow / blockSize
-
-func (h *readHandle) startPrefetch(paths []string, off int64) *prefetcher {
-	ctx, cancel := context.WithCancel(h.ctx)
-	p := &prefetcher{blocks: make(chan block, prefetchDepth), errc: make(chan error, 1), cancel: cancel}
-	rd := h.n.fs.cl.NewReader(ctx, paths, off, h.attr.size)
-	dom, key, fid := h.dom, h.key, h.attr.fid
-	rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
-	size := h.attr.size
-	go func() {
-		defer rd.Close()
-		for off < size {
-			buf := (*blockPool.Get().(*[]byte))[:min(int64(blockSize), size-off)]
-			n, err := io.ReadFull(rd, buf)
-			if err != nil && n < len(buf) {
-				if err == io.EOF || err == io.ErrUnexpectedEOF {
-					err = io.ErrUnexpectedEOF // the file is shorter than the tracker says
-				}
-				p.errc <- err
-				return
-			}
-			select {
-			case p.blocks <- block{off: off, data: buf}:
-			case <-ctx.Done():
-				return
-			}
-			off += int64(n)
+// stashed returns the stash block holding offset off.
+func (h *readHandle) stashed(off int64) (block, bool) {
+	for _, b := range h.stash {
+		if b.off <= off && off < b.off+int64(len(b.data)) {
+			return b, true
 		}
-	}()
-	return p
+	}
+	return block{}, false
+}
+
+// seek makes the stream yield off next: by stashing the bytes up to it
+// when it is a little ahead, else by starting a new stream there.
+func (h *readHandle) seek(ctx context.Context, off int64) error {
+	if h.rd != nil && off >= h.pos && off-h.pos <= DefaultReadWindow {
+		for h.pos < off {
+			buf := (*blockPool.Get().(*[]byte))[:min(int64(blockSize), off-h.pos)]
+			if err := h.readFull(ctx, buf); err != nil {
+				putBlock(buf)
+				return err
+			}
+			h.keep(block{off: h.pos - int64(len(buf)), data: buf})
+		}
+		return nil
+	}
+	return h.reopen(ctx, off)
+}
+
+// keep adds b to the stash, dropping the oldest blocks beyond the window.
+func (h *readHandle) keep(b block) {
+	h.stash = append(h.stash, b)
+	h.stashN += int64(len(b.data))
+	for h.stashN > DefaultReadWindow && len(h.stash) > 1 {
+		h.stashN -= int64(len(h.stash[0].data))
+		putBlock(h.stash[0].data)
+		h.stash = h.stash[1:]
+	}
+}
+
+// readFull fills p from the stream and advances pos. On failure the
+// stream is dropped; the next read starts over (and fails over) at pos.
+// An interrupted request ends the stream at once.
+func (h *readHandle) readFull(ctx context.Context, p []byte) error {
+	stop := h.stop
+	unwatch := context.AfterFunc(ctx, stop)
+	n, err := io.ReadFull(h.rd, p)
+	unwatch()
+	if err != nil {
+		h.closeStream()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			err = io.ErrUnexpectedEOF // the file is shorter than the tracker says
+		}
+		return err
+	}
+	h.pos += int64(n)
+	return nil
 }
 
 // reopen starts a new ranged stream at off.
 func (h *readHandle) reopen(ctx context.Context, off int64) error {
-	if h.pf != nil {
-		h.pf.cancel()
-	}
+	h.closeStream()
 	paths, err := h.n.fs.readPaths(ctx, h.dom, h.key, h.attr.fid)
 	if err != nil {
 		return err
 	}
-	h.pf = h.startPrefetch(paths, off)
-	h.dropBlocks()
-	h.pos = off
+	sctx, stop := context.WithCancel(h.ctx)
+	rd := h.n.fs.cl.NewReader(sctx, paths, off, h.attr.size)
+	dom, key, fid := h.dom, h.key, h.attr.fid
+	rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
+	h.rd, h.stop, h.pos = rd, stop, off
 	return nil
 }
 
-// fill takes the next block from the prefetcher.
-func (h *readHandle) fill(ctx context.Context) error {
-	if h.pf == nil {
-		if err := h.reopen(ctx, h.pos); err != nil {
-			return err
-		}
+// closeStream ends the current stream, if any.
+func (h *readHandle) closeStream() {
+	if h.rd != nil {
+		h.stop()
+		h.rd.Close()
+		h.rd, h.stop = nil, nil
 	}
-	select {
-	case b := <-h.pf.blocks:
-		h.blocks = append(h.blocks, b)
-		h.pos += int64(len(b.data))
-		h.kept += int64(len(b.data))
-		for h.kept > DefaultReadWindow && len(h.blocks) > 1 {
-			h.kept -= int64(len(h.blocks[0].data))
-			putBlock(h.blocks[0].data)
-			h.blocks = h.blocks[1:]
-		}
-		return nil
-	case err := <-h.pf.errc:
-		h.pf.cancel()
-		h.pf = nil // the next read starts over (and fails over) at pos
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// copyOut appends bytes [off, end) from the window to dst.
-func (h *readHandle) copyOut(dst []byte, off, end int64) []byte {
-	for _, b := range h.blocks {
-		bEnd := b.off + int64(len(b.data))
-		if bEnd <= off || b.off >= end {
-			continue
-		}
-		from := max(off, b.off) - b.off
-		to := min(end, bEnd) - b.off
-		dst = append(dst, b.data[from:to]...)
-	}
-	return dst
 }
 
 // Release closes the stream.
@@ -205,9 +195,10 @@ func (h *readHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) erro
 	h.cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.pf != nil {
-		h.pf.cancel()
+	h.closeStream()
+	for _, b := range h.stash {
+		putBlock(b.data)
 	}
-	h.dropBlocks()
+	h.stash, h.stashN = nil, 0
 	return nil
 }

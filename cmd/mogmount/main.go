@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,9 +47,13 @@ func run() error {
 	readahead := fs.Uint32("max-readahead", 1<<20, "kernel read-ahead in bytes")
 	metrics := fs.String("metrics", "", "serve counters at this address (e.g. 127.0.0.1:7600): /metrics, and profiles at /debug/pprof/")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	gcPercent := fs.Int("gc-percent", fusefs.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins)")
 	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, ...")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
 	}
 	args := fs.Args()
 	switch len(args) {
