@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 
 	"bazil.org/fuse"
@@ -36,20 +37,64 @@ var (
 	_ fs.NodeSetattrer       = (*dirNode)(nil)
 )
 
-// listing is a directory's cached contents. exists is true when any key
-// starts with the directory's prefix (its own marker included).
+// listing is a directory's cached contents, shared by the lookups and
+// listings of the directory while cached; files this mount commits are
+// added to it in place (see FS.noteCommitted). exists is true when any
+// key starts with the directory's prefix (its own marker included).
 type listing struct {
+	mu     sync.Mutex // guards the fields below
 	ents   []dirEnt
 	exists bool
 	byName map[string][]int // name -> indexes in ents (a file and a dir may share a name)
 }
 
-// index builds byName.
-func (l *listing) index() {
-	l.byName = make(map[string][]int, len(l.ents))
-	for i, e := range l.ents {
+// newListing indexes ents.
+func newListing(ents []dirEnt, exists bool) *listing {
+	l := &listing{ents: ents, exists: exists, byName: make(map[string][]int, len(ents))}
+	for i, e := range ents {
 		l.byName[e.name] = append(l.byName[e.name], i)
 	}
+	return l
+}
+
+// entries returns a copy of the entries.
+func (l *listing) entries() []dirEnt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]dirEnt(nil), l.ents...)
+}
+
+// named returns the entries called name.
+func (l *listing) named(name string) []dirEnt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []dirEnt
+	for _, i := range l.byName[name] {
+		out = append(out, l.ents[i])
+	}
+	return out
+}
+
+// hasAny reports whether the directory exists.
+func (l *listing) hasAny() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.exists
+}
+
+// putFile adds the file name, or updates its attributes.
+func (l *listing) putFile(name string, a fileAttr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.exists = true
+	for _, i := range l.byName[name] {
+		if !l.ents[i].isDir {
+			l.ents[i].detailed, l.ents[i].attr = true, a
+			return
+		}
+	}
+	l.byName[name] = append(l.byName[name], len(l.ents))
+	l.ents = append(l.ents, dirEnt{name: name, detailed: true, attr: a})
 }
 
 // dirEnt is one cached directory entry.
@@ -97,58 +142,104 @@ func (d *dirNode) Forget() {
 // list returns the cached entries of the directory.
 func (d *dirNode) list(ctx context.Context) ([]dirEnt, error) {
 	l, err := d.load(ctx)
-	return l.ents, err
+	if err != nil {
+		return nil, err
+	}
+	return l.entries(), nil
 }
 
 // load returns the directory's cached listing.
-func (d *dirNode) load(ctx context.Context) (listing, error) {
+func (d *dirNode) load(ctx context.Context) (*listing, error) {
 	dom, prefix := d.where()
 	if d.isTop() {
 		names, err := d.fs.domains.Load(ctx, "", func(ctx context.Context) ([]string, error) {
 			return d.fs.cl.Tracker.Domains(ctx)
 		})
 		if err != nil {
-			return listing{}, err
+			return nil, err
 		}
-		out := listing{exists: true, ents: make([]dirEnt, len(names))}
+		ents := make([]dirEnt, len(names))
 		for i, n := range names {
-			out.ents[i] = dirEnt{name: n, isDir: true}
+			ents[i] = dirEnt{name: n, isDir: true}
 		}
-		out.index()
-		return out, nil
+		return newListing(ents, true), nil
 	}
-	return d.fs.dirs.Load(ctx, ck(dom, prefix), func(ctx context.Context) (listing, error) {
-		var out listing
-		after := ""
-		for {
-			page, err := d.fs.cl.Tracker.ListDir(ctx, dom, prefix, after, 1000)
-			if err != nil {
-				return listing{}, err
-			}
-			out.exists = out.exists || len(page.Entries) > 0
-			for _, e := range page.Entries {
-				name := strings.TrimPrefix(e.Name, prefix)
-				if e.IsDir {
-					name = strings.TrimSuffix(name, "/")
-				}
-				if name == "" || strings.Contains(name, "/") {
-					continue // the directory's own marker, or an odd key
-				}
-				de := dirEnt{name: name, isDir: e.IsDir}
-				if page.Detailed && !e.IsDir {
-					de.detailed = true
-					de.attr = attrFromEntry(e)
-					d.fs.attrs.Add(ck(dom, e.Name), de.attr)
-				}
-				out.ents = append(out.ents, de)
-			}
-			if !page.More || len(page.Entries) == 0 {
-				out.index()
-				return out, nil
-			}
-			after = page.Next
-		}
+	return d.fs.dirs.Load(ctx, ck(dom, prefix), func(ctx context.Context) (*listing, error) {
+		l, _, err := d.fetch(ctx, 0)
+		return l, err
 	})
+}
+
+// fetch reads the directory's listing from the tracker; with limit > 0
+// it reads at most one page of that many entries and gives up (nil,
+// false) when the directory is bigger.
+func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) {
+	dom, prefix := d.where()
+	var ents []dirEnt
+	exists := false
+	after := ""
+	page := 1000
+	if limit > 0 {
+		page = limit
+	}
+	for {
+		p, err := d.fs.cl.Tracker.ListDir(ctx, dom, prefix, after, page)
+		if err != nil {
+			return nil, false, err
+		}
+		if limit > 0 && p.More {
+			return nil, false, nil
+		}
+		exists = exists || len(p.Entries) > 0
+		for _, e := range p.Entries {
+			name := strings.TrimPrefix(e.Name, prefix)
+			if e.IsDir {
+				name = strings.TrimSuffix(name, "/")
+			}
+			if name == "" || strings.Contains(name, "/") {
+				continue // the directory's own marker, or an odd key
+			}
+			de := dirEnt{name: name, isDir: e.IsDir}
+			if p.Detailed && !e.IsDir {
+				de.detailed = true
+				de.attr = attrFromEntry(e)
+				d.fs.attrs.Add(ck(dom, e.Name), de.attr)
+			}
+			ents = append(ents, de)
+		}
+		if !p.More || len(p.Entries) == 0 {
+			return newListing(ents, exists), true, nil
+		}
+		after = p.Next
+	}
+}
+
+// smallDirLimit is the most entries a directory may have for a lookup of
+// a name it does not hold to read (and cache) its whole listing, which
+// then answers the lookups that follow: cp -r and tar create files one
+// by one in directories the mount has not listed.
+const smallDirLimit = 256
+
+// probe returns the directory's listing when it is cached, or small
+// enough to read now; nil otherwise.
+func (d *dirNode) probe(ctx context.Context) (*listing, error) {
+	dom, prefix := d.where()
+	k := ck(dom, prefix)
+	if l, ok := d.fs.dirs.Get(k); ok {
+		return l, nil
+	}
+	if _, big := d.fs.bigDirs.Get(k); big {
+		return nil, nil
+	}
+	l, ok, err := d.fetch(ctx, smallDirLimit)
+	if err != nil || !ok {
+		if err == nil {
+			d.fs.bigDirs.Add(k, true)
+		}
+		return nil, err
+	}
+	d.fs.dirs.Add(k, l)
+	return l, nil
 }
 
 // ReadDirAll lists the directory, with files being written here merged in.
@@ -236,14 +327,17 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 	if pending {
 		return p, nil
 	}
-	if l, ok := d.fs.dirs.Get(ck(dom, prefix)); ok {
+	l, err := d.probe(ctx)
+	if err != nil {
+		return nil, errno(err)
+	}
+	if l != nil {
 		var file *dirEnt
-		for _, i := range l.byName[name] {
-			e := &l.ents[i]
+		for _, e := range l.named(name) {
 			if e.isDir {
 				return d.fs.dirNode(dom, key+"/"), nil
 			}
-			file = e
+			file = &e
 		}
 		if file == nil {
 			return nil, fuse.ENOENT
@@ -273,7 +367,7 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 // isDir reports whether any key starts with prefix (which ends in "/").
 func (f *FS) isDir(ctx context.Context, dom, prefix string) (bool, error) {
 	if l, ok := f.dirs.Get(ck(dom, prefix)); ok {
-		return l.exists, nil
+		return l.hasAny(), nil
 	}
 	page, err := f.cl.Tracker.ListDir(ctx, dom, prefix, "", 1)
 	if err != nil {

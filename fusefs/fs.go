@@ -94,7 +94,8 @@ type FS struct {
 	start time.Time
 
 	attrs   *cache.TTL[fileAttr] // "dom\x00key" -> file attributes
-	dirs    *cache.TTL[listing]  // "dom\x00prefix" -> listing
+	dirs    *cache.TTL[*listing] // "dom\x00prefix" -> listing
+	bigDirs *cache.TTL[bool]     // "dom\x00prefix" of directories too big to probe
 	paths   *cache.TTL[[]string] // "dom\x00key\x00fid" -> read URLs
 	domains *cache.TTL[[]string] // "" -> domain names
 	statfs  *cache.TTL[fuse.StatfsResponse]
@@ -152,7 +153,8 @@ func New(cfg Config) (*FS, error) {
 	return &FS{
 		cfg: cfg, cl: cfg.Client, log: cfg.Logger, start: time.Now(),
 		attrs:   cache.New[fileAttr](cfg.CacheSize, cfg.CacheTTL),
-		dirs:    cache.New[listing](cfg.CacheSize/10+16, cfg.CacheTTL),
+		dirs:    cache.New[*listing](cfg.CacheSize/10+16, cfg.CacheTTL),
+		bigDirs: cache.New[bool](cfg.CacheSize/10+16, cfg.CacheTTL),
 		paths:   cache.New[[]string](cfg.CacheSize, 30*time.Second),
 		domains: cache.New[[]string](1, cfg.CacheTTL),
 		statfs:  cache.New[fuse.StatfsResponse](1, 10*time.Second),
@@ -245,6 +247,16 @@ func dirInode(dom, prefix string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(dom + "\x00" + prefix))
 	return h.Sum64() | 1<<63
+}
+
+// noteCommitted records a file this mount committed in its directory's
+// cached listing, which stays valid (a later lookup of the next new name
+// in the directory is answered from it).
+func (f *FS) noteCommitted(dom, key string, a fileAttr) {
+	parent := parentOf(key)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		l.putFile(key[len(parent):], a)
+	}
 }
 
 // invalidateDir forgets the cached listing of a directory.

@@ -365,8 +365,9 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	}
 	f.Stats.Commits.Add(1)
 	h.dirty = false
-	f.attrs.Add(ck(dom, key), fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode})
-	f.invalidateDir(dom, parentOf(key))
+	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode}
+	f.attrs.Add(ck(dom, key), a)
+	f.noteCommitted(dom, key, a)
 	f.mu.Lock()
 	if f.pending[ck(dom, key)] == h.n {
 		delete(f.pending, ck(dom, key))
