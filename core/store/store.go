@@ -93,14 +93,38 @@ const (
 )
 
 // stmt returns the prepared statement of q, preparing it on first use;
-// on failure it returns an unprepared form that still works.
+// on failure it returns an unprepared form that still works. It is for
+// point queries (see pointCtx).
 func (s *Store) stmt(ctx context.Context, q string) interface {
 	QueryContext(context.Context, ...any) (*sql.Rows, error)
 } {
 	if st := s.prepared(ctx, s.db, q); st != nil {
-		return st
+		return pointQuery{s, st.QueryContext}
 	}
-	return rawQuery{s.db, q}
+	return pointQuery{s, func(ctx context.Context, args ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, q, args...) }}
+}
+
+// pointQuery runs a point query under pointCtx.
+type pointQuery struct {
+	s     *Store
+	query func(context.Context, ...any) (*sql.Rows, error)
+}
+
+func (p pointQuery) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
+	return p.query(p.s.pointCtx(ctx), args...)
+}
+
+// pointCtx is the context of a point query or a one-row write. On
+// SQLite, a local file where these take microseconds, it is not
+// cancelled: watching a cancellable context costs every statement two
+// goroutines (database/sql's and the driver's), a sixth of the tracker's
+// time under get_paths load. (Lock waits are bounded by busy_timeout.)
+// MySQL statements keep ctx: the network can stall.
+func (s *Store) pointCtx(ctx context.Context) context.Context {
+	if s.kind == SQLite {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // prepared returns q prepared on db (once per store), or nil when it
@@ -179,6 +203,7 @@ type stmtKey struct {
 
 // exec runs q on db with a prepared statement.
 func (s *Store) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	ctx = s.pointCtx(ctx)
 	if st := s.prepared(ctx, db, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -187,6 +212,7 @@ func (s *Store) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sq
 
 // queryRow is QueryRowContext on db with a prepared statement.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = s.pointCtx(ctx)
 	if st := s.prepared(ctx, s.db, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -208,16 +234,6 @@ func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...an
 		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.QueryRowContext(ctx, q, args...)
-}
-
-// rawQuery runs q unprepared.
-type rawQuery struct {
-	db *sql.DB
-	q  string
-}
-
-func (r rawQuery) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
-	return r.db.QueryContext(ctx, r.q, args...)
 }
 
 // Kind returns the backend of s.
