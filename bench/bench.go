@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -399,18 +400,17 @@ func bulkFigures(cfg Config, c *cluster, res Results) error {
 	if res["http_put_mib_s"], err = cfg.repeat(put); err != nil {
 		return err
 	}
-	// The baseline: net/http's FileServer over the same file. The two
-	// GETs take turns, so that both see the same machine.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The baseline: net/http's FileServer over the same file, in a process
+	// of its own as mogstored is. The two GETs take turns, so that both
+	// see the same machine.
+	bareAddr, stopBare, err := startFileServer(filepath.Join(cfg.Dir, "sqlite", "node1"))
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(filepath.Join(cfg.Dir, "sqlite", "node1")))}
-	go srv.Serve(ln)
-	defer srv.Close()
-	bare := "http://" + ln.Addr().String() + "/dev1/0/000/999/0000999999.fid"
+	defer stopBare()
+	bare := "http://" + bareAddr + "/dev1/0/000/999/0000999999.fid"
 	var ours, theirs []float64
-	for i := 0; i < max(cfg.Runs, 5); i++ {
+	for i := 0; i < max(cfg.Runs, 7); i++ {
 		a, err := get(url)
 		if err != nil {
 			return err
@@ -424,6 +424,52 @@ func bulkFigures(cfg Config, c *cluster, res Results) error {
 	res["http_get_mib_s"], res["sendfile_get_mib_s"] = median(ours), median(theirs)
 	res["mogstored_get_ratio"] = res["http_get_mib_s"] / res["sendfile_get_mib_s"]
 	return nil
+}
+
+// fileServerEnv, set to a directory, makes ServeFilesIfAsked serve it.
+const fileServerEnv = "MOGBENCH_FILE_SERVER_DIR"
+
+// ServeFilesIfAsked serves the directory named by MOGBENCH_FILE_SERVER_DIR
+// with net/http's FileServer on a loopback port, prints the address and
+// never returns; without the variable it returns at once. mogbench calls
+// it first: the bench runs its sendfile baseline as a child process.
+func ServeFilesIfAsked() {
+	dir := os.Getenv(fileServerEnv)
+	if dir == "" {
+		return
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mogbench file server:", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr())
+	http.Serve(ln, http.FileServer(http.Dir(dir)))
+	os.Exit(1)
+}
+
+// startFileServer runs this program as a bare file server over dir.
+func startFileServer(dir string) (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), fileServerEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("bare file server did not start (run it from mogbench): %w", err)
+	}
+	return strings.TrimSpace(addr), stop, nil
 }
 
 // dd runs dd and returns MiB/s from the bytes and wall time.

@@ -25,6 +25,7 @@ var targets = map[string]string{
 }
 
 func main() {
+	bench.ServeFilesIfAsked()
 	fs := pflag.NewFlagSet("mogbench", pflag.ExitOnError)
 	bin := fs.String("bin", "bin", "directory with the built binaries")
 	dir := fs.String("dir", "", "scratch directory (default: a new temporary one)")

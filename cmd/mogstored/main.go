@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"golang.org/x/net/netutil"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
@@ -101,7 +100,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *httpListen, err)
 		}
-		ln = netutil.LimitListener(ln, *maxconns)
+		ln = storage.LimitListener(ln, *maxconns)
 		hs = srv.NewHTTPServer()
 		log.Info("mogstored: serving", "http", ln.Addr().String(), "side", side.Addr().String(), "docroot", *docroot, "devices", len(devs))
 		go func() {
