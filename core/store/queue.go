@@ -112,8 +112,10 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
 	table, where := q.table()
-	_, err := s.exec(ctx, s.db, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
-	return wrap("finish "+string(q), err)
+	return s.writeTx(ctx, "finish "+string(q), func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+		return err
+	})
 }
 
 // RetryQueue reschedules a row delay seconds from now with the given
@@ -150,8 +152,8 @@ func (s *Store) QueueLength(ctx context.Context, q Queue) (int64, error) {
 
 // AddCopy records a copy of fid on devid and refreshes devcount.
 func (s *Store) AddCopy(ctx context.Context, fid int64, devid int) error {
-	return s.tx(ctx, "add copy", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
+	return s.writeTx(ctx, "add copy", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
 			return err
 		}
 		return s.refreshDevcount(ctx, tx, fid)
@@ -160,8 +162,8 @@ func (s *Store) AddCopy(ctx context.Context, fid int64, devid int) error {
 
 // RemoveCopy forgets the copy of fid on devid and refreshes devcount.
 func (s *Store) RemoveCopy(ctx context.Context, fid int64, devid int) error {
-	return s.tx(ctx, "remove copy", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, devid); err != nil {
+	return s.writeTx(ctx, "remove copy", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, devid); err != nil {
 			return err
 		}
 		return s.refreshDevcount(ctx, tx, fid)
@@ -176,15 +178,13 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 // ForgetFID removes what remains of a deleted fid besides its copies:
 // its checksum and any tempfile row.
 func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
-	return s.tx(ctx, "forget fid", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM checksum WHERE fid=?`, fid); err != nil {
-			return err
+	return s.writeTx(ctx, "forget fid", func(ctx context.Context, tx *sql.Tx) error {
+		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
+			if _, err := s.txExec(ctx, tx, q, fid); err != nil {
+				return err
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM file_meta WHERE fid=?`, fid); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
-		return err
+		return nil
 	})
 }
 
