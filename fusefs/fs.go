@@ -45,7 +45,10 @@ const (
 	// with: bazil.org/fuse allocates two buffers per read request, so
 	// with Go's default (100) streaming spends a tenth of its CPU
 	// collecting them; 400 costs about 40 MiB more memory.
-	DefaultGCPercent  = 400
+	DefaultGCPercent = 400
+	// DefaultReadWindow bounds the bytes a read handle stashes for
+	// requests the kernel sends out of order, and how far ahead a read
+	// may skip without starting a new stream.
 	DefaultReadWindow = 4 << 20
 )
 
