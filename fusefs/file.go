@@ -140,6 +140,10 @@ type fileNode struct {
 	key    string
 	writer *writeHandle // the open handle with unsaved changes, if any
 	mode   os.FileMode  // mode given at create, until committed
+	// keptFID is the version whose pages the kernel may keep from one
+	// open to the next (0: none). A fid's bytes never change, so while
+	// the key still names the same fid a new open keeps the page cache.
+	keptFID int64
 }
 
 var (
@@ -231,6 +235,12 @@ func (n *fileNode) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.O
 			if err != nil {
 				return nil, errno(err)
 			}
+			n.mu.Lock()
+			if a.fid != 0 && a.fid == n.keptFID {
+				resp.Flags |= fuse.OpenKeepCache
+			}
+			n.keptFID = a.fid
+			n.mu.Unlock()
 			return newReadHandle(n, a), nil
 		}
 	}

@@ -54,6 +54,7 @@ var (
 func newWriteHandle(n *fileNode, fresh bool) *writeHandle {
 	h := &writeHandle{n: n, fresh: fresh, dirty: fresh}
 	n.mu.Lock()
+	n.keptFID = 0 // the next read open drops pages this handle may change
 	h.mode = n.mode
 	if n.writer == nil {
 		n.writer = h

@@ -384,3 +384,38 @@ for t in ts: t.join()`, filepath.Join(mnt, "test", "f"))
 		}
 	}
 }
+
+// TestMountKeepsPagesOfUnchangedFile: a fid's bytes never change, so a
+// second open of an unchanged file is served from the kernel's page
+// cache; once the key names a new version (same size, other bytes), the
+// next open reads the new bytes through the mount.
+func TestMountKeepsPagesOfUnchangedFile(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	v1, v2 := randomBytes(t, 2<<20), randomBytes(t, 2<<20)
+	if _, err := c.Client.Upload(t.Context(), "test", "f", "", bytes.NewReader(v1), int64(len(v1)), client.UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mnt, f := mountClusterFS(t, c, func(cfg *fusefs.Config) {
+		cfg.CacheTTL, cfg.KernelTTL = 300*time.Millisecond, 100*time.Millisecond
+	})
+	p := filepath.Join(mnt, "test", "f")
+	sum := func() string { return strings.Fields(sh(t, "sha256sum "+p))[0] }
+	if got := sum(); got != fmt.Sprintf("%x", sha256Sum(v1)) {
+		t.Fatalf("first read: wrong bytes")
+	}
+	before := f.Stats.BytesRead.Load()
+	if got := sum(); got != fmt.Sprintf("%x", sha256Sum(v1)) {
+		t.Fatalf("second read: wrong bytes")
+	}
+	if n := f.Stats.BytesRead.Load() - before; n > 0 {
+		t.Errorf("second open of an unchanged file read %d bytes through the mount; want the page cache", n)
+	}
+	if _, err := c.Client.Upload(t.Context(), "test", "f", "", bytes.NewReader(v2), int64(len(v2)), client.UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // past both caches' lifetimes
+	if got := sum(); got != fmt.Sprintf("%x", sha256Sum(v2)) {
+		t.Fatalf("read after another client replaced the file: old bytes")
+	}
+}
