@@ -357,7 +357,9 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		if h.spool != nil {
 			body = io.NewSectionReader(h.spool, 0, h.size)
 		}
-		fid, err = f.upload(ctx, dom, key, body, h.size, meta)
+		var r client.Stored
+		r, err = f.cl.Store(ctx, dom, key, f.cfg.Class, body, h.size, client.UploadOptions{Meta: meta})
+		fid = r.FID
 	}
 	if err != nil {
 		f.Stats.CommitErrors.Add(1)
@@ -380,24 +382,6 @@ func (h *writeHandle) commit(ctx context.Context) error {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-// upload stores body under key and returns the new fid.
-func (f *FS) upload(ctx context.Context, dom, key string, body io.Reader, size int64, meta map[string]string) (int64, error) {
-	open, err := f.cl.Tracker.CreateOpen(ctx, dom, key, f.cfg.Class, size)
-	if err != nil {
-		return 0, err
-	}
-	dest := open.Dests[0]
-	err = f.cl.PutFile(ctx, dest.Path, body, size)
-	if err == nil {
-		err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
-	}
-	if err != nil {
-		f.cl.Tracker.CreateClose(context.WithoutCancel(ctx), client.CloseArgs{Domain: dom, FID: open.FID, Dest: dest})
-		return 0, err
-	}
-	return open.FID, nil
-}
 
 // Release commits what is left (errors can only be logged here) and
 // frees the spool.

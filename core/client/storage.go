@@ -109,9 +109,21 @@ type UploadOptions struct {
 // destination that accepts a connection, create_close. size is the
 // length, or -1 when unknown. It returns the bytes stored.
 func (c *Client) Upload(ctx context.Context, domain, key, class string, body io.Reader, size int64, opts UploadOptions) (int64, error) {
+	r, err := c.Store(ctx, domain, key, class, body, size, opts)
+	return r.Size, err
+}
+
+// Stored describes a file Store saved.
+type Stored struct {
+	FID  int64 // the new version's fid
+	Size int64 // bytes stored (on failure: bytes read from the body)
+}
+
+// Store is Upload that also returns the new version's fid.
+func (c *Client) Store(ctx context.Context, domain, key, class string, body io.Reader, size int64, opts UploadOptions) (Stored, error) {
 	open, err := c.Tracker.CreateOpen(ctx, domain, key, class, size)
 	if err != nil {
-		return 0, err
+		return Stored{}, err
 	}
 	cr := &countingReader{r: body}
 	if opts.Checksum {
@@ -129,10 +141,10 @@ func (c *Client) Upload(ctx context.Context, domain, key, class string, body io.
 	if err != nil {
 		// Abandon the upload (create_close without key), best effort.
 		c.Tracker.CreateClose(context.WithoutCancel(ctx), CloseArgs{Domain: domain, FID: open.FID, Dest: dest})
-		return cr.n, err
+		return Stored{Size: cr.n}, err
 	}
 	if size >= 0 && cr.n != size {
-		return cr.n, fmt.Errorf("mogilefs: upload of %q: read %d bytes, expected %d", key, cr.n, size)
+		return Stored{Size: cr.n}, fmt.Errorf("mogilefs: upload of %q: read %d bytes, expected %d", key, cr.n, size)
 	}
 	ca := CloseArgs{Domain: domain, Key: key, FID: open.FID, Dest: dest, Size: cr.n}
 	if cr.h != nil {
@@ -143,9 +155,9 @@ func (c *Client) Upload(ctx context.Context, domain, key, class string, body io.
 		MetaArgs(ca.Extra, opts.Meta)
 	}
 	if err := c.Tracker.CreateClose(ctx, ca); err != nil {
-		return cr.n, err
+		return Stored{Size: cr.n}, err
 	}
-	return cr.n, nil
+	return Stored{FID: open.FID, Size: cr.n}, nil
 }
 
 // ErrNoPaths: the tracker knows the key but offered no copy to read.
