@@ -1,20 +1,15 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 )
 
@@ -131,52 +126,18 @@ func TestMariaDBRestartUnderLoad(t *testing.T) {
 	db.Close()
 	c := clustertest.Start(t, clustertest.Options{DSN: "mysql:" + m.serverDSN() + "mogilefs", Domain: "test"})
 
-	var mu sync.Mutex
-	acked := map[string][]byte{}
-	var fails, oks atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := fmt.Sprintf("load/%d/%d", w, i)
-				data := randomBytes(t, 2000+i)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				_, err := c.Client.Upload(ctx, "test", k, "two", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
-				cancel()
-				if err != nil {
-					fails.Add(1)
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				oks.Add(1)
-				mu.Lock()
-				acked[k] = data
-				mu.Unlock()
-			}
-		}()
-	}
+	l := startLoad(t, c.Client, loadOptions{Workers: 4, Prefix: "load", Size: func(i int) int { return 2000 + i }})
 	time.Sleep(1500 * time.Millisecond)
-	before := oks.Load()
+	before := l.uploaded.Load()
 	m.crash()
 	time.Sleep(2 * time.Second)
 	m.start()
-	waitFor(t, 60*time.Second, "uploads to succeed again after the restart", func() bool { return oks.Load() > before+20 })
-	close(stop)
-	wg.Wait()
-	t.Logf("%d uploads acknowledged, %d refused while the database was down", oks.Load(), fails.Load())
+	waitFor(t, 60*time.Second, "uploads to succeed again after the restart", func() bool { return l.uploaded.Load() > before+20 })
+	acked := l.Stop()
+	t.Logf("%d uploads acknowledged, %d refused while the database was down", l.uploaded.Load(), l.failed.Load())
 	if before == 0 {
 		t.Fatal("no upload succeeded before the crash")
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// Acknowledged uploads are all there, intact, and get replicated.
 	verifyAll(t, c, "test", acked)
 	waitFor(t, 60*time.Second, "every acknowledged file at 2 copies", func() bool { return copiesOK(t, c, "test", acked, 2, nil) })
