@@ -79,15 +79,20 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, workers int, wake 
 			sleepCtx(ctx, s.cfg.QueuePoll, wake)
 			continue
 		}
+		// Every claimed item keeps its lease from now on, not only once a
+		// worker takes it: items waiting behind slow ones would otherwise
+		// expire and be claimed by another tracker as well.
+		stops := make([]func(), len(items))
+		for i, it := range items {
+			stops[i] = s.keepLease(ctx, q, it.FID)
+		}
 		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup
-		for _, it := range items {
+		for i, it := range items {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
-				defer func() { <-sem; wg.Done() }()
-				stop := s.keepLease(ctx, q, it.FID)
-				defer stop()
+				defer func() { stops[i](); <-sem; wg.Done() }()
 				work(ctx, it)
 			}()
 		}
