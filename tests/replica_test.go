@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +51,25 @@ func TestReadReplicas(t *testing.T) {
 	})
 	if r := c.Must("file_info", protocol.Args{"domain": "test", "key": "only-on-replica"}); r["length"] != "3" {
 		t.Errorf("file_info from the replica = %v", r)
+	}
+	// The replica fails at run time (its file table disappears): the very
+	// request that meets the failure is answered by the master, and so are
+	// the next ones.
+	raw, err := sql.Open("mysql", strings.TrimPrefix(replicaDSN, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec("RENAME TABLE file TO file_gone"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := c.Do("get_paths", protocol.Args{"domain": "test", "key": "only-on-replica", "noverify": "1"}); !client.IsCode(err, "unknown_key") {
+			t.Fatalf("get_paths %d after the replica broke: %v; want the master's unknown_key", i, err)
+		}
+	}
+	if _, err := raw.Exec("RENAME TABLE file_gone TO file"); err != nil {
+		t.Fatal(err)
 	}
 	// A replica that cannot be reached: reads go to the master.
 	c.Must("set_server_setting", protocol.Args{"key": "slave_r1", "value": "mysql:nobody@tcp(127.0.0.1:1)/nothing"})
