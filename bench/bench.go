@@ -111,6 +111,11 @@ func Run(cfg Config) (Results, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	for _, g := range cfg.Only {
+		if !strings.Contains(" tracker put replication http fuse mysql ", " "+g+" ") {
+			return nil, fmt.Errorf("unknown group of figures %q (known: tracker, put, replication, http, fuse, mysql)", g)
+		}
+	}
 	res := Results{}
 	say := func(f string, a ...any) { fmt.Fprintf(cfg.Log, f+"\n", a...) }
 	c, err := startCluster(cfg.Bin, filepath.Join(cfg.Dir, "sqlite"), "", true)
