@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,23 +34,18 @@ type Config struct {
 	MySQL   string // optional MySQL server DSN (go-sql-driver form, no database) for the MySQL figures
 	Runs    int    // runs per figure (median); default 3
 	BigSize int64  // size of the large-file figures; default 1 GiB
-	// Only, when not empty, names the groups of figures to measure
-	// (tracker, put, replication, http, fuse, mysql); the rest are skipped.
+	// Only, when not empty, names the Groups to measure; the rest are
+	// skipped.
 	Only []string
 	Log  io.Writer
 }
 
+// Groups are the groups of figures, in the order they are measured.
+var Groups = []string{"tracker", "put", "replication", "http", "fuse", "mysql"}
+
 // wants reports whether the group of figures is to be measured.
 func (cfg Config) wants(group string) bool {
-	if len(cfg.Only) == 0 {
-		return true
-	}
-	for _, g := range cfg.Only {
-		if g == group {
-			return true
-		}
-	}
-	return false
+	return len(cfg.Only) == 0 || slices.Contains(cfg.Only, group)
 }
 
 // Results maps figure names to values.
@@ -112,8 +108,8 @@ func Run(cfg Config) (Results, error) {
 		cfg.Log = io.Discard
 	}
 	for _, g := range cfg.Only {
-		if !strings.Contains(" tracker put replication http fuse mysql ", " "+g+" ") {
-			return nil, fmt.Errorf("unknown group of figures %q (known: tracker, put, replication, http, fuse, mysql)", g)
+		if !slices.Contains(Groups, g) {
+			return nil, fmt.Errorf("unknown group of figures %q (known: %s)", g, strings.Join(Groups, ", "))
 		}
 	}
 	res := Results{}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -32,7 +33,7 @@ func main() {
 	jsonOut := fs.String("json", os.Getenv("BENCH_JSON"), "also write every figure as one JSON object here")
 	runs := fs.Int("runs", 3, "runs per figure (the median is reported)")
 	size := fs.Int64("size", 1<<30, "size of the large-file figures in bytes")
-	only := fs.StringSlice("only", nil, "measure only these groups: tracker, put, replication, http, fuse, mysql")
+	only := fs.StringSlice("only", nil, "measure only these groups: "+strings.Join(bench.Groups, ", "))
 	fs.Parse(os.Args[1:])
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "mogbench-")

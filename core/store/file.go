@@ -135,7 +135,7 @@ func (s *Store) FileByFID(ctx context.Context, fid int64) (core.File, error) {
 
 // FileDevids returns the devices holding a copy of fid.
 func (s *Store) FileDevids(ctx context.Context, fid int64) ([]int, error) {
-	rows, err := s.stmt(ctx, `SELECT devid FROM file_on WHERE fid=? ORDER BY devid`).QueryContext(ctx, fid)
+	rows, err := s.query(ctx, `SELECT devid FROM file_on WHERE fid=? ORDER BY devid`, fid)
 	if err != nil {
 		return nil, wrap("file devices", err)
 	}
@@ -263,7 +263,7 @@ func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]stri
 
 // FileMeta returns the metadata of fid (empty when none).
 func (s *Store) FileMeta(ctx context.Context, fid int64) (map[string]string, error) {
-	rows, err := s.stmt(ctx, stmtFileMeta).QueryContext(ctx, fid)
+	rows, err := s.query(ctx, stmtFileMeta, fid)
 	if err != nil {
 		return nil, wrap("file meta", err)
 	}
@@ -428,7 +428,7 @@ func (s *Store) ListFids(ctx context.Context, from int64, count int) ([]core.Fil
 
 // Checksum returns the stored checksum of fid. ErrNotFound: none stored.
 func (s *Store) Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error) {
-	rows, err := s.stmt(ctx, stmtChecksum).QueryContext(ctx, fid)
+	rows, err := s.query(ctx, stmtChecksum, fid)
 	if err != nil {
 		return 0, nil, wrap("read checksum", err)
 	}
@@ -554,7 +554,7 @@ func (s *Store) AddFsckLog(ctx context.Context, fid int64, evcode string, devid 
 // FileAndDevids looks up a key and the devices holding its fid in one
 // query (the read path). ErrNotFound: no such key.
 func (s *Store) FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error) {
-	rows, err := s.stmt(ctx, stmtFileAndDevids).QueryContext(ctx, dmid, key)
+	rows, err := s.query(ctx, stmtFileAndDevids, dmid, key)
 	if err != nil {
 		return core.File{}, nil, wrap("find key", err)
 	}

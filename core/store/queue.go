@@ -112,10 +112,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
 	table, where := q.table()
-	return s.writeTx(ctx, "finish "+string(q), func(ctx context.Context, tx *sql.Tx) error {
-		_, err := s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
-		return err
-	})
+	return s.writeOne(ctx, "finish "+string(q), fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 }
 
 // RetryQueue reschedules a row delay seconds from now with the given

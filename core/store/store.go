@@ -77,11 +77,9 @@ type Store struct {
 
 	group *groupCommitter // SQLite: batches CommitFile calls
 
-	stmtMu    sync.Mutex            // guards the fields below
-	stmts     map[stmtKey]*sql.Stmt // prepared hot statements
-	preparing map[string]bool       // statements being prepared for transactions
-	closed    bool                  // Close has begun: prepare nothing more
-	bg        sync.WaitGroup        // background preparations
+	stmtMu sync.Mutex            // guards the fields below
+	stmts  map[stmtKey]*sql.Stmt // prepared hot statements
+	wanted map[string]bool       // statements transactions ran unprepared (see txStmt)
 }
 
 // Hot read queries, prepared once per store: the read path then skips
@@ -92,26 +90,14 @@ const (
 	stmtChecksum      = `SELECT hashtype, checksum FROM checksum WHERE fid=?`
 )
 
-// stmt returns the prepared statement of q, preparing it on first use;
-// on failure it returns an unprepared form that still works. It is for
-// point queries (see pointCtx).
-func (s *Store) stmt(ctx context.Context, q string) interface {
-	QueryContext(context.Context, ...any) (*sql.Rows, error)
-} {
+// query runs a point query (see pointCtx) with a statement prepared
+// once per store; one that cannot be prepared runs unprepared.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = s.pointCtx(ctx)
 	if st := s.prepared(ctx, s.db, q); st != nil {
-		return pointQuery{s, st.QueryContext}
+		return st.QueryContext(ctx, args...)
 	}
-	return pointQuery{s, func(ctx context.Context, args ...any) (*sql.Rows, error) { return s.db.QueryContext(ctx, q, args...) }}
-}
-
-// pointQuery runs a point query under pointCtx.
-type pointQuery struct {
-	s     *Store
-	query func(context.Context, ...any) (*sql.Rows, error)
-}
-
-func (p pointQuery) QueryContext(ctx context.Context, args ...any) (*sql.Rows, error) {
-	return p.query(p.s.pointCtx(ctx), args...)
+	return s.db.QueryContext(ctx, q, args...)
 }
 
 // pointCtx is the context of a point query or a one-row write. On
@@ -163,36 +149,32 @@ func (s *Store) cachedStmt(k stmtKey) *sql.Stmt {
 
 // txStmt returns q prepared, for use inside a transaction, or nil. A
 // transaction holds a connection, so it must not wait for another one to
-// prepare q: the first use runs q unprepared while it is prepared in the
-// background for the next.
+// prepare q: the first use runs q unprepared and notes it, and the next
+// transaction prepares it before it begins (prepareWanted).
 func (s *Store) txStmt(q string) *sql.Stmt {
-	k := stmtKey{s.db, q}
-	if st := s.cachedStmt(k); st != nil {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st := s.stmts[stmtKey{s.db, q}]; st != nil {
 		return st
 	}
-	s.stmtMu.Lock()
-	if s.preparing == nil {
-		s.preparing = map[string]bool{}
+	if s.wanted == nil {
+		s.wanted = map[string]bool{}
 	}
-	start := !s.preparing[q] && !s.closed
-	s.preparing[q] = true
-	if start {
-		s.bg.Add(1)
-	}
-	s.stmtMu.Unlock()
-	if start {
-		go func() {
-			defer s.bg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if s.prepared(ctx, s.db, q) == nil {
-				s.stmtMu.Lock()
-				delete(s.preparing, q) // try again on a later use
-				s.stmtMu.Unlock()
-			}
-		}()
-	}
+	s.wanted[q] = true
 	return nil
+}
+
+// prepareWanted prepares the statements transactions asked for; it runs
+// before a transaction takes its connection. One that fails stays
+// unprepared until it is asked for again.
+func (s *Store) prepareWanted(ctx context.Context) {
+	s.stmtMu.Lock()
+	wanted := s.wanted
+	s.wanted = nil
+	s.stmtMu.Unlock()
+	for q := range wanted {
+		s.prepared(ctx, s.db, q)
+	}
 }
 
 // stmtKey names a prepared statement: its database and its SQL.
@@ -248,10 +230,6 @@ func (s *Store) Close() error {
 		s.group.stop()
 		s.group = nil
 	}
-	s.stmtMu.Lock()
-	s.closed = true
-	s.stmtMu.Unlock()
-	s.bg.Wait()
 	s.stmtMu.Lock()
 	for _, st := range s.stmts {
 		st.Close()
@@ -526,6 +504,7 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 				return wrap(op, ctx.Err())
 			}
 		}
+		s.prepareWanted(ctx)
 		var t *sql.Tx
 		t, err = s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -557,6 +536,19 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(ctx context.Cont
 		return s.group.do(ctx, op, fn)
 	}
 	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// writeOne runs a one-statement write: on SQLite in the group
+// committer's next batch, elsewhere on its own (no transaction around it).
+func (s *Store) writeOne(ctx context.Context, op, q string, args ...any) error {
+	if s.group != nil {
+		return s.group.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := s.txExec(ctx, tx, q, args...)
+			return err
+		})
+	}
+	_, err := s.exec(ctx, s.db, q, args...)
+	return wrap(op, err)
 }
 
 // nullInt converts a nullable integer column.

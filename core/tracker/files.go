@@ -267,10 +267,10 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	}
 	sc := <-head
 	length, missing := sc.length, sc.missing
-	switch err := sc.err; {
-	case err != nil:
+	switch {
+	case sc.err != nil:
 		abandon()
-		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (cantreach); path: %s; error: %v", wantSize, path, err)
+		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (cantreach); path: %s; error: %v", wantSize, path, sc.err)
 	case missing:
 		abandon()
 		return nil, protocol.Errf("size_verify_error", "Expected: %d; actual: 0 (missing); path: %s", wantSize, path)
@@ -289,10 +289,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: %s:%x; path: %s", fid, core.HashName(hashType), sum, core.HashName(hashType), got, path)
 		}
 	}
-	cls, ok := sn.classByID(dom.ID, tf.ClassID)
-	if !ok {
-		cls = core.Class{MinDevCount: s.cfg.DefaultMinDevCount}
-	}
+	cls := s.classOf(sn, dom.ID, tf.ClassID)
 	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta, ClaimTempfile: true}
 	// One copy that already satisfies the class (mindevcount 1) needs no
 	// replication: queueing it would only cost the queue a row and a pass.

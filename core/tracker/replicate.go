@@ -74,10 +74,7 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 	var lastErr error
 	for round := 0; round < 16; round++ {
 		sn := s.snap()
-		cls, ok := sn.classByID(f.DomainID, f.ClassID)
-		if !ok {
-			cls = core.Class{MinDevCount: s.cfg.DefaultMinDevCount}
-		}
+		cls := s.classOf(sn, f.DomainID, f.ClassID)
 		p := s.replicationPlan(sn, cls, holders, failed)
 		switch p.verdict {
 		case allGood:

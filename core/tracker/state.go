@@ -123,6 +123,15 @@ func (sn *snapshot) classByID(dmid, id int) (core.Class, bool) {
 	return core.Class{}, false
 }
 
+// classOf returns a file's class for replication decisions; a class
+// deleted since the file was stored counts as the default one.
+func (s *Server) classOf(sn *snapshot, dmid, id int) core.Class {
+	if c, ok := sn.classByID(dmid, id); ok {
+		return c
+	}
+	return core.Class{MinDevCount: s.cfg.DefaultMinDevCount}
+}
+
 // sortedDeviceIDs returns every devid in ascending order.
 func (sn *snapshot) sortedDeviceIDs() []int {
 	ids := make([]int, 0, len(sn.devices))
