@@ -58,7 +58,6 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	}()
 	// The other tracker, once the first has claimed the batch.
 	<-started
-	stolen := 0
 	for deadline := time.Now().Add(15 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		items, err := st.ClaimQueue(context.Background(), store.FsckQueue, 10, 3)
 		if err != nil {
@@ -66,9 +65,9 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 		}
 		for _, it := range items {
 			t.Errorf("fid %d was claimed by a second tracker while the first one held it", it.FID)
-			stolen++
 		}
 	}
+	cancel() // a batch that did not finish in time ends here (and fails below)
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
@@ -76,8 +75,5 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 		if worked[f] != 1 {
 			t.Errorf("fid %d worked %d times; want 1", f, worked[f])
 		}
-	}
-	if stolen == 0 && len(worked) != len(fids) {
-		t.Errorf("worked %v: the batch did not finish", worked)
 	}
 }
