@@ -115,6 +115,9 @@ func (a Args) Bool(name string) bool {
 // the original's rule.
 func DecodeArgs(s string) Args {
 	a := make(Args)
+	// Repeated names collect their values here and are joined once at
+	// the end, so that a line of one name repeated n times costs O(n).
+	var repeats map[string][]string
 	for len(s) > 0 {
 		var piece string
 		if i := strings.IndexByte(s, '&'); i >= 0 {
@@ -130,12 +133,21 @@ func DecodeArgs(s string) Args {
 			value = value[:j]
 		}
 		name, value = Unescape(name), Unescape(value)
-		if old, ok := a[name]; ok {
-			if old != "" && old != "0" {
-				value = old + "\x00" + value
+		if parts, ok := repeats[name]; ok {
+			repeats[name] = append(parts, value)
+			continue
+		}
+		if old, ok := a[name]; ok && old != "" && old != "0" {
+			if repeats == nil {
+				repeats = map[string][]string{}
 			}
+			repeats[name] = []string{old, value}
+			continue
 		}
 		a[name] = value
+	}
+	for name, parts := range repeats {
+		a[name] = strings.Join(parts, "\x00")
 	}
 	return a
 }

@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -143,4 +145,31 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		_ = ErrLine("unknown_command", s, s)
 	})
+}
+
+// A line of one argument name repeated many times must decode in time and
+// memory linear in its length (joining each repeat onto the previous
+// value made an 800 KB line cost the tracker 28 s of CPU).
+func TestDecodeArgsRepeatedNameLinear(t *testing.T) {
+	const repeats = 20000
+	line := strings.Repeat("a=xy&", repeats)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	a := DecodeArgs(line)
+	runtime.ReadMemStats(&after)
+	if got := strings.Count(a["a"], "\x00"); got != repeats-1 {
+		t.Fatalf("decoded %d joined values; want %d", got+1, repeats)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(40*len(line)) {
+		t.Errorf("decoding a %d-byte line allocated %d bytes; want at most %d (linear)", len(line), alloc, 40*len(line))
+	}
+	// The original's rule still holds: an empty or "0" first value is
+	// replaced, not joined.
+	if got := DecodeArgs("b=0&b=1&b=2&c=&c=3")["b"]; got != "1\x002" {
+		t.Errorf(`b = %q; want "1\x002"`, got)
+	}
+	if got := DecodeArgs("c=&c=3")["c"]; got != "3" {
+		t.Errorf(`c = %q; want "3"`, got)
+	}
 }
