@@ -122,9 +122,11 @@ func (t *Tracker) order() []string {
 	return append(live, dead...)
 }
 
-func (t *Tracker) get(ctx context.Context, addr string) (*tconn, error) {
+// get returns a pooled connection to addr, or a new one when fresh is set
+// or the pool is empty.
+func (t *Tracker) get(ctx context.Context, addr string, fresh bool) (*tconn, error) {
 	t.mu.Lock()
-	if list := t.idle[addr]; len(list) > 0 {
+	if list := t.idle[addr]; len(list) > 0 && !fresh {
 		c := list[len(list)-1]
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
@@ -152,6 +154,46 @@ func (t *Tracker) put(c *tconn) {
 	t.idle[c.addr] = append(t.idle[c.addr], c)
 }
 
+// dropIdle closes the idle connections to addr: one of them was found
+// closed by the tracker, and the others, as old, are likely closed too.
+func (t *Tracker) dropIdle(addr string) {
+	t.mu.Lock()
+	list := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, c := range list {
+		c.c.Close()
+	}
+}
+
+// MaxReplyBytes bounds one reply line (a list_keys page of 1,000 long
+// keys with their metadata is a few MiB).
+const MaxReplyBytes = 64 << 20
+
+// ErrReplyTooLong is returned for a reply line longer than MaxReplyBytes.
+var ErrReplyTooLong = errors.New("mogilefs: tracker reply longer than 64 MiB")
+
+// readReply reads one reply line of at most MaxReplyBytes.
+func readReply(r *bufio.Reader) (string, error) {
+	var buf []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		if len(buf)+len(frag) > MaxReplyBytes {
+			return "", ErrReplyTooLong
+		}
+		if err == nil {
+			if buf == nil {
+				return string(frag), nil
+			}
+			return string(append(buf, frag...)), nil
+		}
+		buf = append(buf, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return string(buf), err
+		}
+	}
+}
+
 // idempotent commands may be retried on another tracker after a failure
 // in the middle of the exchange.
 var idempotent = map[string]bool{
@@ -176,7 +218,7 @@ func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (proto
 	var lastErr error
 	for _, addr := range t.order() {
 		for attempt := 0; attempt < 2; attempt++ {
-			c, err := t.get(ctx, addr)
+			c, err := t.get(ctx, addr, attempt > 0)
 			if err != nil {
 				lastErr = fmt.Errorf("mogilefs: connect to tracker %s: %w", addr, err)
 				break
@@ -194,7 +236,10 @@ func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (proto
 			if sent && !idempotent[cmd] {
 				return nil, lastErr
 			}
-			// A pooled connection may have gone stale: one retry on a fresh one.
+			// A pooled connection may have gone stale (the tracker
+			// restarted, or closed it while idle): one retry on a newly
+			// dialled one, and the rest of the pool goes too.
+			t.dropIdle(addr)
 		}
 	}
 	return nil, lastErr
@@ -210,7 +255,10 @@ func (t *Tracker) exchange(ctx context.Context, c *tconn, line string) (reply st
 	if _, err := io.WriteString(c.c, line); err != nil {
 		return "", false, err
 	}
-	reply, err = c.r.ReadString('\n')
+	reply, err = readReply(c.r)
+	if errors.Is(err, ErrReplyTooLong) {
+		return "", true, err
+	}
 	if err != nil {
 		// A reused connection the tracker closed while idle answers
 		// nothing at all: the request was not executed.
