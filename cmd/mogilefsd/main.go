@@ -51,6 +51,8 @@ func run() error {
 	adminListen := fs.StringSlice("admin_listen", nil, "address(es) for administration, ip[:port]; when set, admin and ! commands are accepted only there")
 	adminNets := fs.String("admin_networks", "", "only clients in these networks (comma-separated, e.g. 10.0.0.0/8,127.0.0.1) may send admin and ! commands; empty: everyone")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
+	maxConns := fs.Int("max_conns", 0, "most client connections held at once on each listener (0: what the file descriptor limit allows)")
+	idleTimeout := fs.Duration("idle_timeout", tracker.DefaultIdleTimeout, "close a client connection that sends no request for this long")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
 	fs.String("pidfile", "", "write the process id to this file")
@@ -102,6 +104,8 @@ func run() error {
 		SideChannelPort:    *sidePort,
 		NoJobs:             !*jobMaster,
 		AdminNetworks:      admin,
+		MaxConns:           *maxConns,
+		IdleTimeout:        *idleTimeout,
 		OnShutdown:         func() { stop <- struct{}{} },
 		Logger:             log,
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/conffile"
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
 	"github.com/mogilefs-go/mogilefs-go/core/logging"
 	"github.com/mogilefs-go/mogilefs-go/core/opsserver"
 	"github.com/mogilefs-go/mogilefs-go/core/storage"
@@ -35,7 +36,7 @@ func run() error {
 	httpListen := fs.String("httplisten", "0.0.0.0:7500", "HTTP listen address")
 	mgmtListen := fs.String("mgmtlisten", "0.0.0.0:7501", "side-channel listen address")
 	docroot := fs.String("docroot", "/var/mogdata", "directory holding the devN directories")
-	maxconns := fs.Int("maxconns", 10000, "most simultaneous HTTP clients")
+	maxconns := fs.Int("maxconns", 0, "most simultaneous HTTP clients (0: what the file descriptor limit allows)")
 	server := fs.String("server", "perlbal", "HTTP server: perlbal (built in) or none (side channel and usage only)")
 	fs.String("serverbin", "", "accepted for compatibility")
 	pidfile := fs.String("pidfile", "", "write the process id to this file")
@@ -100,7 +101,10 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *httpListen, err)
 		}
-		ln = storage.LimitListener(ln, *maxconns)
+		if *maxconns <= 0 {
+			*maxconns = listener.DefaultMaxConns(2)
+		}
+		ln = listener.Limit(ln, *maxconns, log)
 		hs = srv.NewHTTPServer()
 		log.Info("mogstored: serving", "http", ln.Addr().String(), "side", side.Addr().String(), "docroot", *docroot, "devices", len(devs))
 		go func() {

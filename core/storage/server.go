@@ -35,6 +35,9 @@ type Config struct {
 	// and DELETE (the trackers and the uploading clients); GET and HEAD
 	// stay open. Empty: everyone (the original's behaviour).
 	WriteNetworks []*net.IPNet
+	// MaxSideConns caps the side-channel connections held at once
+	// (default 256: the trackers' monitors and fsck use a few each).
+	MaxSideConns int
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -72,6 +75,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.UsageInterval <= 0 {
 		cfg.UsageInterval = DefaultUsageInterval
+	}
+	if cfg.MaxSideConns <= 0 {
+		cfg.MaxSideConns = 256
 	}
 	log := cfg.Logger
 	if log == nil {

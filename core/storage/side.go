@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
 )
 
 // ServeSide answers side-channel connections on ln until ctx ends or ln
@@ -24,17 +26,13 @@ import (
 func (s *Server) ServeSide(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ln = listener.Limit(ln, s.cfg.MaxSideConns, s.log)
 	go func() { <-ctx.Done(); ln.Close() }()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
 			}
 			return err
 		}
@@ -46,6 +44,10 @@ func (s *Server) ServeSide(ctx context.Context, ln net.Listener) error {
 	}
 }
 
+// sideIdleTimeout closes a side-channel connection that sends no request
+// for this long (a tracker's fsck asks every few seconds while it runs).
+const sideIdleTimeout = 10 * time.Minute
+
 // maxSideLine bounds a side-channel request line.
 const maxSideLine = 8192
 
@@ -56,6 +58,7 @@ func (s *Server) sideConn(ctx context.Context, c net.Conn) {
 	r := bufio.NewReaderSize(c, maxSideLine)
 	w := bufio.NewWriter(c)
 	for {
+		c.SetReadDeadline(time.Now().Add(sideIdleTimeout))
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			w.WriteString("ERROR: line too long\r\n")

@@ -5,6 +5,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
@@ -17,6 +18,9 @@ const (
 	DefaultMonitorInterval    = 2500 * time.Millisecond
 	DefaultWriteProbeInterval = 15 * time.Second
 	DefaultSideChannelPort    = 7501
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultRequestReadTimeout = 30 * time.Second
+	DefaultLongLineBudget     = 64 << 20
 	// Version is what `!version` answers: the protocol level we speak.
 	Version = "2.73"
 )
@@ -73,6 +77,20 @@ type Config struct {
 	// protocol extensions (directory listings, per-file metadata). For
 	// testing clients against plain trackers.
 	Plain bool
+	// MaxConns caps the client connections held at once on each listener;
+	// the next waits in the kernel's accept queue (default: what the file
+	// descriptor limit allows, see listener.DefaultMaxConns).
+	MaxConns int
+	// IdleTimeout closes a connection that sends no request for this long
+	// (default 10 min).
+	IdleTimeout time.Duration
+	// RequestReadTimeout is how long a request line may take to arrive
+	// once its first byte has (default 30 s).
+	RequestReadTimeout time.Duration
+	// LongLineBudget bounds the bytes all connections together may hold
+	// of request lines longer than a connection's 16 KiB buffer; a long
+	// line beyond it is refused as request_too_long (default 64 MiB).
+	LongLineBudget int64
 	// OnShutdown is called when a client sends `!shutdown`; nil ignores it.
 	OnShutdown func()
 	// Logger receives the tracker's logs; nil discards.
@@ -121,6 +139,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReaperInterval <= 0 {
 		c.ReaperInterval = 5 * time.Second
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = listener.DefaultMaxConns(1)
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.RequestReadTimeout <= 0 {
+		c.RequestReadTimeout = DefaultRequestReadTimeout
+	}
+	if c.LongLineBudget <= 0 {
+		c.LongLineBudget = DefaultLongLineBudget
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

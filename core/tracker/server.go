@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
@@ -53,18 +54,30 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
+	lineBudget atomic.Int64 // bytes of long request lines the connections may still hold
+
 	stats            Stats
 	metrics          *metrics
 	replicas         replicas
 	hasAdminListener atomic.Bool
 }
 
-// connSt tracks whether a connection is idle, for graceful shutdown, and
-// whether it came in on an admin listener.
+// connSt is where one client connection stands: idle (waiting for a
+// request), busy (answering one) or closed (the tracker is shutting down
+// and will execute nothing more from it). The change from idle to busy
+// and from idle to closed are compare-and-swaps, so that a request read
+// just as the tracker shuts down is either answered or not executed at
+// all, never committed with its reply lost.
 type connSt struct {
-	busy  atomic.Bool
+	state atomic.Int32
 	admin bool
 }
+
+const (
+	connIdle int32 = iota
+	connBusy
+	connClosed
+)
 
 // Stats are the tracker's counters.
 type Stats struct {
@@ -99,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		rebalKick: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.lineBudget.Store(cfg.LongLineBudget)
 	s.http = newNodeClient(cfg)
 	s.handlers = s.commandTable()
 	return s, nil
@@ -139,19 +153,15 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 }
 
 func (s *Server) serve(ln net.Listener, admin bool) error {
+	ln = listener.Limit(ln, s.cfg.MaxConns, s.log)
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ln)
 	s.mu.Unlock()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(5 * time.Millisecond)
-				continue
 			}
 			return err
 		}
@@ -192,10 +202,10 @@ func (s *Server) Close(ctx context.Context) error {
 		busy := 0
 		s.mu.Lock()
 		for c, st := range s.conns {
-			if st.busy.Load() {
-				busy++
-			} else {
+			if st.state.CompareAndSwap(connIdle, connClosed) {
 				c.SetReadDeadline(time.Now())
+			} else if st.state.Load() == connBusy {
+				busy++
 			}
 		}
 		s.mu.Unlock()
@@ -221,16 +231,34 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// readLine reads one request line of at most MaxLineBytes. tooLong is
-// true (and the rest of the line discarded) when the line was longer.
-func readLine(r *bufio.Reader) (line string, tooLong bool, err error) {
+// connBufBytes is the size of each connection's read and write buffers:
+// what an idle connection holds.
+const connBufBytes = 16 << 10
+
+// readLine reads one request line of at most protocol.MaxLineBytes.
+// tooLong is true (and the rest of the line discarded) when the line was
+// longer, or when holding more of it would take the tracker past its
+// budget for long lines: the part of a line beyond the read buffer is
+// counted against budget while it is held.
+func readLine(r *bufio.Reader, budget *atomic.Int64) (line string, tooLong bool, err error) {
 	var buf []byte
-	for {
+	var held int64
+	defer func() { budget.Add(held) }()
+	for first := true; ; first = false {
 		frag, err := r.ReadSlice('\n')
-		if len(buf)+len(frag) > protocol.MaxLineBytes {
-			tooLong = true
-		} else {
-			buf = append(buf, frag...)
+		if err == nil && first {
+			return strings.TrimRight(string(frag), "\r\n"), false, nil
+		}
+		if !tooLong {
+			if len(buf)+len(frag) > protocol.MaxLineBytes || budget.Add(-int64(len(frag))) < 0 {
+				tooLong = true
+				budget.Add(int64(len(frag)))
+				budget.Add(held)
+				held, buf = 0, nil
+			} else {
+				held += int64(len(frag))
+				buf = append(buf, frag...)
+			}
 		}
 		if err == nil {
 			break
@@ -253,24 +281,39 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.IP
 	}
-	r := bufio.NewReaderSize(c, 64<<10)
-	w := bufio.NewWriterSize(c, 64<<10)
+	r := bufio.NewReaderSize(c, connBufBytes)
+	w := bufio.NewWriterSize(c, connBufBytes)
+	defer w.Flush() // replies held back for pipelined requests
 	for {
-		line, tooLong, err := readLine(r)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrDeadlineExceeded) {
-				s.log.Debug("tracker: client read failed", "client", c.RemoteAddr(), "err", err)
+		// An idle connection may wait IdleTimeout for its next request;
+		// once the request has begun, the rest of its line must come
+		// within RequestReadTimeout.
+		if r.Buffered() == 0 {
+			c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			if _, err := r.Peek(1); err != nil {
+				s.readFailed(c, err)
+				return
 			}
+		}
+		c.SetReadDeadline(time.Now().Add(s.cfg.RequestReadTimeout))
+		line, tooLong, err := readLine(r, &s.lineBudget)
+		if err != nil {
+			s.readFailed(c, err)
 			return
 		}
-		st.busy.Store(true)
+		if line == "" && !tooLong {
+			continue
+		}
+		if testHookLineRead != nil {
+			testHookLineRead(line)
+		}
+		if !st.state.CompareAndSwap(connIdle, connBusy) {
+			return // shutting down: this request is not executed
+		}
 		var reply string
 		switch {
 		case tooLong:
 			reply = protocol.ErrLine("request_too_long", fmt.Sprintf("request line longer than %d bytes", protocol.MaxLineBytes), "")
-		case line == "":
-			st.busy.Store(false)
-			continue
 		case line[0] == '!':
 			reply = s.admin(line, ip, st.admin)
 		default:
@@ -281,15 +324,30 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 		// Flush unless more pipelined requests are already buffered.
 		if r.Buffered() == 0 || w.Available() < 4096 {
 			if err := w.Flush(); err != nil {
-				st.busy.Store(false)
+				st.state.Store(connIdle)
 				return
 			}
 		}
-		st.busy.Store(false)
+		st.state.Store(connIdle)
 		if s.ctx.Err() != nil {
-			w.Flush()
 			return
 		}
+	}
+}
+
+// testHookLineRead, when set by a test, runs after each request line is
+// read and before it is executed.
+var testHookLineRead func(line string)
+
+// readFailed logs a connection's read error unless it is the ordinary
+// end of a connection.
+func (s *Server) readFailed(c net.Conn, err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.log.Debug("tracker: closing a connection that sent nothing in time", "client", c.RemoteAddr())
+	default:
+		s.log.Debug("tracker: client read failed", "client", c.RemoteAddr(), "err", err)
 	}
 }
 
