@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 )
 
 // daemonProc is a mogilefsd or mogstored binary running in a child
@@ -175,4 +179,24 @@ func TestDaemonsSurviveDescriptorExhaustion(t *testing.T) {
 	}
 	node.alive(t, "mogstored after the flood")
 	tr.alive(t, "mogilefsd after the flood")
+}
+
+// One request with fid=2^63-1 used to push the SQLite fid counter to its
+// end: every later create_open failed, a restart did not help.
+func TestExplicitFIDCannotExhaustFIDSpace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	for _, fid := range []string{"9223372036854775807", "9223372036854775806", "4294967295"} {
+		reply, err := trackerLine(c.TrackerAddr, "create_open domain=test&class=one&key=evil&fid="+fid)
+		if err != nil || !strings.HasPrefix(reply, "ERR bad_params") {
+			t.Errorf("create_open fid=%s: %q, %v; want ERR bad_params", fid, reply, err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := c.Client.Upload(context.Background(), "test", fmt.Sprint("after", i), "one", strings.NewReader("still works"), 11, client.UploadOptions{}); err != nil {
+			t.Fatalf("upload after the hostile create_opens: %v", err)
+		}
+	}
 }

@@ -41,18 +41,56 @@ func ParseDevids(s string) []int {
 	return out
 }
 
+// ExplicitFIDHeadroom is how far above the highest fid the database has
+// allocated a client may choose a fid: an explicit fid moves the counter
+// up to it, so without a bound one request could push it to the end of
+// the fid space and stop every later upload.
+const ExplicitFIDHeadroom = 1_000_000
+
+// ErrFIDRange: an explicit fid too far above the ones allocated so far.
+var ErrFIDRange = errors.New("store: explicit fid too far above the highest allocated")
+
+// fidRefs are the tables that still reference a fid after its file row
+// is gone (queued deletion, copies not yet removed, checks).
+var fidRefs = []string{"file", "tempfile", "file_on", "file_on_corrupt", "file_to_delete", "file_to_delete2",
+	"file_to_delete_later", "file_to_replicate", "file_to_queue", "unreachable_fids", "checksum"}
+
 // RegisterTempfile reserves a fid for an upload. With t.FID == 0 the
 // database picks the next fid, never one at or below minFID (the highest
 // fid that existed when the tracker started: InnoDB may reset its
-// counter). An explicit fid already in use gives ErrExists.
+// counter). An explicit fid must lie above every fid allocated so far
+// (a fid is never used twice: its old copies, queued deletions and
+// readers' caches would meet the new file) and at most
+// ExplicitFIDHeadroom above them: ErrExists for one already used,
+// ErrFIDRange for one too far.
 func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) (int64, error) {
 	if t.FID != 0 {
-		var n int
-		err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM file WHERE fid=?) + (SELECT COUNT(*) FROM tempfile WHERE fid=?)`, t.FID, t.FID).Scan(&n)
+		high, err := s.fidHighWater(ctx, minFID)
 		if err != nil {
 			return 0, wrap("register tempfile", err)
 		}
-		if n > 0 || t.FID <= minFID {
+		if t.FID <= high {
+			return 0, ErrExists
+		}
+		if t.FID-high > ExplicitFIDHeadroom {
+			return 0, fmt.Errorf("%w: fid %d, highest allocated %d, headroom %d", ErrFIDRange, t.FID, high, ExplicitFIDHeadroom)
+		}
+		q := make([]string, len(fidRefs))
+		args := make([]any, len(fidRefs))
+		for i, tbl := range fidRefs {
+			q[i] = `SELECT 1 FROM ` + tbl + ` WHERE fid=?`
+			args[i] = t.FID
+		}
+		rows, err := s.db.QueryContext(ctx, strings.Join(q, " UNION ALL ")+` LIMIT 1`, args...)
+		if err != nil {
+			return 0, wrap("register tempfile", err)
+		}
+		used := rows.Next()
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, wrap("register tempfile", err)
+		}
+		if used {
 			return 0, ErrExists
 		}
 		_, err = s.db.ExecContext(ctx, `INSERT INTO tempfile (fid, createtime, classid, dmid, dkey, devids) VALUES (?, `+s.now+`, ?, ?, ?, ?)`,
@@ -441,6 +479,23 @@ func (s *Store) Checksum(ctx context.Context, fid int64) (hashType int, sum []by
 	}
 	err = rows.Scan(&hashType, &sum)
 	return hashType, sum, wrap("read checksum", err)
+}
+
+// fidHighWater is the highest fid the database has allocated: the fid
+// counter, and the highest fids of files and open uploads (a MySQL
+// counter read from information_schema may be cached and lag).
+func (s *Store) fidHighWater(ctx context.Context, minFID int64) (int64, error) {
+	var seq, files, temps sql.NullInt64
+	var q string
+	if s.kind == MySQL {
+		q = `SELECT (SELECT AUTO_INCREMENT - 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tempfile'), (SELECT MAX(fid) FROM file), (SELECT MAX(fid) FROM tempfile)`
+	} else {
+		q = `SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'tempfile'), (SELECT MAX(fid) FROM file), (SELECT MAX(fid) FROM tempfile)`
+	}
+	if err := s.db.QueryRowContext(ctx, q).Scan(&seq, &files, &temps); err != nil {
+		return 0, err
+	}
+	return max(minFID, nullInt(seq, 0), nullInt(files, 0), nullInt(temps, 0)), nil
 }
 
 // MaxFID returns the highest fid in the file table (0 when empty).

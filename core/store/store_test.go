@@ -453,3 +453,52 @@ func TestConcurrentCommits(t *testing.T) {
 		}
 	})
 }
+
+// A client-chosen fid may not alias any fid the database has used, nor
+// push the fid counter to the end of its range.
+func TestExplicitFIDs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		reg := func(fid int64) (int64, error) {
+			return s.RegisterTempfile(ctx, store.Tempfile{FID: fid, DomainID: 1, Key: fmt.Sprint("k", fid), Devids: []int{1}}, 0)
+		}
+		// A file deleted while one of its copies could not be removed
+		// yet: its fid is still referenced by file_on and the queue.
+		old, err := reg(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitFile(ctx, store.Commit{FID: old, DomainID: 1, Key: "gone", Length: 3, Devid: 1, ClaimTempfile: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteKey(ctx, 1, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg(old); !errors.Is(err, store.ErrExists) {
+			t.Errorf("explicit fid of a deleted file still queued for deletion: %v; want ErrExists", err)
+		}
+		// Past the counter, within the headroom: accepted, and the
+		// counter moves past it.
+		next := old + 10
+		if got, err := reg(next); err != nil || got != next {
+			t.Fatalf("explicit fid %d: %d, %v", next, got, err)
+		}
+		if auto, err := reg(0); err != nil || auto <= next {
+			t.Errorf("next automatic fid %d, %v; want above %d", auto, err, next)
+		}
+		// A gap below the highest allocated fid is not reused either.
+		if _, err := reg(next - 1); !errors.Is(err, store.ErrExists) {
+			t.Errorf("explicit fid below the highest allocated: %v; want ErrExists", err)
+		}
+		// The end of the fid space is refused, and uploads go on.
+		if _, err := reg(9223372036854775807); !errors.Is(err, store.ErrFIDRange) {
+			t.Errorf("explicit fid 2^63-1: %v; want ErrFIDRange", err)
+		}
+		if _, err := reg(next + store.ExplicitFIDHeadroom + 100); !errors.Is(err, store.ErrFIDRange) {
+			t.Errorf("explicit fid past the headroom: %v; want ErrFIDRange", err)
+		}
+		if auto, err := reg(0); err != nil || auto > next+100 {
+			t.Errorf("automatic fid after the refused ones: %d, %v", auto, err)
+		}
+	})
+}

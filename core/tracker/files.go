@@ -85,6 +85,9 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 	if errors.Is(err, store.ErrExists) {
 		return nil, errf("fid_in_use")
 	}
+	if errors.Is(err, store.ErrFIDRange) {
+		return nil, protocol.Errf("bad_params", "fid %d is more than %d above the highest fid allocated; choose a lower one or let the tracker choose (fid=0)", fid, store.ExplicitFIDHeadroom)
+	}
 	if err != nil {
 		return nil, err
 	}
