@@ -44,6 +44,7 @@ func run() error {
 	fs.Bool("iostat", true, "accepted for compatibility (utilisation comes from /proc/diskstats)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	writeNets := fs.String("write_networks", "", "only clients in these networks (the trackers and uploaders) may PUT and DELETE; GET stays open; empty: everyone")
+	bodyTimeout := fs.Duration("body_timeout", 5*time.Minute, "fail an upload whose client sends nothing for this long")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7502): /metrics, /debug/pprof/")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -70,7 +71,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("write_networks: %w", err)
 	}
-	srv, err := storage.New(storage.Config{DocRoot: *docroot, WriteNetworks: writers, Logger: log})
+	if *maxconns <= 0 {
+		*maxconns = listener.DefaultMaxConns(2)
+	}
+	srv, err := storage.New(storage.Config{DocRoot: *docroot, WriteNetworks: writers, Logger: log,
+		MaxWriters: max(1, *maxconns*3/4), BodyTimeout: *bodyTimeout})
 	if err != nil {
 		return err
 	}
@@ -100,9 +105,6 @@ func run() error {
 		ln, err := net.Listen("tcp", *httpListen)
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w", *httpListen, err)
-		}
-		if *maxconns <= 0 {
-			*maxconns = listener.DefaultMaxConns(2)
 		}
 		ln = listener.Limit(ln, *maxconns, log)
 		hs = srv.NewHTTPServer()

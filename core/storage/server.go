@@ -1,13 +1,8 @@
 package storage
 
 import (
-	"crypto/md5"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -22,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
 )
 
 // Config configures a storage node. The zero value of each field means
@@ -35,6 +31,17 @@ type Config struct {
 	// and DELETE (the trackers and the uploading clients); GET and HEAD
 	// stay open. Empty: everyone (the original's behaviour).
 	WriteNetworks []*net.IPNet
+	// MaxWriters caps the PUTs in progress at once; more are answered
+	// 503 at once (default 3/4 of listener.DefaultMaxConns(2): the rest
+	// of the connections stay for readers).
+	MaxWriters int
+	// BodyTimeout fails an upload whose client sends nothing for this
+	// long (default 5 min).
+	BodyTimeout time.Duration
+	// TempMaxAge is the age (since the last write) past which a temporary
+	// file left by an interrupted PUT is removed (default 1 h); the sweep
+	// runs at start and every SweepInterval (default 1 h).
+	TempMaxAge, SweepInterval time.Duration
 	// MaxSideConns caps the side-channel connections held at once
 	// (default 256: the trackers' monitors and fsck use a few each).
 	MaxSideConns int
@@ -59,6 +66,8 @@ type Server struct {
 	log   *slog.Logger
 	stats Stats
 	fsck  *deviceGates
+	// writers holds a token for each PUT in progress.
+	writers chan struct{}
 }
 
 // New returns a storage node serving cfg.DocRoot.
@@ -79,11 +88,23 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSideConns <= 0 {
 		cfg.MaxSideConns = 256
 	}
+	if cfg.MaxWriters <= 0 {
+		cfg.MaxWriters = max(1, listener.DefaultMaxConns(2)*3/4)
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 5 * time.Minute
+	}
+	if cfg.TempMaxAge <= 0 {
+		cfg.TempMaxAge = time.Hour
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Hour
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, fsck: newDeviceGates()}, nil
+	return &Server{cfg: cfg, log: log, fsck: newDeviceGates(), writers: make(chan struct{}, cfg.MaxWriters)}, nil
 }
 
 // Stats returns the node's live counters.
@@ -121,6 +142,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Method == http.MethodPut {
+			// Writers may hold only part of the connections, so that
+			// slow uploads cannot keep every reader out.
+			select {
+			case s.writers <- struct{}{}:
+				defer func() { <-s.writers }()
+			default:
+				w.Header().Set("Connection", "close")
+				w.Header().Set("Retry-After", "1")
+				httpError(w, http.StatusServiceUnavailable, "Too many uploads in progress on this node")
+				return
+			}
 			s.servePut(w, r)
 		} else {
 			s.serveDelete(w, r)
@@ -241,9 +273,10 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 
 func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
 
-// putTarget validates a PUT/DELETE path and opens its device root.
+// writeTarget validates a PUT/DELETE path and opens its device root.
 // On failure it has written the response and returns nil.
-func (s *Server) writeTarget(w http.ResponseWriter, p string) (*os.Root, string) {
+func (s *Server) writeTarget(w http.ResponseWriter, r *http.Request) (*os.Root, string) {
+	p := r.URL.Path
 	if !validWritePath(p) {
 		httpError(w, http.StatusBadRequest, "Invalid filename")
 		return nil, ""
@@ -251,6 +284,11 @@ func (s *Server) writeTarget(w http.ResponseWriter, p string) (*os.Root, string)
 	first, rest, _ := splitPath(p)
 	if rest == "" {
 		httpError(w, http.StatusBadRequest, "Does not meet minimum directory requirement")
+		return nil, ""
+	}
+	if reservedWrite(r.Method, rest) {
+		s.log.Warn("mogstored: refused a write to a file of the node's own", "method", r.Method, "path", p, "remote", r.RemoteAddr)
+		httpError(w, http.StatusForbidden, "This file belongs to the storage node")
 		return nil, ""
 	}
 	root, err := s.openRoot(first)
@@ -261,192 +299,9 @@ func (s *Server) writeTarget(w http.ResponseWriter, p string) (*os.Root, string)
 	return root, rest
 }
 
-func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
-	s.stats.Puts.Add(1)
-	root, rel := s.writeTarget(w, r.URL.Path)
-	if root == nil {
-		return
-	}
-	defer root.Close()
-	if r.ContentLength < -1 {
-		httpError(w, http.StatusBadRequest, "Negative Content-Length")
-		return
-	}
-	if cr := r.Header.Get("Content-Range"); cr != "" {
-		s.putRange(w, r, root, rel, cr)
-		return
-	}
-	var wantMD5 []byte
-	if h := r.Header.Get("Content-MD5"); h != "" {
-		b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(h), "="))
-		if err != nil || len(b) != md5.Size {
-			httpError(w, http.StatusBadRequest, "Invalid Content-MD5 header")
-			return
-		}
-		wantMD5 = b
-	}
-	dir := path.Dir(rel)
-	if dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			s.fail(w, r, "mkdir", err)
-			return
-		}
-	}
-	var sum hash.Hash
-	if wantMD5 != nil {
-		sum = md5.New()
-	}
-	n, err := writeDurably(root, rel, r.Body, r.ContentLength, sum, func() error {
-		if sum != nil {
-			if got := sum.Sum(nil); string(got) != string(wantMD5) {
-				return &md5Mismatch{want: wantMD5, got: got}
-			}
-		}
-		return nil
-	})
-	s.stats.BytesIn.Add(n)
-	var mm *md5Mismatch
-	switch {
-	case errors.As(err, &mm):
-		httpError(w, http.StatusBadRequest, fmt.Sprintf("Content-MD5 mismatch, expected: %s actual: %s",
-			base64.StdEncoding.EncodeToString(mm.want), base64.StdEncoding.EncodeToString(mm.got)))
-	case err != nil:
-		s.fail(w, r, "put", err)
-	case wantMD5 != nil:
-		httpError(w, http.StatusCreated, "")
-	default:
-		httpError(w, http.StatusOK, "")
-	}
-}
-
-type md5Mismatch struct{ want, got []byte }
-
-func (m *md5Mismatch) Error() string {
-	return "Content-MD5 mismatch: want " + hex.EncodeToString(m.want) + ", got " + hex.EncodeToString(m.got)
-}
-
-// fail answers a request that failed on the node's side and logs why.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
-	s.stats.Errors.Add(1)
-	s.log.Warn("mogstored: request failed", "op", op, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, errShortBody), errors.Is(err, io.ErrUnexpectedEOF):
-		code = http.StatusBadRequest
-	case errors.Is(err, fs.ErrNotExist):
-		code = http.StatusNotFound
-	case errors.Is(err, errNoSpace):
-		code = http.StatusInsufficientStorage
-	}
-	httpError(w, code, err.Error())
-}
-
-var errShortBody = errors.New("request body shorter than Content-Length")
-
-// writeDurably streams body into rel under root so that rel either keeps
-// its old content or gets the complete new one: it writes a temporary file
-// in the same directory, syncs it, checks the length (and check, when
-// given), renames it into place and syncs the directory. It returns the
-// number of body bytes read.
-func writeDurably(root *os.Root, rel string, body io.Reader, length int64, sum hash.Hash, check func() error) (n int64, err error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := path.Join(path.Dir(rel), "."+path.Base(rel)+"."+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			root.Remove(tmp)
-		}
-	}()
-	var dst io.Writer = f
-	if sum != nil {
-		dst = io.MultiWriter(f, sum)
-	}
-	buf := copyBufs.Get().(*[]byte)
-	n, err = io.CopyBuffer(dst, body, *buf)
-	copyBufs.Put(buf)
-	if err != nil {
-		return n, mapNoSpace(err)
-	}
-	if length >= 0 && n != length {
-		return n, fmt.Errorf("%w: got %d of %d bytes", errShortBody, n, length)
-	}
-	if err := check(); err != nil {
-		return n, err
-	}
-	if err := f.Sync(); err != nil {
-		return n, mapNoSpace(err)
-	}
-	if err := f.Close(); err != nil {
-		return n, mapNoSpace(err)
-	}
-	if err := root.Rename(tmp, rel); err != nil {
-		return n, err
-	}
-	ok = true
-	if d, err := root.Open(path.Dir(rel)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// putRange writes a Content-Range PUT ("bytes start-end/total") in place,
-// for clients in the original's "largefile" mode.
-func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root, rel, cr string) {
-	var start, end int64
-	spec, ok := strings.CutPrefix(cr, "bytes ")
-	if ok {
-		rng, _, _ := strings.Cut(spec, "/")
-		a, b, ok2 := strings.Cut(rng, "-")
-		var e1, e2 error
-		start, e1 = strconv.ParseInt(a, 10, 64)
-		end, e2 = strconv.ParseInt(b, 10, 64)
-		ok = ok2 && e1 == nil && e2 == nil && start >= 0 && end >= start
-	}
-	if !ok {
-		httpError(w, http.StatusBadRequest, "Invalid Content-Range")
-		return
-	}
-	if dir := path.Dir(rel); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			s.fail(w, r, "mkdir", err)
-			return
-		}
-	}
-	f, err := root.OpenFile(rel, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		s.fail(w, r, "put range", err)
-		return
-	}
-	defer f.Close()
-	want := end - start + 1
-	n, err := io.Copy(io.NewOffsetWriter(f, start), io.LimitReader(r.Body, want))
-	s.stats.BytesIn.Add(n)
-	if err == nil && n != want {
-		err = fmt.Errorf("%w: got %d of %d bytes", errShortBody, n, want)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
-		s.fail(w, r, "put range", mapNoSpace(err))
-		return
-	}
-	httpError(w, http.StatusOK, "")
-}
-
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 	s.stats.Deletes.Add(1)
-	root, rel := s.writeTarget(w, r.URL.Path)
+	root, rel := s.writeTarget(w, r)
 	if root == nil {
 		return
 	}
@@ -472,7 +327,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) NewHTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}

@@ -3,7 +3,9 @@ package storage
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,7 +114,9 @@ func (s *Server) WriteUsage() error {
 }
 
 // writeFileAtomic replaces dir/name so that readers see either the old or
-// the new content, never an empty file.
+// the new content, never an empty file. On a full disk, where no new
+// file can be made, it rewrites the existing one in place (its block is
+// already allocated): a full device must still report that it is full.
 func writeFileAtomic(dir, name string, data []byte) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -120,15 +124,43 @@ func writeFileAtomic(dir, name string, data []byte) error {
 	}
 	defer root.Close()
 	tmp := "." + name + ".tmp"
-	if err := root.WriteFile(tmp, data, 0o644); err != nil {
+	err = root.WriteFile(tmp, data, 0o644)
+	if err == nil {
+		return root.Rename(tmp, name)
+	}
+	root.Remove(tmp)
+	if !errors.Is(mapNoSpace(err), errNoSpace) {
 		return err
 	}
-	return root.Rename(tmp, name)
+	f, ferr := root.OpenFile(name, os.O_WRONLY, 0)
+	if ferr != nil {
+		return err
+	}
+	defer f.Close()
+	if _, werr := f.WriteAt(data, 0); werr != nil {
+		return werr
+	}
+	return f.Truncate(int64(len(data)))
 }
 
-// RunUsage rewrites usage files every UsageInterval until ctx ends.
+// RunUsage rewrites usage files every UsageInterval, and sweeps
+// temporary files left by interrupted PUTs at start and every
+// SweepInterval, until ctx ends.
 func (s *Server) RunUsage(ctx context.Context) {
 	s.WriteUsage()
+	go func() {
+		s.SweepTemp(ctx, time.Now())
+		t := time.NewTicker(s.cfg.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				s.SweepTemp(ctx, now)
+			}
+		}
+	}()
 	t := time.NewTicker(s.cfg.UsageInterval)
 	defer t.Stop()
 	for {
@@ -139,4 +171,37 @@ func (s *Server) RunUsage(ctx context.Context) {
 			s.WriteUsage()
 		}
 	}
+}
+
+// SweepTemp removes the temporary files of PUTs that ended without
+// finishing (the node was killed or lost power mid-upload) whose last
+// write is older than TempMaxAge, from every device. It returns how many
+// it removed.
+func (s *Server) SweepTemp(ctx context.Context, now time.Time) int {
+	devs, err := s.Devices()
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, d := range devs {
+		dir := filepath.Join(s.cfg.DocRoot, d)
+		filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil || e.IsDir() || !tempNameRE.MatchString(e.Name()) {
+				return nil
+			}
+			info, err := e.Info()
+			if err != nil || now.Sub(info.ModTime()) < s.cfg.TempMaxAge {
+				return nil
+			}
+			if err := os.Remove(p); err == nil {
+				removed++
+				s.log.Info("mogstored: removed the temporary file of an interrupted upload", "path", p, "size", info.Size(), "modified", info.ModTime())
+			}
+			return nil
+		})
+	}
+	return removed
 }

@@ -1,0 +1,259 @@
+package storage
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/listener"
+)
+
+// rawRequest sends raw bytes to the node's address, then closes the
+// writing side when closeWrite is set, and returns the status line.
+func rawRequest(t *testing.T, url, raw string, closeWrite bool) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, raw)
+	if closeWrite {
+		c.(*net.TCPConn).CloseWrite()
+	}
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err == nil && tempNameRE.MatchString(e.Name()) {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// A ranged PUT cut off used to leave a partial write in the file itself,
+// overwriting a committed file in place.
+func TestRangePutCutOffKeepsFile(t *testing.T) {
+	_, url, root := newTestNode(t)
+	p := "/dev1/0/000/000/0000000007.fid"
+	if resp, _ := do(t, "PUT", url+p, strings.NewReader("committed content"), nil); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	// A reader that has the file open must go on seeing the old version.
+	reader, err := os.Open(filepath.Join(root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	rawRequest(t, url, "PUT "+p+" HTTP/1.1\r\nHost: x\r\nContent-Range: bytes 0-9/17\r\nContent-Length: 10\r\n\r\nXXXX", true)
+	time.Sleep(100 * time.Millisecond)
+	if b, _ := os.ReadFile(filepath.Join(root, p)); string(b) != "committed content" {
+		t.Errorf("after a cut-off ranged PUT the file holds %q", b)
+	}
+	if resp, body := do(t, "PUT", url+p, strings.NewReader("NEW"), map[string]string{"Content-Range": "bytes 0-2/17"}); resp.StatusCode != 200 {
+		t.Fatalf("ranged PUT: %s %s", resp.Status, body)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, p)); string(b) != "NEWmitted content" {
+		t.Errorf("after a ranged PUT the file holds %q", b)
+	}
+	if b, _ := io.ReadAll(reader); string(b) != "committed content" {
+		t.Errorf("a reader of the old version saw %q: the PUT wrote in place", b)
+	}
+	if left := tempFiles(t, root); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// An offset past the end used to make a sparse file of that size.
+func TestRangePutPastEndRefused(t *testing.T) {
+	_, url, root := newTestNode(t)
+	p := "/dev1/r/2.fid"
+	resp, _ := do(t, "PUT", url+p, strings.NewReader("ab"), map[string]string{"Content-Range": "bytes 1099511627776-1099511627777/*"})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("ranged PUT at 1 TiB into a missing file = %s; want 416", resp.Status)
+	}
+	do(t, "PUT", url+p, strings.NewReader("abc"), nil)
+	resp, _ = do(t, "PUT", url+p, strings.NewReader("z"), map[string]string{"Content-Range": "bytes 4-4/5"})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("ranged PUT one byte past the end = %s; want 416", resp.Status)
+	}
+	if st, err := os.Stat(filepath.Join(root, p)); err != nil || st.Size() != 3 {
+		t.Errorf("file after refused ranges: %v, %v", st, err)
+	}
+	resp, _ = do(t, "PUT", url+p, strings.NewReader("de"), map[string]string{"Content-Range": "bytes 3-4/5"})
+	if b, _ := os.ReadFile(filepath.Join(root, p)); resp.StatusCode != 200 || string(b) != "abcde" {
+		t.Errorf("append at the end = %s, file %q", resp.Status, b)
+	}
+	resp, _ = do(t, "PUT", url+p, strings.NewReader("toolong"), map[string]string{"Content-Range": "bytes 0-1/5"})
+	if resp.StatusCode != 400 {
+		t.Errorf("range shorter than the body = %s; want 400", resp.Status)
+	}
+}
+
+// Without write_networks anyone could PUT or DELETE a device's usage file
+// and make the trackers mark the device dead.
+func TestNodeFilesNotWritable(t *testing.T) {
+	s, url, root := newTestNode(t)
+	s.WriteUsage()
+	before, _ := os.ReadFile(filepath.Join(root, "dev1", "usage"))
+	for _, tt := range []struct{ method, path string }{
+		{"PUT", "/dev1/usage"}, {"DELETE", "/dev1/usage"}, {"PUT", "/dev1/test-write"},
+		{"DELETE", "/dev1/test-write/test-write-5"}, {"PUT", "/dev1/0/.0000000001.fid.0123456789abcdef.tmp"},
+	} {
+		if resp, _ := do(t, tt.method, url+tt.path, strings.NewReader("total: 1\nused: 1\n"), nil); resp.StatusCode != 403 {
+			t.Errorf("%s %s = %s; want 403", tt.method, tt.path, resp.Status)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(root, "dev1", "usage")); string(after) != string(before) {
+		t.Errorf("usage file changed by a client: %q", after)
+	}
+	// The trackers' write probe still works.
+	if resp, _ := do(t, "PUT", url+"/dev1/test-write/test-write-5", strings.NewReader("time=1 rand=5"), nil); resp.StatusCode != 200 {
+		t.Errorf("write probe PUT = %s", resp.Status)
+	}
+}
+
+// A node killed mid-PUT left its temporary file forever.
+func TestSweepTemp(t *testing.T) {
+	s, _, root := newTestNode(t)
+	dir := filepath.Join(root, "dev1", "0", "000")
+	os.MkdirAll(dir, 0o755)
+	old := filepath.Join(dir, ".0000000001.fid.0123456789abcdef.tmp")
+	fresh := filepath.Join(dir, ".0000000002.fid.fedcba9876543210.tmp")
+	kept := filepath.Join(dir, "0000000003.fid")
+	for _, p := range []string{old, fresh, kept} {
+		os.WriteFile(p, []byte("x"), 0o644)
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(old, long, long)
+	os.Chtimes(kept, long, long)
+	if n := s.SweepTemp(context.Background(), time.Now()); n != 1 {
+		t.Errorf("SweepTemp removed %d files; want 1", n)
+	}
+	for p, want := range map[string]bool{old: false, fresh: true, kept: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists = %v; want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
+
+// A malformed chunk is the client's error (400), not the node's (500).
+func TestBadChunkIs400(t *testing.T) {
+	_, url, _ := newTestNode(t)
+	line := rawRequest(t, url, "PUT /dev1/c/1.fid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", false)
+	if !strings.Contains(line, " 400 ") {
+		t.Errorf("PUT with a bad chunk size = %q; want 400", line)
+	}
+}
+
+// Slow uploads on every connection kept every reader out; now writers
+// hold at most MaxWriters connections and a stalled body times out.
+func TestSlowWritersLeaveRoomForReaders(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "dev1"), 0o755)
+	os.WriteFile(filepath.Join(root, "dev1", "f"), []byte("readable"), 0o644)
+	s, err := New(Config{DocRoot: root, MaxWriters: 3, BodyTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s)
+	ts.Listener = listener.Limit(inner, 4, nil)
+	ts.Start()
+	defer ts.Close()
+	addr := inner.Addr().String()
+	var slow []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "PUT /dev1/s/%d.fid HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc", i)
+		slow = append(slow, c)
+	}
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get(ts.URL + "/dev1/f")
+	if err != nil {
+		t.Fatalf("GET while four uploads stall: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "readable" {
+		t.Errorf("GET = %q", b)
+	}
+	// The stalled bodies end within their timeout, with an error the
+	// client sees, and leave no temporary files.
+	for i, c := range slow {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if !strings.Contains(line, " 400 ") && !strings.Contains(line, " 503 ") {
+			t.Errorf("stalled upload %d got %q; want 400 (timed out) or 503 (too many)", i, line)
+		}
+	}
+	waitTemp := time.Now().Add(5 * time.Second)
+	for len(tempFiles(t, root)) > 0 && time.Now().Before(waitTemp) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if left := tempFiles(t, root); len(left) > 0 {
+		t.Errorf("temporary files left by timed-out uploads: %v", left)
+	}
+}
+
+// On a full disk the usage file was never rewritten (it showed 87 % on a
+// full disk), so the trackers kept placing files there.
+func TestUsageWrittenOnFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	root := t.TempDir()
+	dev := filepath.Join(root, "dev1")
+	os.Mkdir(dev, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", dev).CombinedOutput(); err != nil {
+		t.Skipf("mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", "-l", dev).Run()
+	s, err := New(Config{DocRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteUsage(); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the disk.
+	f, _ := os.Create(filepath.Join(dev, "filler"))
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if err := s.WriteUsage(); err != nil {
+		t.Fatalf("WriteUsage on a full disk: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dev, "usage"))
+	if !strings.Contains(string(b), "use: 100%") {
+		t.Errorf("usage file on a full disk:\n%s", b)
+	}
+}

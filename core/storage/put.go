@@ -1,0 +1,349 @@
+package storage
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// reservedWrite reports whether rel (relative to a device directory)
+// belongs to the node and the trackers rather than to clients: the usage
+// file the trackers read a device's space from, and the test-write
+// directory itself (the trackers' write probes go inside it). A client
+// writing them could make a healthy device look dead or full.
+func reservedWrite(method, rel string) bool {
+	switch {
+	case rel == "usage", rel == "test-write":
+		return true
+	case strings.HasPrefix(rel, "test-write/"):
+		return method == http.MethodDelete
+	}
+	return strings.HasPrefix(path.Base(rel), ".") // temporary files of PUTs in progress
+}
+
+func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
+	s.stats.Puts.Add(1)
+	root, rel := s.writeTarget(w, r)
+	if root == nil {
+		return
+	}
+	defer root.Close()
+	if r.ContentLength < -1 {
+		httpError(w, http.StatusBadRequest, "Negative Content-Length")
+		return
+	}
+	body := s.bodyReader(w, r)
+	if cr := r.Header.Get("Content-Range"); cr != "" {
+		s.putRange(w, r, root, rel, cr, body)
+		return
+	}
+	var wantMD5 []byte
+	if h := r.Header.Get("Content-MD5"); h != "" {
+		b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(h), "="))
+		if err != nil || len(b) != md5.Size {
+			httpError(w, http.StatusBadRequest, "Invalid Content-MD5 header")
+			return
+		}
+		wantMD5 = b
+	}
+	if err := mkdirDurable(root, path.Dir(rel)); err != nil {
+		s.fail(w, r, "mkdir", err)
+		return
+	}
+	var sum hash.Hash
+	if wantMD5 != nil {
+		sum = md5.New()
+	}
+	var n int64
+	err := replaceDurably(root, rel, func(f *os.File) error {
+		var dst io.Writer = f
+		if sum != nil {
+			dst = io.MultiWriter(f, sum)
+		}
+		buf := copyBufs.Get().(*[]byte)
+		var err error
+		n, err = io.CopyBuffer(dst, body, *buf)
+		copyBufs.Put(buf)
+		if err != nil {
+			return mapNoSpace(err)
+		}
+		if r.ContentLength >= 0 && n != r.ContentLength {
+			return fmt.Errorf("%w: got %d of %d bytes", errShortBody, n, r.ContentLength)
+		}
+		if sum != nil {
+			if got := sum.Sum(nil); string(got) != string(wantMD5) {
+				return &md5Mismatch{want: wantMD5, got: got}
+			}
+		}
+		return nil
+	})
+	s.stats.BytesIn.Add(n)
+	var mm *md5Mismatch
+	switch {
+	case errors.As(err, &mm):
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("Content-MD5 mismatch, expected: %s actual: %s",
+			base64.StdEncoding.EncodeToString(mm.want), base64.StdEncoding.EncodeToString(mm.got)))
+	case err != nil:
+		s.fail(w, r, "put", err)
+	case wantMD5 != nil:
+		httpError(w, http.StatusCreated, "")
+	default:
+		httpError(w, http.StatusOK, "")
+	}
+}
+
+type md5Mismatch struct{ want, got []byte }
+
+func (m *md5Mismatch) Error() string {
+	return "Content-MD5 mismatch: want " + hex.EncodeToString(m.want) + ", got " + hex.EncodeToString(m.got)
+}
+
+// fail answers a request that failed and logs why: the client's fault
+// (a short or malformed body) is a 400, the node's a 5xx.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, errShortBody), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, errClientBody):
+		code = http.StatusBadRequest
+	case errors.Is(err, errRangeStart):
+		code = http.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, fs.ErrNotExist):
+		code = http.StatusNotFound
+	case errors.Is(err, errNoSpace):
+		code = http.StatusInsufficientStorage
+	}
+	if code >= 500 {
+		s.stats.Errors.Add(1)
+		s.log.Warn("mogstored: request failed", "op", op, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	} else {
+		s.log.Debug("mogstored: bad request", "op", op, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	}
+	httpError(w, code, err.Error())
+}
+
+var (
+	errShortBody = errors.New("request body shorter than Content-Length")
+	// errClientBody: reading the request body failed (a malformed chunk,
+	// a connection cut or stalled past BodyTimeout): the client's fault.
+	errClientBody = errors.New("reading the request body failed")
+	// errRangeStart: a ranged PUT starting past the end of the file.
+	errRangeStart = errors.New("ranged PUT starts past the end of the file")
+)
+
+// bodyReader returns r's body, failing a read that waits longer than
+// BodyTimeout for the client's next bytes and marking read errors as the
+// client's.
+func (s *Server) bodyReader(w http.ResponseWriter, r *http.Request) io.Reader {
+	return &clientBody{body: r.Body, rc: http.NewResponseController(w), timeout: s.cfg.BodyTimeout}
+}
+
+type clientBody struct {
+	body    io.Reader
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := b.body.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errClientBody, err)
+	}
+	return n, err
+}
+
+// tempName is where a new version of rel is built: a dot file beside it
+// (the sweep recognises the pattern and removes ones left by a crash).
+func tempName(rel string) string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return path.Join(path.Dir(rel), "."+path.Base(rel)+"."+hex.EncodeToString(rnd[:])+".tmp")
+}
+
+// tempNameRE matches the names tempName makes.
+var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
+
+// replaceDurably builds a new version of rel under root with fill and
+// puts it in place so that rel either keeps its old content or gets the
+// complete new one: fill writes a temporary file in the same directory,
+// which is synced, renamed over rel, and the directory synced. On any
+// error the temporary file is removed.
+func replaceDurably(root *os.Root, rel string, fill func(f *os.File) error) error {
+	tmp := tempName(rel)
+	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return mapNoSpace(err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			root.Remove(tmp)
+		}
+	}()
+	if err := fill(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return mapNoSpace(err)
+	}
+	if err := f.Close(); err != nil {
+		return mapNoSpace(err)
+	}
+	if err := root.Rename(tmp, rel); err != nil {
+		root.Remove(tmp)
+		ok = true
+		return err
+	}
+	ok = true
+	return syncDir(root, path.Dir(rel))
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	d.Close()
+	return err
+}
+
+// mkdirDurable makes dir and its missing parents, syncing the parent of
+// each one it creates, so that a file renamed into dir after a crash is
+// not lost with a directory entry that never reached the disk.
+func mkdirDurable(root *os.Root, dir string) error {
+	if dir == "." || dir == "" {
+		return nil
+	}
+	if st, err := root.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s: %w", dir, fs.ErrExist)
+		}
+		return nil
+	}
+	if err := mkdirDurable(root, path.Dir(dir)); err != nil {
+		return err
+	}
+	if err := root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return mapNoSpace(err)
+	}
+	return syncDir(root, path.Dir(dir))
+}
+
+// pathLocks serialises ranged PUTs of one file: each builds a new
+// version from the current one, so two at once would lose one's bytes.
+var pathLocks = struct {
+	sync.Mutex
+	m map[string]*pathLock
+}{m: map[string]*pathLock{}}
+
+type pathLock struct {
+	sync.Mutex
+	refs int
+}
+
+func lockPath(p string) (unlock func()) {
+	pathLocks.Lock()
+	l := pathLocks.m[p]
+	if l == nil {
+		l = &pathLock{}
+		pathLocks.m[p] = l
+	}
+	l.refs++
+	pathLocks.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		pathLocks.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(pathLocks.m, p)
+		}
+		pathLocks.Unlock()
+	}
+}
+
+// putRange applies a Content-Range PUT ("bytes start-end/total"), as
+// clients in the original's "largefile" mode and MogileFS::Client's
+// edit_file send them. The new version is built aside from the current
+// one and renamed in: readers never see a mix, a PUT cut off leaves the
+// file as it was. A range must start at or before the current end.
+func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root, rel, cr string, body io.Reader) {
+	var start, end int64
+	spec, ok := strings.CutPrefix(cr, "bytes ")
+	if ok {
+		rng, _, _ := strings.Cut(spec, "/")
+		a, b, ok2 := strings.Cut(rng, "-")
+		var e1, e2 error
+		start, e1 = strconv.ParseInt(a, 10, 64)
+		end, e2 = strconv.ParseInt(b, 10, 64)
+		ok = ok2 && e1 == nil && e2 == nil && start >= 0 && end >= start
+	}
+	want := end - start + 1
+	if !ok || (r.ContentLength >= 0 && r.ContentLength != want) {
+		httpError(w, http.StatusBadRequest, "Invalid Content-Range")
+		return
+	}
+	if err := mkdirDurable(root, path.Dir(rel)); err != nil {
+		s.fail(w, r, "mkdir", err)
+		return
+	}
+	unlock := lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
+	defer unlock()
+	var n int64
+	err := replaceDurably(root, rel, func(f *os.File) error {
+		var size int64
+		old, err := root.Open(rel)
+		switch {
+		case err == nil:
+			defer old.Close()
+			st, err := old.Stat()
+			if err != nil {
+				return err
+			}
+			if !st.Mode().IsRegular() {
+				return fmt.Errorf("%s is not a regular file: %w", rel, fs.ErrExist)
+			}
+			size = st.Size()
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+		if start > size {
+			return fmt.Errorf("%w: starts at %d, the file has %d bytes", errRangeStart, start, size)
+		}
+		if old != nil {
+			if _, err := io.Copy(f, old); err != nil { // copy_file_range where the kernel has it
+				return mapNoSpace(err)
+			}
+		}
+		n, err = io.Copy(io.NewOffsetWriter(f, start), io.LimitReader(body, want))
+		if err != nil {
+			return mapNoSpace(err)
+		}
+		if n != want {
+			return fmt.Errorf("%w: got %d of %d bytes", errShortBody, n, want)
+		}
+		return nil
+	})
+	s.stats.BytesIn.Add(n)
+	if err != nil {
+		s.fail(w, r, "put range", err)
+		return
+	}
+	httpError(w, http.StatusOK, "")
+}
