@@ -51,7 +51,7 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 	sn = s.snap()
 	var writable, unknown []core.Device
 	for _, id := range sn.sortedDeviceIDs() {
-		d := sn.devices[id]
+		d := s.mon.withPlacements(sn.devices[id])
 		if !s.canWrite(sn, d) {
 			continue
 		}
@@ -310,6 +310,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
+	s.mon.notePlaced(devid, length)
 	if !commit.Satisfied {
 		kick(s.replKick)
 	}

@@ -31,7 +31,24 @@ type observation struct {
 	rejectBadMD5 bool
 	lastProbe    time.Time // last write probe
 	noMkcol      bool      // the node refuses MKCOL; don't send it
+
+	// The device's space as its last usage report gave it (haveUsage),
+	// and what this tracker has placed on it since that report was
+	// measured: reports are up to a usage interval old, and a device
+	// about to fill must stop getting files before its report says so.
+	haveUsage       bool
+	totalMB, usedMB int64
+	placed          []placement
 }
+
+// placement is bytes this tracker put on a device at a time.
+type placement struct {
+	at    time.Time
+	bytes int64
+}
+
+// maxPlacements bounds a device's placement list; older ones are merged.
+const maxPlacements = 4096
 
 // monitor watches every device of the cluster.
 type monitor struct {
@@ -165,6 +182,7 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 			m.setState(d.ID, obsUnreachable)
 			continue
 		}
+		m.noteUsage(d.ID, u)
 		if err := m.s.store().UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil {
 			m.s.log.Warn("tracker: cannot record device usage", "devid", d.ID, "err", err)
 		}
@@ -175,7 +193,70 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 	m.mu.Unlock()
 }
 
-type usage struct{ total, used int64 } // KiB
+// usage is a device's usage report: space in KiB, when the node measured
+// it (its `time:` line) and the node's clock when it answered.
+type usage struct {
+	total, used int64
+	measured    time.Time // zero when the report has no time
+	nodeNow     time.Time // the response's Date; zero when absent
+	received    time.Time // this tracker's clock on receipt
+}
+
+// noteUsage records a device's new usage report and forgets the
+// placements it already counts.
+func (m *monitor) noteUsage(devid int, u usage) {
+	// When the node measured, on this tracker's clock: its report time
+	// shifted by the clocks' difference; without a time, assume a usage
+	// interval ago.
+	cutoff := u.received.Add(-10 * time.Second)
+	if !u.measured.IsZero() && !u.nodeNow.IsZero() {
+		cutoff = u.measured.Add(u.received.Sub(u.nodeNow)).Add(-time.Second) // Date has 1 s resolution
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.obsLocked(devid)
+	o.haveUsage, o.totalMB, o.usedMB = true, u.total/1024, u.used/1024
+	keep := o.placed[:0]
+	for _, p := range o.placed {
+		if p.at.After(cutoff) {
+			keep = append(keep, p)
+		}
+	}
+	o.placed = keep
+}
+
+// notePlaced records that bytes were just written to a device by this
+// tracker's doing (a committed upload, a replicated copy).
+func (m *monitor) notePlaced(devid int, bytes int64) {
+	if bytes <= 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.obsLocked(devid)
+	if len(o.placed) >= maxPlacements {
+		o.placed[1].bytes += o.placed[0].bytes
+		o.placed = append(o.placed[:0], o.placed[1:]...)
+	}
+	o.placed = append(o.placed, placement{at: time.Now(), bytes: bytes})
+}
+
+// withPlacements returns d with its space as the monitor knows it now:
+// its last usage report plus what was placed on it since.
+func (m *monitor) withPlacements(d core.Device) core.Device {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.obs[d.ID]
+	if !ok || !o.haveUsage {
+		return d
+	}
+	var placed int64
+	for _, p := range o.placed {
+		placed += p.bytes
+	}
+	d.MBTotal, d.MBUsed = o.totalMB, o.usedMB+(placed+(1<<20)-1)>>20
+	return d
+}
 
 // readUsage GETs and parses /devN/usage.
 func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage, error) {
@@ -194,7 +275,12 @@ func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage,
 	if resp.StatusCode != http.StatusOK {
 		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return parseUsage(body)
+	u, err := parseUsage(body)
+	u.received = time.Now()
+	if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		u.nodeNow = t
+	}
+	return u, err
 }
 
 // parseUsage reads the `key: value` usage format; used and total must
@@ -211,6 +297,8 @@ func parseUsage(body []byte) (usage, error) {
 			continue
 		}
 		switch strings.TrimSpace(k) {
+		case "time":
+			u.measured = time.Unix(n, 0)
 		case "total":
 			u.total = n
 		case "used":
@@ -397,7 +485,7 @@ func (s *Server) canWrite(sn *snapshot, d core.Device) bool {
 	if !hostUp || o.state != obsWriteable {
 		return false
 	}
-	if free := d.MBFree(); free >= 0 && free < s.cfg.MinFreeSpaceMB {
+	if free := s.mon.withPlacements(d).MBFree(); free >= 0 && free < s.cfg.MinFreeSpaceMB {
 		return false
 	}
 	return true

@@ -108,6 +108,7 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 		var se *sourceError
 		switch {
 		case err == nil:
+			s.mon.notePlaced(d.ID, f.Length)
 			holders = append(holders, d.ID)
 			if s.replicationPlan(s.snap(), cls, holders, failed).verdict == allGood {
 				// The common case: one commit records the copy and ends the work.
