@@ -76,7 +76,11 @@ func (s *Store) ListDir(ctx context.Context, dmid int, prefix, delim, after stri
 			e.Length = nullInt(length, 0)
 			out = append(out, e)
 		}
+		rerr := rows.Err()
 		rows.Close()
+		if rerr != nil {
+			return nil, false, wrap("list dir", rerr)
+		}
 		if more {
 			break
 		}

@@ -241,3 +241,49 @@ func TestShutdownRefusesRequestReadDuringClose(t *testing.T) {
 		t.Fatalf("a request read after Close marked its connection was executed (%d queries run, domain created: %v)", n, created)
 	}
 }
+
+// request sends one line on a new connection and returns the reply.
+func request(t *testing.T, addr, line string) string {
+	t.Helper()
+	c := dial(t, addr)
+	io.WriteString(c, line+"\r\n")
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reply
+}
+
+// A database error while reading a file's checksum was answered as a
+// missing checksum ("MISSING", "NONE"): a wrong answer instead of an error.
+func TestDatabaseErrorsAreNotAnswers(t *testing.T) {
+	s, addr := startServing(t, nil)
+	ctx := context.Background()
+	for _, l := range []string{"create_domain domain=d", "create_class domain=d&class=h&mindevcount=1&hashtype=MD5"} {
+		if r := request(t, addr, l); !strings.HasPrefix(r, "OK") {
+			t.Fatalf("%s: %s", l, r)
+		}
+	}
+	sn := s.snap()
+	dom := sn.domains["d"]
+	cls, _ := sn.class(dom.ID, "h")
+	st := s.store()
+	fid, err := st.RegisterTempfile(ctx, store.Tempfile{DomainID: dom.ID, Key: "k", ClassID: cls.ID, Devids: []int{1}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CommitFile(ctx, store.Commit{FID: fid, DomainID: dom.ID, Key: "k", Length: 3, ClassID: cls.ID, Devid: 1, ClaimTempfile: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := request(t, addr, "file_info domain=d&key=k"); !strings.Contains(r, "checksum=MISSING") {
+		t.Fatalf("file_info before the fault: %s", r)
+	}
+	if _, err := st.DB().Exec(`DROP TABLE checksum`); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"file_info domain=d&key=k", "file_debug domain=d&key=k"} {
+		if r := request(t, addr, l); !strings.HasPrefix(r, "ERR db") {
+			t.Errorf("%s with the checksum table gone: %q; want ERR db", l, r)
+		}
+	}
+}

@@ -39,7 +39,10 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 	for _, id := range devids {
 		d, ok := sn.devices[id]
 		if !ok || d.Status == core.DevDead {
-			st.RemoveCopy(ctx, it.FID, id)
+			if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
+				s.log.Warn("tracker: cannot forget a copy on a dead device; will retry", "fid", it.FID, "devid", id, "err", err)
+				noteRetry(60)
+			}
 			continue
 		}
 		if !s.canDelete(sn, d) {
@@ -56,6 +59,7 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 			continue
 		}
 		if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
+			s.log.Warn("tracker: cannot forget a deleted copy; will retry", "fid", it.FID, "devid", id, "err", err)
 			noteRetry(60)
 		}
 	}

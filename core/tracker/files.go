@@ -527,8 +527,12 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 	}
 	if cls.HashType != core.HashNone {
 		out["checksum"] = "MISSING"
-		if ht, sum, err := s.store().Checksum(ctx, f.FID); err == nil {
+		ht, sum, err := s.store().Checksum(ctx, f.FID)
+		switch {
+		case err == nil:
 			out["checksum"] = core.HashName(ht) + ":" + hex.EncodeToString(sum)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
 		}
 	}
 	meta, err := s.store().FileMeta(ctx, f.FID)
@@ -573,6 +577,8 @@ func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, erro
 		found = true
 		out["tempfile_classid"], out["tempfile_dmid"] = itoa(t.ClassID), itoa(t.DomainID)
 		out["tempfile_dkey"], out["tempfile_devids"] = t.Key, joinInts(t.Devids)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
 	rows, err := s.store().DebugRows(ctx, fid)
 	if err != nil {
@@ -598,9 +604,13 @@ func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, erro
 	}
 	out["devids"] = joinInts(devids)
 	out["checksum"] = "NONE"
-	if ht, sum, err := s.store().Checksum(ctx, fid); err == nil {
+	ht, sum, err := s.store().Checksum(ctx, fid)
+	switch {
+	case err == nil:
 		found = true
 		out["checksum"] = core.HashName(ht) + ":" + hex.EncodeToString(sum)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
 	}
 	if !found {
 		return nil, errf("unknown_fid")

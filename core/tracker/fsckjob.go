@@ -207,7 +207,9 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 	for _, id := range holders {
 		d, ok := sn.devices[id]
 		if !ok || d.Status == core.DevDead {
-			st.RemoveCopy(ctx, f.FID, id)
+			if err := st.RemoveCopy(ctx, f.FID, id); err != nil {
+				return err
+			}
 			continue
 		}
 		h := sn.hosts[d.HostID]
@@ -218,11 +220,15 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 			return errStall
 		case missing:
 			log(evMissing, id)
-			st.RemoveCopy(ctx, f.FID, id)
+			if err := st.RemoveCopy(ctx, f.FID, id); err != nil {
+				return err
+			}
 			continue
 		case size != f.Length:
 			log(evBadLength, id)
-			st.RemoveCopy(ctx, f.FID, id)
+			if err := st.RemoveCopy(ctx, f.FID, id); err != nil {
+				return err
+			}
 			continue
 		}
 		cs := copyState{devid: id}
@@ -269,7 +275,9 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 			for _, g := range good {
 				if g.sum != string(stored) {
 					log(evBadSum, g.devid)
-					st.RemoveCopy(ctx, f.FID, g.devid)
+					if err := st.RemoveCopy(ctx, f.FID, g.devid); err != nil {
+						return err
+					}
 				} else {
 					kept = append(kept, g)
 				}
