@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,15 +45,16 @@ type Options struct {
 
 // Node is one running storage node.
 type Node struct {
-	Name    string
-	IP      string
-	Port    int
-	DocRoot string
-	Devids  []int
-	Server  *storage.Server
-	http    *http.Server
-	side    net.Listener
-	cancel  context.CancelFunc
+	Name     string
+	IP       string
+	Port     int
+	DocRoot  string
+	Devids   []int
+	Server   *storage.Server
+	http     *http.Server
+	handlers *sync.WaitGroup // requests being handled
+	side     net.Listener
+	cancel   context.CancelFunc
 }
 
 // Cluster is a running test cluster.
@@ -254,6 +256,16 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 	n.cancel = cancel
 	go srv.RunUsage(ctx)
 	n.http = srv.NewHTTPServer()
+	// Stop waits for the handlers of the killed server: in a process that
+	// is killed they end with it, and one that went on after the node was
+	// back would write where the new one already answered.
+	n.handlers = &sync.WaitGroup{}
+	inner, wg := n.http.Handler, n.handlers
+	n.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		inner.ServeHTTP(w, r)
+	})
 	go n.http.Serve(ln)
 	side, err := net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, c.sidePort))
 	if err != nil {
@@ -286,6 +298,7 @@ func (n *Node) Stop() {
 	n.cancel = nil
 	n.http.Close()
 	n.side.Close()
+	n.handlers.Wait()
 }
 
 // Restart brings a stopped node back on the same address and docroot.

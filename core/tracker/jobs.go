@@ -41,6 +41,7 @@ func (s *Server) startJobs() {
 	s.goJob(s.runRebalanceInjector)
 	s.goJob(s.runTempfileReaper)
 	s.goJob(s.runDeadDeviceReaper)
+	s.goJob(s.runStrayRemover)
 }
 
 func (s *Server) goJob(fn func(context.Context)) {

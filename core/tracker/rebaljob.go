@@ -279,9 +279,14 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 		return errSourceDown
 	}
 	if err := s.copyFID(ctx, sn, f, source, dest); err != nil {
+		var se *sourceError
+		if !errors.As(err, &se) {
+			s.noteStray(fid, dest.ID, err)
+		}
 		return err
 	}
 	if err := st.AddCopy(ctx, fid, dest.ID); err != nil {
+		s.noteStray(fid, dest.ID, err)
 		return err
 	}
 	sd := sn.devices[src]

@@ -113,17 +113,22 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 			if s.replicationPlan(s.snap(), cls, holders, failed).verdict == allGood {
 				// The common case: one commit records the copy and ends the work.
 				if err := st.AddCopyDone(ctx, fid, d.ID, store.ReplicateQueue); err != nil {
+					s.noteStray(fid, d.ID, err)
 					return err
 				}
 				return errFinished
 			}
 			if err := st.AddCopy(ctx, fid, d.ID); err != nil {
+				s.noteStray(fid, d.ID, err)
 				return err
 			}
 		case errors.As(err, &se):
 			badSource[src.ID] = true
 			lastErr = err
 		default:
+			// The destination may have stored the copy before failing to
+			// answer: nothing would ever reference or remove it.
+			s.noteStray(fid, d.ID, err)
 			failed[d.ID] = true
 			lastErr = err
 		}

@@ -54,6 +54,7 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
+	strays     strays       // copies written but not recorded, to remove
 	lineBudget atomic.Int64 // bytes of long request lines the connections may still hold
 
 	stats            Stats
@@ -224,6 +225,8 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		// Copies written but not recorded by jobs cut short: one last try.
+		s.removeStrays(ctx)
 		s.http.CloseIdleConnections()
 		return nil
 	case <-ctx.Done():

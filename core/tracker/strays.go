@@ -1,0 +1,86 @@
+package tracker
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A stray is a copy this tracker wrote, or may have written, to a device
+// without recording it in file_on: the database went away between the
+// copy and its record, the tracker was stopping, or the destination
+// failed after it may have stored the bytes. Nothing references it
+// and nothing else would ever remove it, so the tracker remembers it and,
+// once the database answers, removes the bytes unless the record turns
+// out to have been written after all.
+type stray struct {
+	fid   int64
+	devid int
+}
+
+// strays is the list of copies waiting to be checked and removed.
+type strays struct {
+	mu   sync.Mutex
+	list []stray
+}
+
+// maxStrays bounds the list; past it the oldest are forgotten (and logged).
+const maxStrays = 100000
+
+func (s *Server) noteStray(fid int64, devid int, cause error) {
+	s.log.Debug("tracker: a copy may have been written but is not recorded; it will be removed unless it is recorded", "fid", fid, "devid", devid, "err", cause)
+	s.strays.mu.Lock()
+	defer s.strays.mu.Unlock()
+	if len(s.strays.list) >= maxStrays {
+		s.log.Error("tracker: too many unrecorded copies waiting; forgetting one (its bytes stay unreferenced)", "fid", s.strays.list[0].fid, "devid", s.strays.list[0].devid)
+		s.strays.list = s.strays.list[1:]
+	}
+	s.strays.list = append(s.strays.list, stray{fid, devid})
+}
+
+// runStrayRemover checks and removes the strays every second.
+func (s *Server) runStrayRemover(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.removeStrays(ctx)
+		sleepCtx(ctx, time.Second, nil)
+	}
+}
+
+// removeStrays handles the strays noted so far; those it cannot settle
+// now (database or node unreachable) stay for the next pass.
+func (s *Server) removeStrays(ctx context.Context) {
+	s.strays.mu.Lock()
+	todo := s.strays.list
+	s.strays.list = nil
+	s.strays.mu.Unlock()
+	var keep []stray
+	for i, st := range todo {
+		if ctx.Err() != nil {
+			keep = append(keep, todo[i:]...)
+			break
+		}
+		devids, err := s.store().FileDevids(ctx, st.fid)
+		if err != nil {
+			keep = append(keep, st)
+			continue
+		}
+		if containsInt(devids, st.devid) {
+			continue // recorded after all: a copy like any other
+		}
+		sn := s.snap()
+		d, ok := sn.devices[st.devid]
+		if !ok {
+			continue
+		}
+		if err := s.deleteURL(ctx, fidURL(sn.hosts[d.HostID], d.ID, st.fid, nil, false, false)); err != nil {
+			keep = append(keep, st)
+			continue
+		}
+		s.log.Info("tracker: removed a copy that was written but never recorded", "fid", st.fid, "devid", st.devid)
+	}
+	if len(keep) > 0 {
+		s.strays.mu.Lock()
+		s.strays.list = append(keep, s.strays.list...)
+		s.strays.mu.Unlock()
+	}
+}

@@ -1,0 +1,413 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
+)
+
+// chaosDuration is how long the chaos test injects faults:
+// MOGILEFS_CHAOS_DURATION (a Go duration) or 75 s.
+func chaosDuration(t *testing.T) time.Duration {
+	if v := os.Getenv("MOGILEFS_CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("MOGILEFS_CHAOS_DURATION: %v", err)
+		}
+		return d
+	}
+	return 75 * time.Second
+}
+
+// keyModel is what a key may hold as far as its client knows: each
+// possibility is a content, or absent (nil). An acknowledged operation
+// leaves one possibility; a failed one may or may not have happened, so
+// it adds one.
+type keyModel struct {
+	possible [][]byte
+}
+
+func (m *keyModel) definite() bool { return len(m.possible) == 1 }
+
+func (m *keyModel) allows(b []byte, absent bool) bool {
+	for _, p := range m.possible {
+		if (p == nil) == absent && (absent || bytes.Equal(p, b)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *keyModel) set(b []byte)   { m.possible = [][]byte{b} }
+func (m *keyModel) maybe(b []byte) { m.possible = append(m.possible, b) }
+
+// chaosStats are the figures the chaos test prints.
+type chaosStats struct {
+	ops, failedOps, reads, anomalies atomic.Int64
+	faults                           sync.Map // kind -> *atomic.Int64
+}
+
+func (s *chaosStats) fault(kind string) {
+	if os.Getenv("MOGILEFS_CHAOS_DEBUG") != "" {
+		fmt.Printf("%s fault: %s\n", time.Now().Format("15:04:05.000"), kind)
+	}
+	v, _ := s.faults.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func isUnknownKey(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && (pe.Code == "unknown_key" || pe.Code == "key_exists")
+}
+
+// TestChaos: clients upload, overwrite, rename, delete and read through
+// two trackers while a driver kills and restarts storage nodes, trackers
+// and the MariaDB server. Afterwards, once the cluster is quiet, every
+// key reads back as its client last knew it (or, after an operation that
+// failed, as one of the outcomes it may have had), every file has its
+// class's copies on distinct hosts, no deleted key is readable, no bytes
+// or temporary files are left that nothing references, and every daemon
+// answers. Any anomaly fails the test.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	m := startPrivateMariaDB(t)
+	db, err := sql.Open("mysql", m.serverDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE DATABASE mogilefs"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	tune := func(cfg *tracker.Config) {
+		cfg.TempfileMaxAge = 3 * time.Second
+		cfg.QueueLease = 10 * time.Second
+	}
+	c := clustertest.Start(t, clustertest.Options{DSN: "mysql:" + m.serverDSN() + "mogilefs", Domain: "test", Hosts: 3, Tune: tune})
+	trackers := []*tracker.Server{c.Tracker, nil}
+	addrs := []string{c.TrackerAddr, ""}
+	trackers[1], addrs[1] = c.StartTracker(tune)
+	cl, err := client.New(addrs, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	var st chaosStats
+	const workers, keysPer = 4, 8
+	models := make([][]keyModel, workers)
+	for w := range models {
+		models[w] = make([]keyModel, keysPer)
+		for k := range models[w] {
+			models[w][k].set(nil)
+		}
+	}
+	keyName := func(w, k int) string { return fmt.Sprintf("chaos/%d/%d", w, k) }
+	ctxOp := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 15*time.Second) }
+	read := func(key string) (b []byte, absent bool, err error) {
+		ctx, cancel := ctxOp()
+		defer cancel()
+		r, err := cl.Open(ctx, "test", key)
+		if isUnknownKey(err) {
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		defer r.Close()
+		b, err = io.ReadAll(r)
+		return b, false, err
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := rng.IntN(keysPer)
+				key, mk := keyName(w, k), &models[w][k]
+				ctx, cancel := ctxOp()
+				var err error
+				switch op := rng.IntN(10); {
+				case op < 5: // upload or overwrite
+					data := make([]byte, 1000+rng.IntN(8000))
+					for i := range data {
+						data[i] = byte(rng.Uint32())
+					}
+					_, err = cl.Upload(ctx, "test", key, "two", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+					if err == nil {
+						mk.set(data)
+					} else {
+						mk.maybe(data)
+					}
+				case op < 7: // delete
+					err = cl.Tracker.Delete(ctx, "test", key)
+					switch {
+					case err == nil || (isUnknownKey(err) && mk.allows(nil, true)):
+						err = nil
+						mk.set(nil)
+					default:
+						mk.maybe(nil)
+					}
+				case op < 8: // rename onto a key known to be absent
+					k2 := rng.IntN(keysPer)
+					to, mt := keyName(w, k2), &models[w][k2]
+					if k2 == k || !mk.definite() || mk.possible[0] == nil || !mt.definite() || mt.possible[0] != nil {
+						break
+					}
+					err = cl.Tracker.Rename(ctx, "test", key, to)
+					switch {
+					case err == nil:
+						mt.set(mk.possible[0])
+						mk.set(nil)
+					case isUnknownKey(err):
+						// Refused: nothing changed.
+						err = nil
+					default:
+						mt.maybe(mk.possible[0])
+						mk.maybe(nil)
+					}
+				default: // read back
+					st.reads.Add(1)
+					b, absent, rerr := read(key)
+					err = rerr
+					if rerr == nil && !mk.allows(b, absent) {
+						st.anomalies.Add(1)
+						t.Errorf("read %s during the run: absent=%v, %d bytes, none of the %d possible outcomes", key, absent, len(b), len(mk.possible))
+					}
+				}
+				cancel()
+				st.ops.Add(1)
+				if err != nil && os.Getenv("MOGILEFS_CHAOS_DEBUG") != "" {
+					t.Logf("op on %s failed: %v", key, err)
+				}
+				if err != nil {
+					st.failedOps.Add(1)
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+
+	// The fault driver.
+	deadline := time.Now().Add(chaosDuration(t))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Duration(1500+rng.IntN(2000)) * time.Millisecond)
+		switch f := rng.IntN(4); f {
+		case 0, 1: // kill a storage node, bring it back
+			n := c.Nodes[rng.IntN(len(c.Nodes))]
+			n.Stop()
+			st.fault("storage node killed")
+			time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+			c.Restart(n)
+		case 2: // restart a tracker
+			i := rng.IntN(2)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			trackers[i].Close(ctx)
+			cancel()
+			st.fault("tracker restarted")
+			time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
+			trackers[i], _ = c.StartTrackerAt(addrs[i], tune)
+		case 3: // crash the database
+			m.crash()
+			st.fault("database crashed")
+			time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+			m.start()
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	// Quiet: the queues drain, abandoned uploads are reaped.
+	dbc, err := sql.Open("mysql", m.serverDSN()+"mogilefs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbc.Close()
+	count := func(q string) int {
+		var n int
+		if err := dbc.QueryRow(q).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	quiet := time.Now()
+	queues := func() string {
+		return fmt.Sprintf("file_to_replicate %d, file_to_delete2 %d, tempfile %d", count("SELECT COUNT(*) FROM file_to_replicate"),
+			count("SELECT COUNT(*) FROM file_to_delete2"), count("SELECT COUNT(*) FROM tempfile"))
+	}
+	for q := queues(); q != "file_to_replicate 0, file_to_delete2 0, tempfile 0"; q = queues() {
+		// Work that failed during the faults waits its retry delay (30 min
+		// for a delete, as the original): the checker is about where the
+		// retries end, so their time is brought forward.
+		dbc.Exec("UPDATE file_to_delete2 SET nexttry = 0")
+		dbc.Exec("UPDATE file_to_replicate SET nexttry = 0")
+		if time.Since(quiet) > 120*time.Second {
+			st.anomalies.Add(1)
+			t.Fatalf("queues not drained 120 s after the faults ended: %s", q)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("quiet after %v", time.Since(quiet).Round(time.Millisecond))
+
+	// Every key is as its client knows it, at its class's copies.
+	live := map[string][]byte{}
+	for w := range models {
+		for k := range models[w] {
+			key, mk := keyName(w, k), &models[w][k]
+			var b []byte
+			var absent bool
+			err := retry(5, 500*time.Millisecond, func(context.Context) error {
+				var err error
+				b, absent, err = read(key)
+				return err
+			})
+			switch {
+			case err != nil:
+				st.anomalies.Add(1)
+				t.Errorf("%s unreadable after the quiet period: %v", key, err)
+			case !mk.allows(b, absent):
+				st.anomalies.Add(1)
+				t.Errorf("%s after the run: absent=%v, %d bytes; none of its %d possible outcomes", key, absent, len(b), len(mk.possible))
+			case !absent:
+				live[key] = b
+			}
+		}
+	}
+	for wait := time.Now(); !copiesOK(t, c, "test", live, 2, nil); time.Sleep(200 * time.Millisecond) {
+		if time.Since(wait) > 30*time.Second {
+			st.anomalies.Add(1)
+			for k := range live {
+				fi, err := c.Client.Tracker.FileInfo(context.Background(), "test", k)
+				t.Logf("%s: fid %d devcount %d devids %v (%v); replication queue %d", k, fi.FID, fi.DevCount, fi.Devids, err, count("SELECT COUNT(*) FROM file_to_replicate"))
+			}
+			t.Errorf("not every file has 2 copies on distinct hosts 30 s after the queues drained")
+			break
+		}
+	}
+
+	// No bytes nor temporary files that nothing references.
+	tempRE := regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
+	fidRE := regexp.MustCompile(`^0*([0-9]+)\.fid$`)
+	onDisk := map[string]bool{}
+	for _, n := range c.Nodes {
+		filepath.WalkDir(n.DocRoot, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(n.DocRoot, p)
+			dev := strings.TrimPrefix(strings.Split(rel, "/")[0], "dev")
+			switch {
+			case tempRE.MatchString(e.Name()):
+				st.anomalies.Add(1)
+				t.Errorf("temporary file left: %s", p)
+			case fidRE.MatchString(e.Name()) && !strings.HasPrefix(rel, "dev"+dev+"/test-write"):
+				onDisk[fidRE.FindStringSubmatch(e.Name())[1]+"/"+dev] = true
+			}
+			return nil
+		})
+	}
+	rows, err := dbc.Query("SELECT fid, devid FROM file_on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	referenced := map[string]bool{}
+	for rows.Next() {
+		var fid, devid int64
+		rows.Scan(&fid, &devid)
+		referenced[strconv.FormatInt(fid, 10)+"/"+strconv.FormatInt(devid, 10)] = true
+	}
+	rows.Close()
+	var orphans []string
+	for k := range onDisk {
+		if !referenced[k] {
+			orphans = append(orphans, k)
+		}
+	}
+	if len(orphans) > 0 {
+		st.anomalies.Add(1)
+		t.Errorf("%d stored copies that no file_on row references (orphaned bytes), fid/devid: %v", len(orphans), orphans)
+		for _, o := range orphans {
+			fid, _, _ := strings.Cut(o, "/")
+			var devs sql.NullString
+			dbc.QueryRow("SELECT GROUP_CONCAT(devid) FROM file_on WHERE fid=?", fid).Scan(&devs)
+			var key sql.NullString
+			dbc.QueryRow("SELECT dkey FROM file WHERE fid=?", fid).Scan(&key)
+			fidN, _ := strconv.Atoi(fid)
+			dev, _ := strconv.Atoi(strings.SplitN(o, "/", 2)[1])
+			var mtime time.Time
+			for _, n := range c.Nodes {
+				if st, err := os.Stat(filepath.Join(n.DocRoot, core.FIDPath(dev, int64(fidN)))); err == nil {
+					mtime = st.ModTime()
+				}
+			}
+			t.Logf("orphan %s: file row key %q, copies recorded on %q, written %s", o, key.String, devs.String, mtime.Format("15:04:05.000"))
+		}
+	}
+	for k := range referenced {
+		if !onDisk[k] {
+			st.anomalies.Add(1)
+			t.Errorf("file_on row %s has no bytes on disk", k)
+		}
+	}
+
+	// Every daemon answers.
+	for _, a := range addrs {
+		if r, err := trackerLine(a, "noop"); err != nil || !strings.HasPrefix(r, "OK") {
+			st.anomalies.Add(1)
+			t.Errorf("tracker %s after the run: %q, %v", a, r, err)
+		}
+	}
+	for _, n := range c.Nodes {
+		resp, err := http.Get(fmt.Sprintf("http://%s:%d/dev%d/usage", n.IP, n.Port, n.Devids[0]))
+		if err != nil || resp.StatusCode != 200 {
+			st.anomalies.Add(1)
+			t.Errorf("storage node %s after the run: %v", n.Name, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+
+	var faults []string
+	st.faults.Range(func(k, v any) bool {
+		faults = append(faults, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	t.Logf("chaos: %d operations (%d failed while faults were injected, %d reads), %d keys live at the end, faults: %s; anomalies: %d",
+		st.ops.Load(), st.failedOps.Load(), st.reads.Load(), len(live), strings.Join(faults, ", "), st.anomalies.Load())
+	fmt.Printf("chaos figures: operations=%d failed=%d reads=%d faults=[%s] anomalies=%d\n",
+		st.ops.Load(), st.failedOps.Load(), st.reads.Load(), strings.Join(faults, ", "), st.anomalies.Load())
+}
