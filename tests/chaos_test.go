@@ -126,7 +126,9 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	keyName := func(w, k int) string { return fmt.Sprintf("chaos/%d/%d", w, k) }
-	ctxOp := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 15*time.Second) }
+	ctxOp := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 15*time.Second)
+	}
 	read := func(key string) (b []byte, absent bool, err error) {
 		ctx, cancel := ctxOp()
 		defer cancel()
@@ -306,15 +308,30 @@ func TestChaos(t *testing.T) {
 			}
 		}
 	}
-	for wait := time.Now(); !copiesOK(t, c, "test", live, 2, nil); time.Sleep(200 * time.Millisecond) {
-		if time.Since(wait) > 30*time.Second {
+	// At least the class's copies (2), on distinct hosts; devcount true.
+	hostOf := map[int]string{}
+	for _, n := range c.Nodes {
+		for _, d := range n.Devids {
+			hostOf[d] = n.Name
+		}
+	}
+	spread := func(k string) (string, bool) {
+		fi, err := c.Client.Tracker.FileInfo(context.Background(), "test", k)
+		hosts := map[string]bool{}
+		for _, d := range fi.Devids {
+			hosts[hostOf[d]] = true
+		}
+		desc := fmt.Sprintf("fid %d devcount %d devids %v (%v)", fi.FID, fi.DevCount, fi.Devids, err)
+		return desc, err == nil && len(hosts) >= 2 && fi.DevCount == len(fi.Devids)
+	}
+	for k := range live {
+		desc, ok := spread(k)
+		for wait := time.Now(); !ok && time.Since(wait) < 30*time.Second; desc, ok = spread(k) {
+			time.Sleep(200 * time.Millisecond)
+		}
+		if !ok {
 			st.anomalies.Add(1)
-			for k := range live {
-				fi, err := c.Client.Tracker.FileInfo(context.Background(), "test", k)
-				t.Logf("%s: fid %d devcount %d devids %v (%v); replication queue %d", k, fi.FID, fi.DevCount, fi.Devids, err, count("SELECT COUNT(*) FROM file_to_replicate"))
-			}
-			t.Errorf("not every file has 2 copies on distinct hosts 30 s after the queues drained")
-			break
+			t.Errorf("%s: not at 2 copies on distinct hosts 30 s after the queues drained: %s", k, desc)
 		}
 	}
 

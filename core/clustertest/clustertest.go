@@ -52,7 +52,7 @@ type Node struct {
 	Devids   []int
 	Server   *storage.Server
 	http     *http.Server
-	handlers *sync.WaitGroup // requests being handled
+	handlers *handlers // requests being handled
 	side     net.Listener
 	cancel   context.CancelFunc
 }
@@ -259,11 +259,16 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 	// Stop waits for the handlers of the killed server: in a process that
 	// is killed they end with it, and one that went on after the node was
 	// back would write where the new one already answered.
-	n.handlers = &sync.WaitGroup{}
-	inner, wg := n.http.Handler, n.handlers
+	hs := &handlers{}
+	hs.idle = sync.NewCond(&hs.mu)
+	n.handlers = hs
+	inner := n.http.Handler
 	n.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		wg.Add(1)
-		defer wg.Done()
+		if !hs.enter() {
+			http.Error(w, "node stopped", http.StatusServiceUnavailable)
+			return
+		}
+		defer hs.leave()
 		inner.ServeHTTP(w, r)
 	})
 	go n.http.Serve(ln)
@@ -298,7 +303,42 @@ func (n *Node) Stop() {
 	n.cancel = nil
 	n.http.Close()
 	n.side.Close()
-	n.handlers.Wait()
+	n.handlers.stopAndWait()
+}
+
+// handlers counts a node's requests in progress; once stopped it takes
+// no more.
+type handlers struct {
+	mu      sync.Mutex
+	idle    *sync.Cond
+	active  int
+	stopped bool
+}
+
+func (h *handlers) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.active++
+	return true
+}
+
+func (h *handlers) leave() {
+	h.mu.Lock()
+	h.active--
+	h.idle.Broadcast()
+	h.mu.Unlock()
+}
+
+func (h *handlers) stopAndWait() {
+	h.mu.Lock()
+	h.stopped = true
+	for h.active > 0 {
+		h.idle.Wait()
+	}
+	h.mu.Unlock()
 }
 
 // Restart brings a stopped node back on the same address and docroot.
