@@ -104,6 +104,21 @@ func (m *privateMariaDB) stop() {
 	}
 }
 
+// createDatabase makes the database mogilefs on the server and returns
+// its DSN for the store.
+func (m *privateMariaDB) createDatabase() string {
+	m.t.Helper()
+	db, err := sql.Open("mysql", m.serverDSN())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("CREATE DATABASE mogilefs"); err != nil {
+		m.t.Fatal(err)
+	}
+	return "mysql:" + m.serverDSN() + "mogilefs"
+}
+
 func (m *privateMariaDB) serverDSN() string {
 	return fmt.Sprintf("root@tcp(%s:%d)/", m.bind, m.port)
 }
@@ -116,15 +131,8 @@ func TestMariaDBRestartUnderLoad(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	m := startPrivateMariaDB(t)
-	db, err := sql.Open("mysql", m.serverDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("CREATE DATABASE mogilefs"); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	c := clustertest.Start(t, clustertest.Options{DSN: "mysql:" + m.serverDSN() + "mogilefs", Domain: "test"})
+	mogDSN := m.createDatabase()
+	c := clustertest.Start(t, clustertest.Options{DSN: mogDSN, Domain: "test"})
 
 	l := startLoad(t, c.Client, loadOptions{Workers: 4, Prefix: "load", Size: func(i int) int { return 2000 + i }})
 	time.Sleep(1500 * time.Millisecond)

@@ -96,6 +96,20 @@ func (c *Client) PutFile(ctx context.Context, url string, body io.Reader, size i
 	return nil
 }
 
+// deleteFile DELETEs a storage-node URL, best effort (10 s at most).
+func (c *Client) deleteFile(ctx context.Context, url string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
+	if err != nil {
+		return
+	}
+	if resp, err := c.HTTP.Do(req); err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+	}
+}
+
 // UploadOptions tune Upload.
 type UploadOptions struct {
 	// Checksum sends the MD5 of the stream to create_close and has the
@@ -155,6 +169,13 @@ func (c *Client) Store(ctx context.Context, domain, key, class string, body io.R
 		MetaArgs(ca.Extra, opts.Meta)
 	}
 	if err := c.Tracker.CreateClose(ctx, ca); err != nil {
+		var pe *protocol.Error
+		if errors.As(err, &pe) && pe.Code == "no_temp_file" {
+			// The tracker no longer knows the upload (it was reaped while
+			// the PUT took long): nothing will reference or remove the
+			// bytes just stored, so remove them, best effort.
+			c.deleteFile(context.WithoutCancel(ctx), dest.Path)
+		}
 		return Stored{Size: cr.n}, err
 	}
 	return Stored{FID: open.FID, Size: cr.n}, nil

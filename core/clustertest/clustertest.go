@@ -313,11 +313,30 @@ type handlers struct {
 	idle    *sync.Cond
 	active  int
 	stopped bool
+	stalled bool // requests wait, as on a node stopped with SIGSTOP
+}
+
+// Stall makes the node answer no HTTP request until Resume, as a node
+// whose process was stopped (SIGSTOP) or whose disk hangs: connections
+// are accepted and requests wait.
+func (n *Node) Stall() { n.handlers.setStalled(true) }
+
+// Resume ends a Stall: the waiting requests go on.
+func (n *Node) Resume() { n.handlers.setStalled(false) }
+
+func (h *handlers) setStalled(v bool) {
+	h.mu.Lock()
+	h.stalled = v
+	h.idle.Broadcast()
+	h.mu.Unlock()
 }
 
 func (h *handlers) enter() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for h.stalled && !h.stopped {
+		h.idle.Wait()
+	}
 	if h.stopped {
 		return false
 	}
@@ -335,6 +354,7 @@ func (h *handlers) leave() {
 func (h *handlers) stopAndWait() {
 	h.mu.Lock()
 	h.stopped = true
+	h.idle.Broadcast()
 	for h.active > 0 {
 		h.idle.Wait()
 	}

@@ -257,3 +257,38 @@ func TestUsageWrittenOnFullDisk(t *testing.T) {
 		t.Errorf("usage file on a full disk:\n%s", b)
 	}
 }
+
+// A PUT whose client gave up before the node got to it (a stalled node,
+// resumed) must not put the file in place: the client never heard of it,
+// and its bytes would stay with nothing referencing them.
+func TestPutOfDepartedClientNotCommitted(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "dev1"), 0o755)
+	s, err := New(Config{DocRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, entered := make(chan struct{}), make(chan struct{}, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-gate // the node is stalled
+		s.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "PUT /dev1/0/1.fid HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+	<-entered
+	c.Close() // the client times out and goes
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(root, "dev1/0/1.fid")); err == nil {
+		t.Error("the PUT of a client that had gone away was put in place")
+	}
+	if left := tempFiles(t, root); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
@@ -69,7 +70,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		sum = md5.New()
 	}
 	var n int64
-	err := replaceDurably(root, rel, func(f *os.File) error {
+	err := replaceDurably(r.Context(), root, rel, func(f *os.File) error {
 		var dst io.Writer = f
 		if sum != nil {
 			dst = io.MultiWriter(f, sum)
@@ -182,7 +183,11 @@ var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 // complete new one: fill writes a temporary file in the same directory,
 // which is synced, renamed over rel, and the directory synced. On any
 // error the temporary file is removed.
-func replaceDurably(root *os.Root, rel string, fill func(f *os.File) error) error {
+//
+// A client that has gone away by then (it timed out, or was a tracker
+// that gave up on a stalled node) got no answer and will not count on
+// the file: nothing is put in place for it.
+func replaceDurably(ctx context.Context, root *os.Root, rel string, fill func(f *os.File) error) error {
 	tmp := tempName(rel)
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
@@ -203,6 +208,9 @@ func replaceDurably(root *os.Root, rel string, fill func(f *os.File) error) erro
 	}
 	if err := f.Close(); err != nil {
 		return mapNoSpace(err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: the client went away before the file was in place", errClientBody)
 	}
 	if err := root.Rename(tmp, rel); err != nil {
 		root.Remove(tmp)
@@ -306,7 +314,7 @@ func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root,
 	unlock := lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
 	defer unlock()
 	var n int64
-	err := replaceDurably(root, rel, func(f *os.File) error {
+	err := replaceDurably(r.Context(), root, rel, func(f *os.File) error {
 		var size int64
 		old, err := root.Open(rel)
 		switch {

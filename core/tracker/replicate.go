@@ -372,16 +372,26 @@ func (s *Server) canDelete(sn *snapshot, d core.Device) bool {
 
 // deleteURL DELETEs a copy; 404 counts as deleted.
 func (s *Server) deleteURL(ctx context.Context, url string) error {
+	_, err := s.deleteCopy(ctx, url)
+	return err
+}
+
+// deleteCopy DELETEs a copy; removed tells whether there was one (404:
+// there was none).
+func (s *Server) deleteCopy(ctx context.Context, url string) (removed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout*5)
 	defer cancel()
 	resp, err := s.nodeRequest(ctx, http.MethodDelete, url, nil, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotFound {
-		return nil
+	switch {
+	case resp.StatusCode/100 == 2:
+		return true, nil
+	case resp.StatusCode == http.StatusNotFound:
+		return false, nil
 	}
-	return fmt.Errorf("DELETE %s: %s", url, resp.Status)
+	return false, fmt.Errorf("DELETE %s: %s", url, resp.Status)
 }

@@ -16,7 +16,17 @@ import (
 type stray struct {
 	fid   int64
 	devid int
+	// absent counts the passes that found no bytes to remove: a write
+	// held up by a stalled node can still land after the first look, so a
+	// stray is looked at again, strayLooks times, strayPause apart.
+	absent int
+	next   time.Time
 }
+
+const (
+	strayLooks = 6
+	strayPause = 10 * time.Second
+)
 
 // strays is the list of copies waiting to be checked and removed.
 type strays struct {
@@ -35,7 +45,7 @@ func (s *Server) noteStray(fid int64, devid int, cause error) {
 		s.log.Error("tracker: too many unrecorded copies waiting; forgetting one (its bytes stay unreferenced)", "fid", s.strays.list[0].fid, "devid", s.strays.list[0].devid)
 		s.strays.list = s.strays.list[1:]
 	}
-	s.strays.list = append(s.strays.list, stray{fid, devid})
+	s.strays.list = append(s.strays.list, stray{fid: fid, devid: devid})
 }
 
 // runStrayRemover checks and removes the strays every second.
@@ -54,10 +64,15 @@ func (s *Server) removeStrays(ctx context.Context) {
 	s.strays.list = nil
 	s.strays.mu.Unlock()
 	var keep []stray
+	now := time.Now()
 	for i, st := range todo {
 		if ctx.Err() != nil {
 			keep = append(keep, todo[i:]...)
 			break
+		}
+		if now.Before(st.next) {
+			keep = append(keep, st)
+			continue
 		}
 		devids, err := s.store().FileDevids(ctx, st.fid)
 		if err != nil {
@@ -72,11 +87,17 @@ func (s *Server) removeStrays(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		if err := s.deleteURL(ctx, fidURL(sn.hosts[d.HostID], d.ID, st.fid, nil, false, false)); err != nil {
+		removed, err := s.deleteCopy(ctx, fidURL(sn.hosts[d.HostID], d.ID, st.fid, nil, false, false))
+		switch {
+		case err != nil:
 			keep = append(keep, st)
-			continue
+		case removed:
+			s.log.Info("tracker: removed a copy that was written but never recorded", "fid", st.fid, "devid", st.devid)
+		case st.absent+1 < strayLooks:
+			st.absent++
+			st.next = now.Add(strayPause)
+			keep = append(keep, st)
 		}
-		s.log.Info("tracker: removed a copy that was written but never recorded", "fid", st.fid, "devid", st.devid)
 	}
 	if len(keep) > 0 {
 		s.strays.mu.Lock()
