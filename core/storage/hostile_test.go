@@ -292,3 +292,45 @@ func TestPutOfDepartedClientNotCommitted(t *testing.T) {
 		t.Errorf("temporary files left: %v", left)
 	}
 }
+
+// The kernel pads /proc/diskstats columns with runs of spaces; a parser
+// that expected "major minor " with single spaces found no device and
+// the side channel's watch reported "-" for every one.
+func TestIOMillisPaddedColumns(t *testing.T) {
+	stats := "   8       0 sda 1234 0 5678 90 12 0 34 56 0 4321 146 0 0 0 0\n" +
+		" 254       1 vda1 77 0 88 9 10 0 11 12 0 999 21 0 0 0 0\n"
+	if ms, ok := ioMillis(stats, 8, 0); !ok || ms != 4321 {
+		t.Errorf("sda: %d, %v; want 4321", ms, ok)
+	}
+	if ms, ok := ioMillis(stats, 254, 1); !ok || ms != 999 {
+		t.Errorf("vda1: %d, %v; want 999", ms, ok)
+	}
+	if _, ok := ioMillis(stats, 8, 1); ok {
+		t.Error("a device not listed was found")
+	}
+}
+
+// mogadm check (MogileFS-Utils) reads http://IP:7500//devN/usage; the
+// original answers 200 and ours answered 403. Repeated slashes are
+// folded for reads, and what they lead to is still confined.
+func TestRepeatedSlashesRead(t *testing.T) {
+	s, url, _ := newTestNode(t)
+	s.WriteUsage()
+	for _, p := range []string{"//dev1/usage", "/dev1//usage", "///dev1///usage"} {
+		if resp, body := do(t, "GET", url+p, nil, nil); resp.StatusCode != 200 || !strings.Contains(body, "total:") {
+			t.Errorf("GET %s = %s", p, resp.Status)
+		}
+	}
+	for _, p := range []string{"//dev1/../../etc/passwd", "//..//etc/passwd"} {
+		req, _ := http.NewRequest("GET", url+"/x", nil)
+		req.URL.Path = p
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("GET %s = 200: a path with repeated slashes led out of the devices", p)
+		}
+	}
+}

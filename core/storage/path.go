@@ -46,3 +46,21 @@ func validWritePath(p string) bool {
 	_, _, err := splitPath(p)
 	return err == nil
 }
+
+// collapseSlashes turns each run of slashes in p into one, as the
+// original's web server does for reads: MogileFS-Utils asks for
+// "//devN/usage". The result is checked by splitPath like any path.
+func collapseSlashes(p string) string {
+	if !strings.Contains(p, "//") {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' && i > 0 && p[i-1] == '/' {
+			continue
+		}
+		b.WriteByte(p[i])
+	}
+	return b.String()
+}

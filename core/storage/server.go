@@ -181,7 +181,7 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.stats.Gets.Add(1)
 	}
-	first, rest, err := splitPath(r.URL.Path)
+	first, rest, err := splitPath(collapseSlashes(r.URL.Path))
 	if err != nil {
 		httpError(w, http.StatusForbidden, "Bogus URL")
 		return

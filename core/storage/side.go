@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,19 +213,25 @@ func readTicks(dir string) (diskTicks, bool) {
 	if err != nil {
 		return diskTicks{}, false
 	}
-	want := fmt.Sprintf("%d %d ", major, minor)
-	for _, line := range strings.Split(string(data), "\n") {
-		l := strings.TrimSpace(line)
-		if !strings.HasPrefix(l, want) {
+	ms, ok := ioMillis(string(data), major, minor)
+	if !ok {
+		return diskTicks{}, false
+	}
+	return diskTicks{ioMillis: ms, at: time.Now()}, true
+}
+
+// ioMillis finds the device major:minor in /proc/diskstats text and
+// returns its milliseconds spent doing I/O (the 13th column). The kernel
+// pads the number columns with runs of spaces.
+func ioMillis(diskstats string, major, minor uint64) (int64, bool) {
+	maj, mnr := strconv.FormatUint(major, 10), strconv.FormatUint(minor, 10)
+	for _, line := range strings.Split(diskstats, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[0] != maj || f[1] != mnr {
 			continue
 		}
-		f := strings.Fields(l)
-		if len(f) < 13 {
-			return diskTicks{}, false
-		}
-		var ms int64
-		fmt.Sscan(f[12], &ms)
-		return diskTicks{ioMillis: ms, at: time.Now()}, true
+		ms, err := strconv.ParseInt(f[12], 10, 64)
+		return ms, err == nil
 	}
-	return diskTicks{}, false
+	return 0, false
 }
