@@ -58,9 +58,11 @@ func run() error {
 	fs.String("pidfile", "", "write the process id to this file")
 	fs.String("user", "", "accepted for compatibility")
 	fs.Int("query_jobs", 20, "accepted for compatibility")
-	for _, n := range []string{"delete_jobs", "replicate_jobs", "fsck_jobs", "reaper_jobs", "monitor_jobs"} {
-		fs.Int(n, 1, "number of background workers of this kind")
-	}
+	replJobs := fs.Int("replicate_jobs", 0, "copies in flight at once (0: 8); changeable at run time with !want N replicate")
+	delJobs := fs.Int("delete_jobs", 0, "deletions in flight at once (0: 4); !want N delete")
+	fsckJobs := fs.Int("fsck_jobs", 0, "fsck checks in flight at once (0: 4); !want N fsck")
+	reaperJobs := fs.Int("reaper_jobs", 1, "accepted for compatibility: must be 1 (the reaper is one task)")
+	monitorJobs := fs.Int("monitor_jobs", 1, "accepted for compatibility: must be 1 (the monitor is one task)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -82,6 +84,9 @@ func run() error {
 		if err := os.WriteFile(pf, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return err
 		}
+	}
+	if *reaperJobs != 1 || *monitorJobs != 1 {
+		return fmt.Errorf("reaper_jobs and monitor_jobs must be 1: the reaper and the monitor are one task each in this tracker")
 	}
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DSN: *dsn, User: *dbuser, Pass: *dbpass, NoSchemaCheck: *noSchema, Logger: log})
@@ -105,6 +110,9 @@ func run() error {
 		NoJobs:             !*jobMaster,
 		AdminNetworks:      admin,
 		MaxConns:           *maxConns,
+		ReplicateJobs:      *replJobs,
+		DeleteJobs:         *delJobs,
+		FsckJobs:           *fsckJobs,
 		IdleTimeout:        *idleTimeout,
 		OnShutdown:         func() { stop <- struct{}{} },
 		Logger:             log,

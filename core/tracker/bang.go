@@ -30,12 +30,10 @@ func (s *Server) admin(line string, ip net.IP, adminConn bool) string {
 	case word == "stats":
 		out = s.statsLines()
 	case word == "jobs":
-		s.mu.Lock()
 		for _, j := range jobNames {
 			n := s.jobCount(j)
 			out = append(out, fmt.Sprintf("%s count %d", j, n), fmt.Sprintf("%s desired %d", j, n), fmt.Sprintf("%s pids %d", j, os.Getpid()))
 		}
-		s.mu.Unlock()
 	case word == "want":
 		out = []string{s.bangWant(fields[1:])}
 	case word == "to":
@@ -76,16 +74,18 @@ const helpText = `Admin commands:
   !recent               the last 50 queries and their times
   !shutdown             stop this tracker`
 
-// jobCount is how many workers of a type this tracker runs; s.mu held.
+// jobCount is how many workers of a type this tracker runs.
 func (s *Server) jobCount(job string) int {
-	if n, ok := s.want[job]; ok {
-		return n
+	if n, ok := s.jobWorkers[job]; ok {
+		return int(n.Load())
 	}
 	switch job {
 	case "queryworker":
-		return 20
-	case "job_master", "monitor":
-		return 1
+		return 0 // no fixed pool: each connection is served as it comes
+	case "job_master":
+		if s.cfg.NoJobs {
+			return 0
+		}
 	}
 	return 1
 }
@@ -109,12 +109,18 @@ func (s *Server) bangWant(args []string) string {
 	if n > 500 {
 		n = 500
 	}
-	if (job == "job_master" || job == "monitor") && n > 1 {
-		return "ERROR: Can only run one " + job + " per host"
+	w, ok := s.jobWorkers[job]
+	if !ok {
+		// These are not pools of workers here: queries are served as
+		// they come, and the monitor, reaper and job master are one
+		// goroutine each (job_master: --job_master at start).
+		return "ERROR: the number of " + job + " workers is fixed in this tracker; only replicate, delete and fsck can be changed"
 	}
-	s.mu.Lock()
-	s.want[job] = n
-	s.mu.Unlock()
+	w.Store(int32(n))
+	for _, k := range []chan struct{}{s.replKick, s.delKick, s.fsckKick, s.rebalKick} {
+		kick(k)
+	}
+	s.log.Info("tracker: worker count changed", "job", job, "workers", n)
 	return fmt.Sprintf("Now desiring %d children doing '%s'.", n, job)
 }
 

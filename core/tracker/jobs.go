@@ -26,17 +26,17 @@ func backoff(failcount int) int64 {
 // tempfile reaper and the dead-device reaper.
 func (s *Server) startJobs() {
 	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.ReplicateQueue, s.cfg.ReplicateJobs, s.replKick, s.replicateItem)
+		s.runQueue(ctx, store.ReplicateQueue, "replicate", s.replKick, s.replicateItem)
 	})
 	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.DeleteQueue, s.cfg.DeleteJobs, s.delKick, s.deleteItem)
+		s.runQueue(ctx, store.DeleteQueue, "delete", s.delKick, s.deleteItem)
 	})
 	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.FsckQueue, s.cfg.FsckJobs, s.fsckKick, s.fsckItem)
+		s.runQueue(ctx, store.FsckQueue, "fsck", s.fsckKick, s.fsckItem)
 	})
 	s.goJob(s.runFsckInjector)
 	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.RebalanceQueue, s.cfg.ReplicateJobs, s.rebalKick, s.rebalanceItem)
+		s.runQueue(ctx, store.RebalanceQueue, "replicate", s.rebalKick, s.rebalanceItem)
 	})
 	s.goJob(s.runRebalanceInjector)
 	s.goJob(s.runTempfileReaper)
@@ -62,12 +62,19 @@ func kick(c chan struct{}) {
 
 // runQueue claims due rows of q in batches and works them with at most
 // workers goroutines at a time, until ctx ends.
-func (s *Server) runQueue(ctx context.Context, q store.Queue, workers int, wake chan struct{}, work func(context.Context, store.QueueItem)) {
+func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work func(context.Context, store.QueueItem)) {
 	if err := s.mon.waitRound(ctx, false); err != nil {
 		return
 	}
-	batch := max(workers*8, 64)
 	for ctx.Err() == nil {
+		// The worker count may change at any time (!want): read per batch;
+		// 0 stops the job kind until it is raised again.
+		workers := int(s.jobWorkers[job].Load())
+		if workers == 0 {
+			sleepCtx(ctx, s.cfg.QueuePoll, wake)
+			continue
+		}
+		batch := max(workers*8, 64)
 		items, err := s.store().ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
 		if err != nil {
 			if ctx.Err() == nil {

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s, err := New(Config{Store: st, NoJobs: true, QueueLease: 3 * time.Second})
+	s, err := New(Config{Store: st, NoJobs: true, QueueLease: 3 * time.Second, FsckJobs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.runQueue(ctx, store.FsckQueue, 1, nil, func(ctx context.Context, it store.QueueItem) {
+		s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
 			mu.Lock()
 			worked[it.FID]++
 			n := len(worked)
@@ -74,6 +75,70 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	for _, f := range fids {
 		if worked[f] != 1 {
 			t.Errorf("fid %d worked %d times; want 1", f, worked[f])
+		}
+	}
+}
+
+// `!want 0 replicate` used to answer "Now desiring 0 children" and change
+// nothing. Worker counts are real: 0 stops a job kind, a count restarts it,
+// !jobs reports it, and what cannot be changed is refused.
+func TestWantSetsWorkers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	s, err := New(Config{Store: st, NoJobs: true, QueuePoll: 50 * time.Millisecond, FsckJobs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if out := s.admin("!jobs", nil, true); !strings.Contains(out, "fsck count 3\r\n") {
+		t.Errorf("!jobs with --fsck_jobs=3:\n%s", out)
+	}
+	if got := s.bangWant([]string{"0", "fsck"}); got != "Now desiring 0 children doing 'fsck'." {
+		t.Fatalf("!want 0 fsck = %q", got)
+	}
+	if err := st.EnqueueChecks(ctx, store.FsckQueue, []int64{1, 2, 3}, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	worked := 0
+	go s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		mu.Lock()
+		worked++
+		mu.Unlock()
+		st.DoneQueue(ctx, store.FsckQueue, it.FID)
+	})
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	if worked != 0 {
+		t.Errorf("%d items worked with 0 fsck workers wanted", worked)
+	}
+	mu.Unlock()
+	s.bangWant([]string{"2", "fsck"})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := worked
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 items worked after !want 2 fsck", n)
+		}
+	}
+	if out := s.admin("!jobs", nil, true); !strings.Contains(out, "fsck count 2\r\n") {
+		t.Errorf("!jobs after !want 2 fsck:\n%s", out)
+	}
+	for _, job := range []string{"queryworker", "monitor", "job_master", "reaper"} {
+		if got := s.bangWant([]string{"3", job}); !strings.HasPrefix(got, "ERROR") {
+			t.Errorf("!want 3 %s = %q; want a refusal", job, got)
 		}
 	}
 }

@@ -46,15 +46,18 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines and connections
 
-	mu        sync.Mutex           // guards listeners, conns, recent and want
+	mu        sync.Mutex           // guards listeners, conns and recent
 	listeners []net.Listener       // open listeners
 	conns     map[net.Conn]*connSt // open client connections
 	recent    []recentQuery        // last 50 queries, oldest first
-	want      map[string]int       // job counts asked for with !want
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
-	strays     strays       // copies written but not recorded, to remove
+	strays strays // copies written but not recorded, to remove
+	// jobWorkers are the worker counts of the queue jobs (replicate, also
+	// used by rebalance; delete; fsck): from the configuration, changed by
+	// !want.
+	jobWorkers map[string]*atomic.Int32
 	lineBudget atomic.Int64 // bytes of long request lines the connections may still hold
 
 	stats            Stats
@@ -105,7 +108,6 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		started:   time.Now(),
 		conns:     map[net.Conn]*connSt{},
-		want:      map[string]int{},
 		metrics:   newMetrics(),
 		replKick:  make(chan struct{}, 1),
 		delKick:   make(chan struct{}, 1),
@@ -114,6 +116,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lineBudget.Store(cfg.LongLineBudget)
+	s.jobWorkers = map[string]*atomic.Int32{}
+	for job, n := range map[string]int{"replicate": cfg.ReplicateJobs, "delete": cfg.DeleteJobs, "fsck": cfg.FsckJobs} {
+		s.jobWorkers[job] = new(atomic.Int32)
+		s.jobWorkers[job].Store(int32(n))
+	}
 	s.http = newNodeClient(cfg)
 	s.handlers = s.commandTable()
 	return s, nil
