@@ -126,11 +126,13 @@ func (s *Server) bangWant(args []string) string {
 
 // statsLines renders !stats: the original's fixed lines, then counters.
 func (s *Server) statsLines() []string {
+	// The original's first lines. Queries are not queued for a pool of
+	// workers here but served as they arrive: none pending, no worker idle.
 	out := []string{
 		fmt.Sprintf("uptime %d", int(time.Since(s.started).Seconds())),
 		"pending_queries 0",
 		fmt.Sprintf("processing_queries %d", s.stats.Processing.Load()),
-		"bored_queryworkers 20",
+		"bored_queryworkers 0",
 	}
 	counters := map[string]int64{
 		"queries":            s.stats.Queries.Load(),
