@@ -72,6 +72,7 @@ const helpText = `Admin commands:
   !to <job> <message>   send a message to all workers of a job type
   !queue                pending queries
   !recent               the last 50 queries and their times
+  !watch                follow this tracker's log on this connection (again: stop)
   !shutdown             stop this tracker`
 
 // jobCount is how many workers of a type this tracker runs.

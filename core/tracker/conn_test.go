@@ -287,3 +287,40 @@ func TestDatabaseErrorsAreNotAnswers(t *testing.T) {
 		}
 	}
 }
+
+// `!watch` was missing: it makes a connection receive the tracker's log
+// lines as ":: <message>", and a second `!watch` ends that.
+func TestWatchStreamsLog(t *testing.T) {
+	_, addr := startServing(t, nil)
+	w := dial(t, addr)
+	wr := bufio.NewReader(w)
+	io.WriteString(w, "!watch\r\n")
+	for _, want := range []string{"Added you to watcher list.\r\n", ".\r\n"} {
+		if l, err := wr.ReadString('\n'); err != nil || l != want {
+			t.Fatalf("!watch: %q, %v; want %q", l, err, want)
+		}
+	}
+	if r := request(t, addr, "!want 2 fsck"); !strings.HasPrefix(r, "Now desiring 2") {
+		t.Fatalf("!want: %q", r)
+	}
+	w.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		l, err := wr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no log line for the !want: %v", err)
+		}
+		if strings.HasPrefix(l, ":: tracker: worker count changed") && strings.Contains(l, "job=fsck") {
+			break
+		}
+	}
+	io.WriteString(w, "!watch\r\n")
+	for {
+		l, err := wr.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == "Removed you from watcher list.\r\n" {
+			break
+		}
+	}
+}

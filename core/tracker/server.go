@@ -53,7 +53,8 @@ type Server struct {
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
 
-	strays strays // copies written but not recorded, to remove
+	strays   strays   // copies written but not recorded, to remove
+	watchers watchers // connections following the log (!watch)
 	// jobWorkers are the worker counts of the queue jobs (replicate, also
 	// used by rebalance; delete; fsck): from the configuration, changed by
 	// !want.
@@ -75,6 +76,8 @@ type Server struct {
 type connSt struct {
 	state atomic.Int32
 	admin bool
+	wmu   sync.Mutex    // guards w: replies, and log lines for !watch
+	w     *bufio.Writer // set by serveConn
 }
 
 const (
@@ -105,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
-		log:       cfg.Logger,
+		log:       cfg.Logger, // replaced below to feed !watch
 		started:   time.Now(),
 		conns:     map[net.Conn]*connSt{},
 		metrics:   newMetrics(),
@@ -114,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		fsckKick:  make(chan struct{}, 1),
 		rebalKick: make(chan struct{}, 1),
 	}
+	s.log = slog.New(&watchHandler{inner: cfg.Logger.Handler(), w: &s.watchers})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lineBudget.Store(cfg.LongLineBudget)
 	s.jobWorkers = map[string]*atomic.Int32{}
@@ -293,7 +297,13 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 	}
 	r := bufio.NewReaderSize(c, connBufBytes)
 	w := bufio.NewWriterSize(c, connBufBytes)
-	defer w.Flush() // replies held back for pipelined requests
+	st.w = w
+	defer func() {
+		s.watchers.drop(st)
+		st.wmu.Lock()
+		w.Flush() // replies held back for pipelined requests
+		st.wmu.Unlock()
+	}()
 	for {
 		// An idle connection may wait IdleTimeout for its next request;
 		// once the request has begun, the rest of its line must come
@@ -326,17 +336,28 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 			reply = protocol.ErrLine("request_too_long", fmt.Sprintf("request line longer than %d bytes", protocol.MaxLineBytes), "")
 		case line[0] == '!':
 			reply = s.admin(line, ip, st.admin)
+			if strings.EqualFold(strings.TrimSpace(line[1:]), "watch") && s.adminAllowed(ip, st.admin) {
+				if s.watchers.toggle(st, c) {
+					reply = "Added you to watcher list.\r\n.\r\n"
+				} else {
+					reply = "Removed you from watcher list.\r\n.\r\n"
+				}
+			}
 		default:
 			reply = s.query(line, ip, st.admin)
 		}
+		st.wmu.Lock()
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		w.WriteString(reply)
 		// Flush unless more pipelined requests are already buffered.
+		var werr error
 		if r.Buffered() == 0 || w.Available() < 4096 {
-			if err := w.Flush(); err != nil {
-				st.state.Store(connIdle)
-				return
-			}
+			werr = w.Flush()
+		}
+		st.wmu.Unlock()
+		if werr != nil {
+			st.state.Store(connIdle)
+			return
 		}
 		st.state.Store(connIdle)
 		if s.ctx.Err() != nil {
