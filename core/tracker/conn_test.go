@@ -324,3 +324,54 @@ func TestWatchStreamsLog(t *testing.T) {
 		}
 	}
 }
+
+// get_devices left utilization empty (mogadm's I/O% said N/A): the
+// tracker now follows each host's side-channel watch stream.
+func TestUtilizationFromWatch(t *testing.T) {
+	side, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	go func() {
+		for {
+			c, err := side.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if l, _ := bufio.NewReader(c).ReadString('\n'); l != "watch\n" {
+					return
+				}
+				for i := 0; i < 50; i++ {
+					if _, err := io.WriteString(c, "1\t37.50\n2\t-\n.\n"); err != nil {
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}()
+		}
+	}()
+	port := side.Addr().(*net.TCPAddr).Port
+	_, addr := startServing(t, func(c *Config) {
+		c.SideChannelPort = port
+		c.MonitorInterval = 100 * time.Millisecond
+	})
+	for _, l := range []string{"create_host host=h1&ip=127.0.0.1&port=1&status=alive", "create_device hostname=h1&devid=1&state=alive", "create_device hostname=h1&devid=2&state=alive"} {
+		if r := request(t, addr, l); !strings.HasPrefix(r, "OK") {
+			t.Fatalf("%s: %s", l, r)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := request(t, addr, "get_devices")
+		if strings.Contains(r, "=37.50") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get_devices never carried the utilization: %s", r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

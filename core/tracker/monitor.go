@@ -82,8 +82,10 @@ func (m *monitor) roundNo() int64 {
 
 // run does monitor rounds until ctx ends.
 func (m *monitor) run(ctx context.Context) {
+	io := &iostat{m: m, conns: map[string]context.CancelFunc{}}
 	for {
 		m.doRound(ctx)
+		io.sync(ctx)
 		select {
 		case <-ctx.Done():
 			return
