@@ -108,7 +108,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:       cfg,
-		log:       cfg.Logger, // replaced below to feed !watch
 		started:   time.Now(),
 		conns:     map[net.Conn]*connSt{},
 		metrics:   newMetrics(),
