@@ -75,7 +75,6 @@ func TestLimitListener(t *testing.T) {
 type scriptedListener struct {
 	net.Listener
 	errs   []error
-	closed chan struct{}
 }
 
 func (s *scriptedListener) Accept() (net.Conn, error) {
