@@ -74,7 +74,7 @@ func TestLimitListener(t *testing.T) {
 // end of a pipe.
 type scriptedListener struct {
 	net.Listener
-	errs   []error
+	errs []error
 }
 
 func (s *scriptedListener) Accept() (net.Conn, error) {
