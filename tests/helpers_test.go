@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -77,8 +76,6 @@ func fidFiles(c *clustertest.Cluster) []string {
 	}
 	return out
 }
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func readAllT(t testing.TB, r io.ReadCloser) []byte {
 	t.Helper()

@@ -1,7 +1,5 @@
 package store
 
-import "strings"
-
 // SchemaVersion is the MogileFS schema version this store reads and writes.
 const SchemaVersion = 17
 
@@ -245,14 +243,4 @@ var sqliteTables = []string{
   hostname VARCHAR(255) NOT NULL,
   pid INT UNSIGNED NOT NULL,
   acquiredat INT UNSIGNED NOT NULL)`,
-}
-
-// tableNames lists the tables a schema-17 database must have.
-func tableNames() []string {
-	var names []string
-	for _, ddl := range mysqlTables {
-		f := strings.Fields(ddl)
-		names = append(names, f[5]) // CREATE TABLE IF NOT EXISTS <name>
-	}
-	return names
 }
