@@ -14,7 +14,9 @@ import (
 var jobNames = []string{"delete", "fsck", "job_master", "monitor", "queryworker", "reaper", "replicate"}
 
 // admin answers a `!` line with zero or more lines and a "." terminator.
-func (s *Server) admin(line string, ip net.IP, adminConn bool) string {
+// watch toggles the connection's `!watch` subscription and reports
+// whether it is subscribed now.
+func (s *Server) admin(line string, ip net.IP, adminConn bool, watch func() bool) string {
 	fields := strings.Fields(line[1:])
 	word := ""
 	if len(fields) > 0 {
@@ -36,6 +38,12 @@ func (s *Server) admin(line string, ip net.IP, adminConn bool) string {
 		}
 	case word == "want":
 		out = []string{s.bangWant(fields[1:])}
+	case word == "watch":
+		if watch() {
+			out = []string{"Added you to watcher list."}
+		} else {
+			out = []string{"Removed you from watcher list."}
+		}
 	case word == "to":
 		out = []string{"Message sent to 0 children."}
 	case word == "queue" || strings.HasPrefix(word, "pend"):

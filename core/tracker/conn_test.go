@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
-// startServing starts a tracker on a fresh SQLite store, serving on a
-// loopback port, and returns it with its address.
-func startServing(t *testing.T, tune func(*Config)) (*Server, string) {
+// newStarted returns a started tracker without background jobs on a
+// fresh SQLite store (tune adjusts its configuration); the store is
+// closed with t, the tracker by the caller.
+func newStarted(t *testing.T, tune func(*Config)) *Server {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(t.TempDir(), "db")})
@@ -36,6 +38,14 @@ func startServing(t *testing.T, tune func(*Config)) (*Server, string) {
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// startServing starts a tracker on a fresh SQLite store, serving on a
+// loopback port, and returns it with its address.
+func startServing(t *testing.T, tune func(*Config)) (*Server, string) {
+	t.Helper()
+	s := newStarted(t, tune)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -373,5 +383,21 @@ func TestUtilizationFromWatch(t *testing.T) {
 			t.Fatalf("get_devices never carried the utilization: %s", r)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A line past MaxLineBytes must give back exactly what it held: it used to
+// return bytes it had never taken, so each such line grew the budget.
+func TestOverlongLineKeepsBudget(t *testing.T) {
+	s, addr := startServing(t, nil)
+	before := s.lineBudget.Load()
+	for i := 0; i < 3; i++ {
+		r := request(t, addr, "noop "+strings.Repeat("x", protocol.MaxLineBytes+(300<<10)))
+		if !strings.HasPrefix(r, "ERR request_too_long") {
+			t.Fatalf("an over-long line: %q", r)
+		}
+	}
+	if got := s.lineBudget.Load(); got != before {
+		t.Errorf("budget after three over-long lines: %d; want %d", got, before)
 	}
 }

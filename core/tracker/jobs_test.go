@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,18 +17,8 @@ import (
 func TestLeasesHeldWhileQueued(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(Config{Store: st, NoJobs: true, QueueLease: 3 * time.Second, FsckJobs: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := newStarted(t, func(c *Config) { c.QueueLease = 3 * time.Second; c.FsckJobs = 1 })
+	st := s.store()
 	defer s.Close(context.Background())
 	fids := []int64{101, 102, 103}
 	if err := st.EnqueueChecks(ctx, store.FsckQueue, fids, 0, ""); err != nil {
@@ -85,20 +74,10 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 func TestWantSetsWorkers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(t.TempDir(), "db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s, err := New(Config{Store: st, NoJobs: true, QueuePoll: 50 * time.Millisecond, FsckJobs: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := newStarted(t, func(c *Config) { c.QueuePoll = 50 * time.Millisecond; c.FsckJobs = 3 })
+	st := s.store()
 	defer s.Close(context.Background())
-	if out := s.admin("!jobs", nil, true); !strings.Contains(out, "fsck count 3\r\n") {
+	if out := s.admin("!jobs", nil, true, nil); !strings.Contains(out, "fsck count 3\r\n") {
 		t.Errorf("!jobs with --fsck_jobs=3:\n%s", out)
 	}
 	if got := s.bangWant([]string{"0", "fsck"}); got != "Now desiring 0 children doing 'fsck'." {
@@ -133,7 +112,7 @@ func TestWantSetsWorkers(t *testing.T) {
 			t.Fatalf("%d of 3 items worked after !want 2 fsck", n)
 		}
 	}
-	if out := s.admin("!jobs", nil, true); !strings.Contains(out, "fsck count 2\r\n") {
+	if out := s.admin("!jobs", nil, true, nil); !strings.Contains(out, "fsck count 2\r\n") {
 		t.Errorf("!jobs after !want 2 fsck:\n%s", out)
 	}
 	for _, job := range []string{"queryworker", "monitor", "job_master", "reaper"} {

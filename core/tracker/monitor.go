@@ -39,6 +39,7 @@ type observation struct {
 	haveUsage       bool
 	totalMB, usedMB int64
 	placed          []placement
+	placedBytes     int64 // the sum of placed, kept so that readers need not add
 }
 
 // placement is bytes this tracker put on a device at a time.
@@ -222,6 +223,8 @@ func (m *monitor) noteUsage(devid int, u usage) {
 	for _, p := range o.placed {
 		if p.at.After(cutoff) {
 			keep = append(keep, p)
+		} else {
+			o.placedBytes -= p.bytes
 		}
 	}
 	o.placed = keep
@@ -241,6 +244,7 @@ func (m *monitor) notePlaced(devid int, bytes int64) {
 		o.placed = append(o.placed[:0], o.placed[1:]...)
 	}
 	o.placed = append(o.placed, placement{at: time.Now(), bytes: bytes})
+	o.placedBytes += bytes
 }
 
 // withPlacements returns d with its space as the monitor knows it now:
@@ -252,11 +256,7 @@ func (m *monitor) withPlacements(d core.Device) core.Device {
 	if !ok || !o.haveUsage {
 		return d
 	}
-	var placed int64
-	for _, p := range o.placed {
-		placed += p.bytes
-	}
-	d.MBTotal, d.MBUsed = o.totalMB, o.usedMB+(placed+(1<<20)-1)>>20
+	d.MBTotal, d.MBUsed = o.totalMB, o.usedMB+(o.placedBytes+(1<<20)-1)>>20
 	return d
 }
 

@@ -263,14 +263,18 @@ func readLine(r *bufio.Reader, budget *atomic.Int64) (line string, tooLong bool,
 			return strings.TrimRight(string(frag), "\r\n"), false, nil
 		}
 		if !tooLong {
-			if len(buf)+len(frag) > protocol.MaxLineBytes || budget.Add(-int64(len(frag))) < 0 {
-				tooLong = true
-				budget.Add(int64(len(frag)))
-				budget.Add(held)
-				held, buf = 0, nil
-			} else {
-				held += int64(len(frag))
+			n := int64(len(frag))
+			if len(buf)+len(frag) <= protocol.MaxLineBytes && budget.Add(-n) >= 0 {
+				held += n
 				buf = append(buf, frag...)
+			} else {
+				// Past the line limit or the budget: let go of the line
+				// (and of this fragment, if it was taken).
+				if len(buf)+len(frag) <= protocol.MaxLineBytes {
+					budget.Add(n)
+				}
+				budget.Add(held)
+				tooLong, held, buf = true, 0, nil
 			}
 		}
 		if err == nil {
@@ -334,14 +338,7 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 		case tooLong:
 			reply = protocol.ErrLine("request_too_long", fmt.Sprintf("request line longer than %d bytes", protocol.MaxLineBytes), "")
 		case line[0] == '!':
-			reply = s.admin(line, ip, st.admin)
-			if strings.EqualFold(strings.TrimSpace(line[1:]), "watch") && s.adminAllowed(ip, st.admin) {
-				if s.watchers.toggle(st, c) {
-					reply = "Added you to watcher list.\r\n.\r\n"
-				} else {
-					reply = "Removed you from watcher list.\r\n.\r\n"
-				}
-			}
+			reply = s.admin(line, ip, st.admin, func() bool { return s.watchers.toggle(st, c) })
 		default:
 			reply = s.query(line, ip, st.admin)
 		}
