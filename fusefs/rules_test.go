@@ -77,8 +77,8 @@ func TestDirInode(t *testing.T) {
 func TestFidOfURL(t *testing.T) {
 	for u, want := range map[string]int64{
 		"http://127.0.0.1:7500/dev1/0/000/000/0000000123.fid": 123,
-		"http://h/dev2/9/223/372/9223372036854775806.fid":      9223372036854775806,
-		"http://h/dev1/usage":                                  -1,
+		"http://h/dev2/9/223/372/9223372036854775806.fid":     9223372036854775806,
+		"http://h/dev1/usage":                                 -1,
 	} {
 		if got := fidOfURL(u); got != want {
 			t.Errorf("fidOfURL(%q) = %d; want %d", u, got, want)
