@@ -90,7 +90,9 @@ func (p *daemonProc) alive(t *testing.T, what string) {
 	}
 }
 
-// trackerLine sends one request line on a new connection and returns the reply.
+// trackerLine sends one request line on a new connection and returns the
+// reply; unlike dialRaw it returns errors instead of failing the test, for
+// polls of a daemon that may not answer yet.
 func trackerLine(addr, line string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
