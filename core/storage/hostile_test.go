@@ -272,6 +272,10 @@ func TestPutOfDepartedClientNotCommitted(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-gate // the node is stalled
+		// net/http notices the closed connection only once the body
+		// has been read to its end; hold that end back until it has,
+		// so the test does not race the server's background read.
+		r.Body = &endAfterCancel{r.Body, r.Context()}
 		s.ServeHTTP(w, r)
 	}))
 	defer ts.Close()
@@ -291,6 +295,24 @@ func TestPutOfDepartedClientNotCommitted(t *testing.T) {
 	if left := tempFiles(t, root); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
+}
+
+// endAfterCancel returns the end of a body only once ctx is done (or a
+// second has passed).
+type endAfterCancel struct {
+	io.ReadCloser
+	ctx context.Context
+}
+
+func (b *endAfterCancel) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		select {
+		case <-b.ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return n, err
 }
 
 // The kernel pads /proc/diskstats columns with runs of spaces; a parser
