@@ -83,3 +83,34 @@ func TestLoadErrorNotCachedAndCallerCancel(t *testing.T) {
 		t.Error("RemovePrefix dropped b/1")
 	}
 }
+
+// A load that started before an Add must not overwrite the newer value,
+// and a caller that comes after the Add must not get the older answer.
+func TestLoadStartedBeforeAddDoesNotOverwriteIt(t *testing.T) {
+	c := New[string](10, time.Minute)
+	entered, release := make(chan struct{}), make(chan struct{})
+	got := make(chan string)
+	go func() {
+		v, _ := c.Load(context.Background(), "k", func(ctx context.Context) (string, error) {
+			close(entered)
+			<-release
+			return "old", nil
+		})
+		got <- v
+	}()
+	<-entered
+	c.Add("k", "new")
+	c.Remove("k")
+	late, err := c.Load(context.Background(), "k", func(ctx context.Context) (string, error) { return "fresh", nil })
+	if err != nil || late != "fresh" {
+		t.Errorf("a load after the change got %q, %v; want fresh", late, err)
+	}
+	c.Add("k", "new")
+	close(release)
+	if v := <-got; v != "old" {
+		t.Errorf("the first caller got %q", v)
+	}
+	if v, _ := c.Get("k"); v != "new" {
+		t.Errorf("cached %q after a fill that predates the Add; want new", v)
+	}
+}

@@ -1,8 +1,8 @@
 package fusefs
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -97,6 +97,37 @@ func (l *listing) putFile(name string, a fileAttr) {
 	l.ents = append(l.ents, dirEnt{name: name, detailed: true, attr: a})
 }
 
+// removeFile drops the file name (a directory of that name stays).
+func (l *listing) removeFile(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	idx := l.byName[name]
+	for j, i := range idx {
+		if l.ents[i].isDir {
+			continue
+		}
+		last := len(l.ents) - 1
+		if i != last {
+			// Move the last entry into the hole and fix its index.
+			moved := l.ents[last]
+			l.ents[i] = moved
+			for k, mi := range l.byName[moved.name] {
+				if mi == last {
+					l.byName[moved.name][k] = i
+				}
+			}
+		}
+		l.ents = l.ents[:last]
+		rest := append(idx[:j:j], idx[j+1:]...)
+		if len(rest) == 0 {
+			delete(l.byName, name)
+		} else {
+			l.byName[name] = rest
+		}
+		return
+	}
+}
+
 // dirEnt is one cached directory entry.
 type dirEnt struct {
 	name     string
@@ -153,7 +184,7 @@ func (d *dirNode) load(ctx context.Context) (*listing, error) {
 	dom, prefix := d.where()
 	if d.isTop() {
 		names, err := d.fs.domains.Load(ctx, "", func(ctx context.Context) ([]string, error) {
-			return d.fs.cl.Tracker.Domains(ctx)
+			return d.fs.cl.Domains(ctx)
 		})
 		if err != nil {
 			return nil, err
@@ -183,7 +214,7 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 		page = limit
 	}
 	for {
-		p, err := d.fs.cl.Tracker.ListDir(ctx, dom, prefix, after, page)
+		p, err := d.fs.cl.ListDir(ctx, dom, prefix, after, page)
 		if err != nil {
 			return nil, false, err
 		}
@@ -199,11 +230,14 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 			if name == "" || strings.Contains(name, "/") {
 				continue // the directory's own marker, or an odd key
 			}
+			if !e.IsDir && (strings.HasPrefix(name, replacedPrefix) || d.fs.wasRemoved(dom, e.Name)) {
+				continue
+			}
 			de := dirEnt{name: name, isDir: e.IsDir}
 			if p.Detailed && !e.IsDir {
 				de.detailed = true
 				de.attr = attrFromEntry(e)
-				d.fs.attrs.Add(ck(dom, e.Name), de.attr)
+				d.fs.overlay(dom, e.Name, &de.attr)
 			}
 			ents = append(ents, de)
 		}
@@ -231,16 +265,22 @@ func (d *dirNode) probe(ctx context.Context) (*listing, error) {
 	if _, big := d.fs.bigDirs.Get(k); big {
 		return nil, nil
 	}
-	l, ok, err := d.fetch(ctx, smallDirLimit)
-	if err != nil || !ok {
-		if err == nil {
-			d.fs.bigDirs.Add(k, true)
+	l, err := d.fs.dirs.Load(ctx, k, func(ctx context.Context) (*listing, error) {
+		l, ok, err := d.fetch(ctx, smallDirLimit)
+		if err == nil && !ok {
+			err = errBigDir
 		}
-		return nil, err
+		return l, err
+	})
+	if err == errBigDir {
+		d.fs.bigDirs.Add(k, true)
+		return nil, nil
 	}
-	d.fs.dirs.Add(k, l)
-	return l, nil
+	return l, err
 }
+
+// errBigDir: a directory too big to read for a lookup (not cached).
+var errBigDir = errors.New("directory too big to probe")
 
 // ReadDirAll lists the directory, with files being written here merged in.
 func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
@@ -272,9 +312,7 @@ func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 			}
 		} else {
 			seen["f/"+e.name] = true
-			if e.detailed {
-				de.Inode = uint64(e.attr.fid)
-			}
+			de.Inode = d.fs.fileIno(dom, prefix+e.name)
 		}
 		out = append(out, de)
 	}
@@ -282,7 +320,7 @@ func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	for _, n := range d.fs.pending {
 		n.mu.Lock()
 		if n.dom == dom && parentOf(n.key) == prefix && !seen["f/"+n.key[len(prefix):]] && !seen[n.key[len(prefix):]] {
-			out = append(out, fuse.Dirent{Name: n.key[len(prefix):], Type: fuse.DT_File})
+			out = append(out, fuse.Dirent{Name: n.key[len(prefix):], Type: fuse.DT_File, Inode: n.ino})
 		}
 		n.mu.Unlock()
 	}
@@ -369,11 +407,26 @@ func (f *FS) isDir(ctx context.Context, dom, prefix string) (bool, error) {
 	if l, ok := f.dirs.Get(ck(dom, prefix)); ok {
 		return l.hasAny(), nil
 	}
-	page, err := f.cl.Tracker.ListDir(ctx, dom, prefix, "", 1)
+	page, err := f.cl.ListDir(ctx, dom, prefix, "", 1)
 	if err != nil {
 		return false, err
 	}
 	return len(page.Entries) > 0, nil
+}
+
+// wasRemoved reports whether this mount removed key lately.
+func (f *FS) wasRemoved(dom, key string) bool {
+	_, ok := f.removed.Get(ck(dom, key))
+	return ok
+}
+
+// fileIno returns the inode number a file shows: its node's, when it
+// has one.
+func (f *FS) fileIno(dom, key string) uint64 {
+	if n := f.knownFile(dom, key); n != nil {
+		return n.ino
+	}
+	return fileInode(dom, key)
 }
 
 func (d *dirNode) writable() error {
@@ -397,18 +450,12 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		return nil, nil, err
 	}
 	key := prefix + req.Name
-	n := d.fs.fileNode(dom, key)
-	n.mu.Lock()
-	n.mode = req.Mode &^ req.Umask & os.ModePerm
-	n.mu.Unlock()
-	d.fs.mu.Lock()
-	d.fs.pending[ck(dom, key)] = n
-	d.fs.mu.Unlock()
-	h := newWriteHandle(n, true)
-	resp.EntryValid = d.fs.cfg.KernelTTL
-	if err := n.Attr(ctx, &resp.Attr); err != nil {
-		return nil, nil, err
+	n, h, err := d.fs.create(ctx, dom, key, req.Mode&^req.Umask&os.ModePerm)
+	if err != nil {
+		return nil, nil, errno(err)
 	}
+	resp.EntryValid = d.fs.cfg.KernelTTL
+	d.fs.fillAttr(&resp.Attr, n, h.attr())
 	return n, h, nil
 }
 
@@ -423,9 +470,10 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 		return nil, err
 	}
 	marker := prefix + req.Name + "/"
-	if _, err := d.fs.cl.Upload(ctx, dom, marker, d.fs.cfg.Class, bytes.NewReader(nil), 0, client.UploadOptions{}); err != nil {
+	if _, err := d.fs.store(ctx, dom, marker, nil, 0, nil); err != nil {
 		return nil, errno(err)
 	}
+	d.fs.removed.Remove(ck(dom, marker))
 	d.fs.invalidateDir(dom, prefix)
 	return d.fs.dirNode(dom, marker), nil
 }
@@ -436,34 +484,73 @@ func (d *dirNode) Remove(ctx context.Context, req *fuse.RemoveRequest) error {
 		return err
 	}
 	dom, prefix := d.where()
-	key := prefix + req.Name
-	defer d.fs.invalidateDir(dom, prefix)
 	if req.Dir {
-		sub := key + "/"
-		page, err := d.fs.cl.Tracker.ListDir(ctx, dom, sub, "", 2)
+		return errno(d.fs.rmdir(ctx, dom, prefix+req.Name+"/"))
+	}
+	return errno(d.fs.unlink(ctx, dom, prefix+req.Name))
+}
+
+// rmdir removes the directory sub (ending in "/") when it is empty: no
+// key below it but its marker, names this mount removed lately aside.
+func (f *FS) rmdir(ctx context.Context, dom, sub string) error {
+	after := ""
+	for {
+		page, err := f.cl.ListDir(ctx, dom, sub, after, 100)
 		if err != nil {
-			return errno(err)
+			return err
 		}
 		for _, e := range page.Entries {
-			if e.Name != sub {
-				return fuse.Errno(syscall.ENOTEMPTY)
+			if e.Name != sub && (e.IsDir || !f.wasRemoved(dom, e.Name)) {
+				return syscall.ENOTEMPTY
 			}
 		}
-		if err := d.fs.cl.Tracker.Delete(ctx, dom, sub); err != nil && !client.IsCode(err, "unknown_key") {
-			return errno(err)
+		if !page.More || len(page.Entries) == 0 {
+			break
 		}
-		d.fs.invalidateDir(dom, sub)
-		return nil
+		after = page.Next
 	}
-	d.fs.attrs.Remove(ck(dom, key))
-	d.fs.mu.Lock()
-	_, pending := d.fs.pending[ck(dom, key)]
-	d.fs.mu.Unlock()
-	err := d.fs.cl.Tracker.Delete(ctx, dom, key)
-	if client.IsCode(err, "unknown_key") && pending {
-		err = nil
+	if f.hasPendingBelow(dom, sub) {
+		return syscall.ENOTEMPTY
 	}
-	return errno(err)
+	if err := f.cl.Delete(ctx, dom, sub); err != nil && !client.IsCode(err, "unknown_key") {
+		return err
+	}
+	f.invalidateDir(dom, sub)
+	f.invalidateDir(dom, parentOf(sub))
+	return nil
+}
+
+// hasPendingBelow reports whether a file created here and not yet
+// committed lies below prefix.
+func (f *FS) hasPendingBelow(dom, prefix string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.pending {
+		if strings.HasPrefix(k, ck(dom, prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+// create makes a new file, open for writing; it is listed at once and
+// saved when first flushed. An existing file of that name is replaced
+// then (O_CREAT without O_EXCL on a name the kernel did not find).
+func (f *FS) create(ctx context.Context, dom, key string, mode os.FileMode) (*fileNode, *writeHandle, error) {
+	n := f.fileNode(dom, key)
+	n.mu.Lock()
+	n.mode = mode
+	n.mu.Unlock()
+	f.mu.Lock()
+	f.pending[ck(dom, key)] = n
+	f.mu.Unlock()
+	f.removed.Remove(ck(dom, key))
+	h, err := newWriteHandle(ctx, n, true)
+	if err != nil {
+		n.clearPending()
+		return nil, nil, err
+	}
+	return n, h, nil
 }
 
 // Rename moves a file (replacing an existing target, as POSIX says) or
@@ -486,20 +573,14 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 		return err
 	}
 	from, to := prefix+req.OldName, nprefix+req.NewName
-	defer func() {
-		d.fs.invalidateDir(dom, prefix)
-		d.fs.invalidateDir(dom, nprefix)
-		d.fs.attrs.Remove(ck(dom, from))
-		d.fs.attrs.Remove(ck(dom, to))
-	}()
 	isDir, err := d.fs.isDir(ctx, dom, from+"/")
 	if err != nil {
 		return errno(err)
 	}
 	if isDir {
-		return d.fs.renameDir(ctx, dom, from+"/", to+"/")
+		return errno(d.fs.renameDir(ctx, dom, from+"/", to+"/"))
 	}
-	return d.fs.renameFile(ctx, dom, from, to)
+	return errno(d.fs.renameFile(ctx, dom, from, to))
 }
 
 // Symlink is not supported: MogileFS has no links.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +55,7 @@ func attrFromEntry(e client.Entry) fileAttr {
 // too (exists == false).
 func (f *FS) stat(ctx context.Context, dom, key string) (fileAttr, error) {
 	return f.attrs.Load(ctx, ck(dom, key), func(ctx context.Context) (fileAttr, error) {
-		fi, err := f.cl.Tracker.FileInfo(ctx, dom, key)
+		fi, err := f.cl.FileInfo(ctx, dom, key)
 		if client.IsCode(err, "unknown_key") {
 			return fileAttr{}, nil
 		}
@@ -64,6 +64,7 @@ func (f *FS) stat(ctx context.Context, dom, key string) (fileAttr, error) {
 		}
 		a := fileAttr{exists: true, fid: fi.FID, size: fi.Length}
 		applyMeta(&a, fi.Meta)
+		f.overlay(dom, key, &a)
 		if a.mtime.IsZero() {
 			a.mtime = f.nodeMtime(ctx, dom, key, fi.FID)
 		}
@@ -71,17 +72,29 @@ func (f *FS) stat(ctx context.Context, dom, key string) (fileAttr, error) {
 	})
 }
 
+// overlay applies what this mount set on a version and the tracker
+// could not store (a tracker without the metadata extension).
+func (f *FS) overlay(dom, key string, a *fileAttr) {
+	if !f.noMeta.Load() {
+		return
+	}
+	if m, ok := f.localMeta.Get(ck(dom, key)); ok && m.fid == a.fid {
+		if !m.mtime.IsZero() {
+			a.mtime = m.mtime
+		}
+		if m.mode != 0 {
+			a.mode = m.mode
+		}
+	}
+}
+
 // nodeMtime asks a storage node when a file was written (for files
 // stored without metadata); the mount's start time when it cannot tell.
 func (f *FS) nodeMtime(ctx context.Context, dom, key string, fid int64) time.Time {
 	paths, err := f.readPaths(ctx, dom, key, fid)
 	if err == nil && len(paths) > 0 {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodHead, paths[0], nil)
-		if resp, err := f.cl.HTTP.Do(req); err == nil {
-			resp.Body.Close()
-			if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-				return t
-			}
+		if t, err := f.cl.Modified(ctx, paths[0]); err == nil {
+			return t
 		}
 	}
 	return f.start
@@ -101,7 +114,7 @@ func (f *FS) readPaths(ctx context.Context, dom, key string, fid int64) ([]strin
 
 // versionPaths asks the tracker for a key's paths and keeps those of fid.
 func (f *FS) versionPaths(ctx context.Context, dom, key string, fid int64, noverify bool) ([]string, error) {
-	paths, err := f.cl.Tracker.GetPaths(ctx, dom, key, noverify)
+	paths, err := f.cl.GetPaths(ctx, dom, key, noverify)
 	if err != nil {
 		if client.IsCode(err, "unknown_key") {
 			return nil, errStale
@@ -131,19 +144,28 @@ func fidOfURL(u string) int64 {
 	return n
 }
 
-// fileNode is one key.
+// fileNode is one file: a name in a domain, and what is open on it.
 type fileNode struct {
-	fs *FS
+	fs  *FS
+	ino uint64 // fixed for the node's life, through renames and rewrites
 
-	mu     sync.Mutex // guards the fields below
-	dom    string
-	key    string
-	writer *writeHandle // the open handle with unsaved changes, if any
-	mode   os.FileMode  // mode given at create, until committed
+	// opMu is held while the file's name changes hands in the cluster:
+	// a commit, a rename, an unlink. A rename or unlink waits for a
+	// commit in flight, and a commit never lands under a name that was
+	// renamed or unlinked meanwhile.
+	opMu sync.Mutex
+
+	mu      sync.Mutex // guards the fields below
+	dom     string
+	key     string
+	writer  *writeHandle          // the handle whose view Attr shows
+	writers map[*writeHandle]bool // open for writing
+	mode    os.FileMode           // mode given at create, until committed
 	// keptFID is the version whose pages the kernel may keep from one
 	// open to the next (0: none). A fid's bytes never change, so while
 	// the key still names the same fid a new open keeps the page cache.
-	keptFID int64
+	keptFID  int64
+	unlinked bool // the name was removed (or replaced) while open
 }
 
 var (
@@ -158,135 +180,260 @@ var (
 	_ fs.NodeRemovexattrer = (*fileNode)(nil)
 )
 
-func (n *fileNode) where() (string, string, *writeHandle) {
+// where returns the node's domain and key.
+func (n *fileNode) where() (string, string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.dom, n.key, n.writer
+	return n.dom, n.key
+}
+
+// view returns the handle whose changes Attr shows, if any.
+func (n *fileNode) view() *writeHandle {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.writer
+}
+
+// addWriter records a handle open for writing.
+func (n *fileNode) addWriter(h *writeHandle) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keptFID = 0 // the next read open drops pages this handle may change
+	if n.writers == nil {
+		n.writers = map[*writeHandle]bool{}
+	}
+	n.writers[h] = true
+	if n.writer == nil {
+		n.writer = h
+	}
+}
+
+// markWriter makes h the handle whose view Attr shows (it just wrote).
+func (n *fileNode) markWriter(h *writeHandle) {
+	n.mu.Lock()
+	n.writer = h
+	n.mu.Unlock()
+}
+
+// removeWriter forgets a released handle.
+func (n *fileNode) removeWriter(h *writeHandle) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.writers, h)
+	if n.writer == h {
+		n.writer = nil
+		for o := range n.writers {
+			n.writer = o
+			break
+		}
+	}
+	last := len(n.writers) == 0
+	n.mu.Unlock()
+	if last {
+		n.clearPending() // a file whose first commit failed is gone
+	}
+	n.mu.Lock()
+}
+
+// isPending reports whether the node was created here and not yet
+// committed.
+func (n *fileNode) isPending() bool {
+	dom, key := n.where()
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	return n.fs.pending[ck(dom, key)] == n
+}
+
+// clearPending records the node's first commit.
+func (n *fileNode) clearPending() {
+	dom, key := n.where()
+	n.fs.mu.Lock()
+	defer n.fs.mu.Unlock()
+	if n.fs.pending[ck(dom, key)] == n {
+		delete(n.fs.pending, ck(dom, key))
+	}
+}
+
+func (n *fileNode) isUnlinked() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.unlinked
 }
 
 // Forget drops the node from the table.
 func (n *fileNode) Forget() {
-	dom, key, _ := n.where()
+	dom, key := n.where()
 	n.fs.forget("f\x00"+ck(dom, key), n)
 }
 
-// Attr describes the file: from an open writer, else from the tracker.
+// attr returns the file's attributes: an open writer's view, else the
+// tracker's answer (cached).
+func (n *fileNode) attr(ctx context.Context) (fileAttr, error) {
+	if w := n.view(); w != nil {
+		return w.attr(), nil
+	}
+	dom, key := n.where()
+	fa, err := n.fs.stat(ctx, dom, key)
+	if err != nil {
+		return fa, err
+	}
+	if !fa.exists {
+		n.mu.Lock()
+		mode := n.mode
+		n.mu.Unlock()
+		if mode == 0 || !n.isPending() {
+			return fa, syscall.ENOENT
+		}
+		fa = fileAttr{exists: true, mode: mode} // created, being written by another handle
+	}
+	return fa, nil
+}
+
+// Attr describes the file.
 func (n *fileNode) Attr(ctx context.Context, a *fuse.Attr) error {
-	dom, key, w := n.where()
-	var fa fileAttr
-	if w != nil {
-		fa = w.attr()
-	} else {
-		var err error
-		if fa, err = n.fs.stat(ctx, dom, key); err != nil {
-			return errno(err)
-		}
-		if !fa.exists {
-			n.mu.Lock()
-			mode := n.mode
-			n.mu.Unlock()
-			if mode == 0 {
-				return fuse.ENOENT
-			}
-			fa = fileAttr{mode: mode} // created, being written by another handle
-		}
+	fa, err := n.attr(ctx)
+	if err != nil {
+		return errno(err)
 	}
-	a.Inode = uint64(fa.fid)
-	if a.Inode == 0 {
-		a.Inode = dirInode(dom, key) &^ (1 << 63)
-	}
+	n.fs.fillAttr(a, n, fa)
+	return nil
+}
+
+// fillAttr fills a kernel attribute record of a file.
+func (f *FS) fillAttr(a *fuse.Attr, n *fileNode, fa fileAttr) {
+	a.Inode = n.ino
 	a.Size = uint64(fa.size)
 	a.Blocks = (a.Size + 511) / 512
 	a.BlockSize = 1 << 20
 	a.Mode = fa.mode
 	if a.Mode == 0 {
-		a.Mode = n.fs.cfg.FileMode
+		a.Mode = f.cfg.FileMode
 	}
 	a.Mtime = fa.mtime
 	if a.Mtime.IsZero() {
-		a.Mtime = n.fs.start
+		a.Mtime = f.start
 	}
 	a.Ctime, a.Atime = a.Mtime, a.Mtime
 	a.Nlink = 1
-	a.Uid, a.Gid = n.fs.cfg.UID, n.fs.cfg.GID
-	a.Valid = n.fs.cfg.KernelTTL
-	return nil
+	if n.isUnlinked() {
+		a.Nlink = 0
+	}
+	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
+	a.Valid = f.cfg.KernelTTL
+}
+
+// openRead returns a read handle of the file's current version.
+func (n *fileNode) openRead(ctx context.Context) (*readHandle, bool, error) {
+	dom, key := n.where()
+	for try := 0; ; try++ {
+		a, err := n.fs.stat(ctx, dom, key)
+		if err != nil {
+			return nil, false, err
+		}
+		if !a.exists {
+			if n.isPending() {
+				return nil, false, syscall.EBUSY // being written, not committed yet
+			}
+			return nil, false, syscall.ENOENT
+		}
+		// Resolve the copies now, so that a version replaced since
+		// the attributes were cached is noticed before reading.
+		_, err = n.fs.readPaths(ctx, dom, key, a.fid)
+		if err == errStale && try == 0 {
+			n.fs.attrs.Remove(ck(dom, key))
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		n.mu.Lock()
+		keep := a.fid != 0 && a.fid == n.keptFID
+		n.keptFID = a.fid
+		n.mu.Unlock()
+		return newReadHandle(n, a), keep, nil
+	}
 }
 
 // Open returns a read handle, or a write handle for O_WRONLY/O_RDWR.
 func (n *fileNode) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.OpenResponse) (fs.Handle, error) {
 	if req.Flags.IsReadOnly() {
-		dom, key, _ := n.where()
-		for try := 0; ; try++ {
-			a, err := n.fs.stat(ctx, dom, key)
-			if err != nil {
-				return nil, errno(err)
-			}
-			if !a.exists {
-				return nil, fuse.ENOENT
-			}
-			// Resolve the copies now, so that a version replaced since
-			// the attributes were cached is noticed before reading.
-			_, err = n.fs.readPaths(ctx, dom, key, a.fid)
-			if err == errStale && try == 0 {
-				n.fs.attrs.Remove(ck(dom, key))
-				continue
-			}
-			if err != nil {
-				return nil, errno(err)
-			}
-			n.mu.Lock()
-			if a.fid != 0 && a.fid == n.keptFID {
-				resp.Flags |= fuse.OpenKeepCache
-			}
-			n.keptFID = a.fid
-			n.mu.Unlock()
-			return newReadHandle(n, a), nil
+		h, keep, err := n.openRead(ctx)
+		if err != nil {
+			return nil, errno(err)
 		}
+		if keep {
+			resp.Flags |= fuse.OpenKeepCache
+		}
+		return h, nil
 	}
 	if n.fs.cfg.ReadOnly {
 		return nil, fuse.Errno(syscall.EROFS)
 	}
-	return newWriteHandle(n, req.Flags&fuse.OpenTruncate != 0), nil
+	h, err := newWriteHandle(ctx, n, req.Flags&fuse.OpenTruncate != 0)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return h, nil
 }
 
-// Setattr: size truncates; mode and mtime are stored as metadata;
-// owners are accepted and not stored.
-func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
-	dom, key, w := n.where()
-	if n.fs.cfg.ReadOnly && req.Valid&(fuse.SetattrSize|fuse.SetattrMode|fuse.SetattrMtime) != 0 {
-		return fuse.Errno(syscall.EROFS)
-	}
-	if req.Valid.Size() {
-		if w == nil {
+// setattr applies a truncate, chmod or utimes: the size through a write
+// handle, mode and mtime as metadata (with the content when a writer
+// has changes to commit).
+func (n *fileNode) setattr(ctx context.Context, size *int64, mode os.FileMode, mtime time.Time) error {
+	if size != nil {
+		if w := n.view(); w != nil {
+			if err := w.truncate(ctx, *size); err != nil {
+				return err
+			}
+		} else {
 			// truncate(2) on a file nobody has open for writing.
-			h := newWriteHandle(n, req.Size == 0)
-			err := h.truncate(ctx, int64(req.Size))
+			h, err := newWriteHandle(ctx, n, *size == 0)
+			if err != nil {
+				return err
+			}
+			err = h.truncate(ctx, *size)
 			if err == nil {
 				err = h.commit(ctx)
 			}
 			h.release()
 			if err != nil {
-				return errno(err)
+				return err
 			}
-		} else if err := w.truncate(ctx, int64(req.Size)); err != nil {
-			return errno(err)
 		}
 	}
-	if req.Valid.Mode() || req.Valid.Mtime() {
-		var mode os.FileMode
-		var mtime time.Time
-		if req.Valid.Mode() {
-			mode = req.Mode.Perm()
-		}
-		if req.Valid.Mtime() {
-			mtime = req.Mtime
-		}
-		if _, _, w = n.where(); w != nil && w.setMeta(mode, mtime) {
-			// Saved with the content when the writer commits.
-		} else if err := n.fs.setMeta(ctx, dom, key, mode, mtime); err != nil {
-			return errno(err)
-		}
+	if mode == 0 && mtime.IsZero() {
+		return nil
+	}
+	if w := n.view(); w != nil && w.setMeta(mode, mtime) {
+		return nil // saved with the content when the writer commits
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	dom, key := n.where()
+	return n.fs.setMeta(ctx, dom, key, mode, mtime)
+}
+
+// Setattr: size truncates; mode and mtime are stored as metadata;
+// owners are accepted and not stored.
+func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	if n.fs.cfg.ReadOnly && req.Valid&(fuse.SetattrSize|fuse.SetattrMode|fuse.SetattrMtime) != 0 {
+		return fuse.Errno(syscall.EROFS)
+	}
+	var size *int64
+	if req.Valid.Size() {
+		s := int64(req.Size)
+		size = &s
+	}
+	var mode os.FileMode
+	var mtime time.Time
+	if req.Valid.Mode() {
+		mode = req.Mode.Perm()
+	}
+	if req.Valid.Mtime() {
+		mtime = req.Mtime
+	}
+	if err := n.setattr(ctx, size, mode, mtime); err != nil {
+		return errno(err)
 	}
 	return n.Attr(ctx, &resp.Attr)
 }
@@ -298,7 +445,7 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 		return err
 	}
 	if !a.exists {
-		return fuse.ENOENT
+		return syscall.ENOENT
 	}
 	if mode != 0 {
 		a.mode = mode
@@ -314,7 +461,7 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 		meta["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)
 	}
 	if !f.noMeta.Load() {
-		err := f.cl.Tracker.SetMeta(ctx, dom, key, meta)
+		err := f.cl.SetMeta(ctx, dom, key, meta)
 		switch {
 		case client.IsCode(err, "unknown_command"):
 			f.noMeta.Store(true)
@@ -323,14 +470,27 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 			return err
 		}
 	}
-	f.attrs.Add(ck(dom, key), a)
+	f.noteAttr(dom, key, a)
 	return nil
 }
 
-// Fsync commits unsaved changes and waits for the tracker to take them.
+// Fsync commits unsaved changes and waits for the tracker to take them;
+// an earlier failure to save is reported here too.
 func (n *fileNode) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
-	if _, _, w := n.where(); w != nil {
-		return errno(w.commit(ctx))
+	return errno(n.fsync(ctx))
+}
+
+func (n *fileNode) fsync(ctx context.Context) error {
+	n.mu.Lock()
+	hs := make([]*writeHandle, 0, len(n.writers))
+	for h := range n.writers {
+		hs = append(hs, h)
+	}
+	n.mu.Unlock()
+	for _, h := range hs {
+		if err := h.commit(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -351,11 +511,11 @@ func (n *fileNode) Listxattr(ctx context.Context, req *fuse.ListxattrRequest, re
 
 // Getxattr reads class, checksum, fid or devcount from file_info.
 func (n *fileNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {
-	dom, key, _ := n.where()
+	dom, key := n.where()
 	if !strings.HasPrefix(req.Name, "user.mogilefs.") {
 		return fuse.ErrNoXattr
 	}
-	fi, err := n.fs.cl.Tracker.FileInfo(ctx, dom, key)
+	fi, err := n.fs.cl.FileInfo(ctx, dom, key)
 	if err != nil {
 		return errno(err)
 	}
@@ -387,8 +547,8 @@ func (n *fileNode) Setxattr(ctx context.Context, req *fuse.SetxattrRequest) erro
 	if n.fs.cfg.ReadOnly {
 		return fuse.Errno(syscall.EROFS)
 	}
-	dom, key, _ := n.where()
-	return errno(n.fs.cl.Tracker.UpdateClass(ctx, dom, key, string(req.Xattr)))
+	dom, key := n.where()
+	return errno(n.fs.cl.UpdateClass(ctx, dom, key, string(req.Xattr)))
 }
 
 // Removexattr is not supported.
@@ -396,62 +556,131 @@ func (n *fileNode) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest
 	return fuse.Errno(syscall.ENOTSUP)
 }
 
-// renameFile renames a key; an existing target is replaced: it is first
-// moved aside to a tombstone key, then the source takes its name, then
-// the tombstone is deleted (or moved back if the second step fails).
+// lockNames takes the operation locks of the nodes known for keys, in
+// key order, and returns them with the function that releases them.
+func (f *FS) lockNames(dom string, keys ...string) ([]*fileNode, func()) {
+	sort.Strings(keys)
+	var ns []*fileNode
+	for i, k := range keys {
+		if i > 0 && k == keys[i-1] {
+			continue
+		}
+		if n := f.knownFile(dom, k); n != nil {
+			n.opMu.Lock()
+			ns = append(ns, n)
+		}
+	}
+	return ns, func() {
+		for _, n := range ns {
+			n.opMu.Unlock()
+		}
+	}
+}
+
+// unlink removes a file's name. POSIX: the name is gone at once; handles
+// open on it keep working, and nothing is committed under the name
+// afterwards.
+func (f *FS) unlink(ctx context.Context, dom, key string) error {
+	ns, unlock := f.lockNames(dom, key)
+	defer unlock()
+	var n *fileNode
+	if len(ns) > 0 {
+		n = ns[0]
+	}
+	err := f.cl.Delete(ctx, dom, key)
+	if client.IsCode(err, "unknown_key") && n != nil && n.isPending() {
+		err = nil // created here and never committed
+	}
+	if err != nil {
+		return err
+	}
+	if n != nil {
+		f.detach(n)
+	}
+	f.noteRemoved(dom, key)
+	return nil
+}
+
+// replacedPrefix starts the names of files moved aside while a rename
+// replaces them on a tracker that cannot rename over a key; listings
+// never show them.
+const replacedPrefix = ".mogmount-replaced-"
+
+// renameFile renames a key; an existing target is replaced (POSIX). The
+// target's open handles see an unlinked file. On a tracker that refuses
+// to rename over a key, the target is first moved aside to a hidden
+// key, then the source takes its name, then the moved-aside one is
+// deleted (or moved back if the second step fails).
 func (f *FS) renameFile(ctx context.Context, dom, from, to string) error {
-	f.mu.Lock()
-	p, pending := f.pending[ck(dom, from)]
-	f.mu.Unlock()
-	if pending {
-		// Not committed yet: it will be saved under the new name.
+	_, unlock := f.lockNames(dom, from, to)
+	defer unlock()
+	src, dst := f.knownFile(dom, from), f.knownFile(dom, to)
+	if src != nil && src.isPending() {
+		// Not committed yet: it will be saved under the new name; what
+		// the name held is replaced then.
+		if dst != nil && dst != src {
+			f.detach(dst)
+		}
 		f.mu.Lock()
 		delete(f.pending, ck(dom, from))
-		f.pending[ck(dom, to)] = p
+		f.pending[ck(dom, to)] = src
 		f.mu.Unlock()
 		f.renameNodes(dom, from, to, false)
+		f.noteRemoved(dom, from)
+		f.invalidateName(dom, to)
 		return nil
 	}
-	err := f.cl.Tracker.Rename(ctx, dom, from, to)
+	err := f.cl.Rename(ctx, dom, from, to)
 	if client.IsCode(err, "key_exists") {
 		var rnd [6]byte
 		rand.Read(rnd[:])
-		tomb := parentOf(to) + ".mogmount-replaced-" + hex.EncodeToString(rnd[:])
-		if err = f.cl.Tracker.Rename(ctx, dom, to, tomb); err != nil {
-			return errno(err)
+		tomb := parentOf(to) + replacedPrefix + hex.EncodeToString(rnd[:])
+		if err = f.cl.Rename(ctx, dom, to, tomb); err != nil {
+			return err
 		}
-		if err = f.cl.Tracker.Rename(ctx, dom, from, to); err != nil {
-			if rerr := f.cl.Tracker.Rename(context.WithoutCancel(ctx), dom, tomb, to); rerr != nil {
+		if err = f.cl.Rename(ctx, dom, from, to); err != nil {
+			if rerr := f.cl.Rename(context.WithoutCancel(ctx), dom, tomb, to); rerr != nil {
 				f.log.Error("fusefs: rename failed and the replaced file could not be put back", "domain", dom, "key", to, "saved_as", tomb, "err", rerr)
 			}
-			return errno(err)
+			return err
 		}
-		if derr := f.cl.Tracker.Delete(context.WithoutCancel(ctx), dom, tomb); derr != nil {
+		if derr := f.cl.Delete(context.WithoutCancel(ctx), dom, tomb); derr != nil {
 			f.log.Warn("fusefs: could not delete a replaced file", "domain", dom, "key", tomb, "err", derr)
 		}
 	}
 	if err != nil {
-		return errno(err)
+		return err
 	}
+	if dst != nil && dst != src {
+		f.detach(dst)
+	}
+	a, known := f.attrs.Get(ck(dom, from))
 	f.renameNodes(dom, from, to, false)
+	f.noteRemoved(dom, from)
+	if known && a.exists {
+		f.noteAttr(dom, to, a)
+		f.localMeta.Remove(ck(dom, from))
+	} else {
+		f.invalidateName(dom, to)
+	}
 	return nil
 }
 
 // renameDir renames every key below from to below to.
 func (f *FS) renameDir(ctx context.Context, dom, from, to string) error {
 	if strings.HasPrefix(to, from) {
-		return fuse.Errno(syscall.EINVAL) // into itself
+		return syscall.EINVAL // into itself
 	}
 	var keys []string
 	after := ""
 	for {
-		ks, next, err := f.cl.Tracker.ListKeys(ctx, dom, from, after, 1000)
+		ks, next, err := f.cl.ListKeys(ctx, dom, from, after, 1000)
 		if err != nil {
-			return errno(err)
+			return err
 		}
 		keys = append(keys, ks...)
 		if len(keys) > f.cfg.RenameDirLimit {
-			return fuse.Errno(syscall.EXDEV)
+			return syscall.EXDEV
 		}
 		if len(ks) < 1000 {
 			break
@@ -459,28 +688,36 @@ func (f *FS) renameDir(ctx context.Context, dom, from, to string) error {
 		after = next
 	}
 	// The target may exist only if empty.
-	page, err := f.cl.Tracker.ListDir(ctx, dom, to, "", 2)
+	page, err := f.cl.ListDir(ctx, dom, to, "", 2)
 	if err != nil {
-		return errno(err)
+		return err
 	}
 	for _, e := range page.Entries {
 		if e.Name != to {
-			return fuse.Errno(syscall.ENOTEMPTY)
+			return syscall.ENOTEMPTY
 		}
-		if err := f.cl.Tracker.Delete(ctx, dom, to); err != nil && !client.IsCode(err, "unknown_key") {
-			return errno(err)
+		if err := f.cl.Delete(ctx, dom, to); err != nil && !client.IsCode(err, "unknown_key") {
+			return err
 		}
 	}
 	for _, k := range keys {
 		nk := to + k[len(from):]
-		if err := f.cl.Tracker.Rename(ctx, dom, k, nk); err != nil {
-			return errno(err)
+		if err := f.cl.Rename(ctx, dom, k, nk); err != nil {
+			return err
 		}
 		f.attrs.Remove(ck(dom, k))
 		f.attrs.Remove(ck(dom, nk))
 	}
 	f.dirs.RemovePrefix(ck(dom, from))
 	f.dirs.RemovePrefix(ck(dom, to))
+	f.invalidateDir(dom, parentOf(from))
+	f.invalidateDir(dom, parentOf(to))
 	f.renameNodes(dom, from, to, true)
 	return nil
+}
+
+// name returns the node's key (for logs).
+func (n *fileNode) name() string {
+	_, key := n.where()
+	return key
 }

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +40,7 @@ const (
 	DefaultCacheSize      = 200000
 	DefaultSpoolLimit     = 10 << 30
 	DefaultRenameDirLimit = 1000
+	DefaultStallTimeout   = 60 * time.Second
 	// DefaultGCPercent is the garbage collector target mogmount runs
 	// with: bazil.org/fuse allocates two buffers per read request, so
 	// with Go's default (100) streaming spends a tenth of its CPU
@@ -54,8 +54,12 @@ const (
 
 // Config configures a mount. Zero values mean the defaults.
 type Config struct {
-	// Client talks to the trackers and storage nodes. Required.
+	// Client talks to the trackers and storage nodes; required unless
+	// Cluster is set.
 	Client *client.Client
+	// Cluster, when set, is used instead of Client (tests set an
+	// in-memory one).
+	Cluster Cluster
 	// Class is the class of new files ("" = the domain's default).
 	Class string
 	// ReadOnly refuses every change with EROFS.
@@ -79,6 +83,10 @@ type Config struct {
 	// RenameDirLimit is the most keys a directory rename moves; larger
 	// trees answer EXDEV so that mv copies instead (default 1000).
 	RenameDirLimit int
+	// StallTimeout is how long an upload may wait for a storage node to
+	// take bytes (or to answer after the last) before it fails (default
+	// 60 s); the bytes still in the spool are then saved elsewhere.
+	StallTimeout time.Duration
 	// Logger receives the mount's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -92,7 +100,7 @@ type Stats struct {
 // FS is a mounted view of a cluster.
 type FS struct {
 	cfg   Config
-	cl    *client.Client
+	cl    Cluster
 	log   *slog.Logger
 	start time.Time
 
@@ -102,6 +110,14 @@ type FS struct {
 	paths   *cache.TTL[[]string] // "dom\x00key\x00fid" -> read URLs
 	domains *cache.TTL[[]string] // "" -> domain names
 	statfs  *cache.TTL[fuse.StatfsResponse]
+	// removed holds the keys this mount removed lately: a listing read
+	// from a lagging tracker or replica does not bring them back.
+	removed *cache.TTL[bool]
+	// localMeta keeps mtime and mode set on versions a tracker without
+	// the metadata extension could not store, while mounted.
+	localMeta *cache.TTL[localMeta]
+	// failedDests holds devices uploads failed on lately.
+	failedDests *cache.TTL[bool]
 
 	mu      sync.Mutex           // guards nodes and pending
 	nodes   map[string]fs.Node   // node id -> node, so one path is one node
@@ -120,8 +136,14 @@ var (
 
 // New returns a file system over cfg.Client.
 func New(cfg Config) (*FS, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("fusefs: no client")
+	if cfg.Cluster == nil {
+		if cfg.Client == nil {
+			return nil, errors.New("fusefs: no client")
+		}
+		cfg.Cluster = ClientCluster{C: cfg.Client}
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	if cfg.FileMode == 0 {
 		cfg.FileMode = 0o644
@@ -154,13 +176,17 @@ func New(cfg Config) (*FS, error) {
 		return nil, err
 	}
 	return &FS{
-		cfg: cfg, cl: cfg.Client, log: cfg.Logger, start: time.Now(),
+		cfg: cfg, cl: cfg.Cluster, log: cfg.Logger, start: time.Now(),
 		attrs:   cache.New[fileAttr](cfg.CacheSize, cfg.CacheTTL),
 		dirs:    cache.New[*listing](cfg.CacheSize/10+16, cfg.CacheTTL),
 		bigDirs: cache.New[bool](cfg.CacheSize/10+16, cfg.CacheTTL),
 		paths:   cache.New[[]string](cfg.CacheSize, 30*time.Second),
 		domains: cache.New[[]string](1, cfg.CacheTTL),
 		statfs:  cache.New[fuse.StatfsResponse](1, 10*time.Second),
+		removed: cache.New[bool](cfg.CacheSize, cfg.CacheTTL),
+		// Entries live as long as the mount, bounded by size.
+		localMeta:   cache.New[localMeta](cfg.CacheSize, 0),
+		failedDests: cache.New[bool](1024, 30*time.Second),
 		nodes:   map[string]fs.Node{},
 		pending: map[string]*fileNode{},
 	}, nil
@@ -202,9 +228,38 @@ func (f *FS) fileNode(dom, key string) *fileNode {
 	if n, ok := f.nodes[id].(*fileNode); ok {
 		return n
 	}
-	n := &fileNode{fs: f, dom: dom, key: key}
+	n := &fileNode{fs: f, dom: dom, key: key, ino: fileInode(dom, key)}
 	f.nodes[id] = n
 	return n
+}
+
+// knownFile returns the node of a file if there is one.
+func (f *FS) knownFile(dom, key string) *fileNode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, ok := f.pending[ck(dom, key)]; ok {
+		return n
+	}
+	n, _ := f.nodes["f\x00"+ck(dom, key)].(*fileNode)
+	return n
+}
+
+// detach separates a node from its name, which was unlinked or replaced:
+// its open handles keep working and commit nothing; a new file of the
+// same name gets a new node.
+func (f *FS) detach(n *fileNode) {
+	n.mu.Lock()
+	n.unlinked = true
+	dom, key := n.dom, n.key
+	n.mu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pending[ck(dom, key)] == n {
+		delete(f.pending, ck(dom, key))
+	}
+	if f.nodes["f\x00"+ck(dom, key)] == n {
+		delete(f.nodes, "f\x00"+ck(dom, key))
+	}
 }
 
 // forget drops a node from the table when the kernel forgets it.
@@ -244,22 +299,75 @@ func (f *FS) renameNodes(dom, oldKey, newKey string, dir bool) {
 	}
 }
 
-// inode numbers: files use their fid; directories a hash with the top
-// bit set, so the two never collide.
+// Inode numbers are hashes of names: a file's is its domain and key's
+// with the top bit clear, taken when its node is made and kept through
+// renames and rewrites (a fid changes on every rewrite); a directory's
+// has the top bit set, so the two never collide.
+func fileInode(dom, key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(dom + "\x00" + key))
+	if n := h.Sum64() &^ (1 << 63); n > 1 {
+		return n
+	}
+	return 2
+}
+
 func dirInode(dom, prefix string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(dom + "\x00" + prefix))
 	return h.Sum64() | 1<<63
 }
 
-// noteCommitted records a file this mount committed in its directory's
-// cached listing, which stays valid (a later lookup of the next new name
-// in the directory is answered from it).
-func (f *FS) noteCommitted(dom, key string, a fileAttr) {
+// localMeta is mtime and mode set on one version through this mount.
+type localMeta struct {
+	fid   int64
+	mtime time.Time
+	mode  os.FileMode
+}
+
+// committed records a version this mount just saved.
+func (f *FS) committed(dom, key string, a fileAttr, meta map[string]string) {
+	f.removed.Remove(ck(dom, key))
+	if f.noMeta.Load() {
+		f.localMeta.Add(ck(dom, key), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode})
+	}
+	f.noteAttr(dom, key, a)
+}
+
+// noteAttr records new attributes of a file in the attribute cache and
+// in its directory's cached listing, which stays valid (a later lookup
+// of the next new name in the directory is answered from it). A fill of
+// either that is in flight is not cached: it may predate the change.
+func (f *FS) noteAttr(dom, key string, a fileAttr) {
+	if f.noMeta.Load() && a.fid != 0 {
+		f.localMeta.Add(ck(dom, key), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode})
+	}
+	f.attrs.Add(ck(dom, key), a)
 	parent := parentOf(key)
 	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
 		l.putFile(key[len(parent):], a)
+	} else {
+		f.dirs.Remove(ck(dom, parent))
 	}
+}
+
+// noteRemoved records that a key was removed by this mount.
+func (f *FS) noteRemoved(dom, key string) {
+	f.removed.Add(ck(dom, key), true)
+	f.attrs.Add(ck(dom, key), fileAttr{})
+	parent := parentOf(key)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		l.removeFile(key[len(parent):])
+	} else {
+		f.dirs.Remove(ck(dom, parent))
+	}
+}
+
+// invalidateName forgets what is cached of a key and its directory.
+func (f *FS) invalidateName(dom, key string) {
+	f.removed.Remove(ck(dom, key))
+	f.attrs.Remove(ck(dom, key))
+	f.invalidateDir(dom, parentOf(key))
 }
 
 // invalidateDir forgets the cached listing of a directory.
@@ -278,18 +386,9 @@ func parentOf(key string) string {
 // Statfs reports the cluster's space: the sum over devices not dead.
 func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.StatfsResponse) error {
 	r, err := f.statfs.Load(ctx, "", func(ctx context.Context) (fuse.StatfsResponse, error) {
-		reply, err := f.cl.Tracker.Do(ctx, "get_devices", nil)
+		total, used, err := f.cl.Space(ctx)
 		if err != nil {
 			return fuse.StatfsResponse{}, err
-		}
-		var total, used int64
-		for _, d := range client.Records(reply, "devices", "dev") {
-			if d["status"] == "dead" {
-				continue
-			}
-			t, _ := strconv.ParseInt(d["mb_total"], 10, 64)
-			u, _ := strconv.ParseInt(d["mb_used"], 10, 64)
-			total, used = total+t, used+u
 		}
 		const bsize = 4096
 		return fuse.StatfsResponse{

@@ -7,8 +7,6 @@ import (
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
-
-	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
 // block is a piece of a file read from a storage node ahead of the
@@ -49,7 +47,7 @@ type readHandle struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex // guards the fields below
-	rd     *client.Reader
+	rd     io.ReadCloser
 	stop   context.CancelFunc // ends rd's stream
 	pos    int64              // offset of the next byte rd yields
 	stash  []block            // bytes read past, oldest first
@@ -62,7 +60,7 @@ var (
 )
 
 func newReadHandle(n *fileNode, a fileAttr) *readHandle {
-	dom, key, _ := n.where()
+	dom, key := n.where()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &readHandle{n: n, dom: dom, key: key, attr: a, ctx: ctx, cancel: cancel}
 }
@@ -174,9 +172,10 @@ func (h *readHandle) reopen(ctx context.Context, off int64) error {
 		return err
 	}
 	sctx, stop := context.WithCancel(h.ctx)
-	rd := h.n.fs.cl.NewReader(sctx, paths, off, h.attr.size)
 	dom, key, fid := h.dom, h.key, h.attr.fid
-	rd.Refresh = func(ctx context.Context) ([]string, error) { return h.n.fs.versionPaths(ctx, dom, key, fid, false) }
+	rd := h.n.fs.cl.OpenRange(sctx, paths, off, h.attr.size, func(ctx context.Context) ([]string, error) {
+		return h.n.fs.versionPaths(ctx, dom, key, fid, false)
+	})
 	h.rd, h.stop, h.pos = rd, stop, off
 	return nil
 }
@@ -192,6 +191,11 @@ func (h *readHandle) closeStream() {
 
 // Release closes the stream.
 func (h *readHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
+	h.release()
+	return nil
+}
+
+func (h *readHandle) release() {
 	h.cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -200,5 +204,4 @@ func (h *readHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) erro
 		putBlock(b.data)
 	}
 	h.stash, h.stashN = nil, 0
-	return nil
 }

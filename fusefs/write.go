@@ -10,24 +10,46 @@ import (
 	"syscall"
 	"time"
 
-	"bazil.org/fuse"
-	"bazil.org/fuse/fs"
-
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
-// stream is an upload in progress: a chunked PUT fed by a pipe.
+// The upload state machine of a handle open for writing, free of FUSE.
+//
+// A new or truncated file written in order streams to a storage node as
+// it is written (a chunked PUT fed by a pipe), and every byte also goes
+// to a local spool file while the spool limit allows: the replay copy.
+// Anything else (a write out of order, an overwrite, a truncate to a
+// size, a read) makes the spool the only copy and drops the stream. On
+// commit (the first flush or fsync with changes) the stream is closed
+// and create_close'd; when the stream or its commit failed and the spool
+// holds every byte, the spool is uploaded instead, to another
+// destination. Changes that could not be saved make the handle failed:
+// every later write, flush and fsync returns the error, so the program
+// hears of it at close() at the latest.
+
+// errStalled: the storage node took no bytes for StallTimeout.
+var errStalled = errors.New("the storage node stopped taking bytes")
+
+// stream is an upload in progress: a PUT fed by a pipe.
 type stream struct {
 	open    client.OpenResult
+	dest    client.Dest
 	pw      *io.PipeWriter
 	written int64
-	done    chan error // the PUT's result
+	closed  bool // the body is complete: no more writes
+	cancel  context.CancelCauseFunc // ends the PUT
+	done    chan struct{}           // closed when the PUT returned
+	err     error                   // the PUT's result, once done
 }
 
-// writeHandle holds changes to a file until they are committed (on the
-// first flush or fsync with changes): either streaming to a storage node
-// (new or truncated file, written in order) or in a spool file.
+// wait returns the PUT's result (any number of times).
+func (s *stream) wait() error {
+	<-s.done
+	return s.err
+}
+
+// writeHandle holds changes to a file until they are committed.
 type writeHandle struct {
 	n *fileNode
 
@@ -36,37 +58,42 @@ type writeHandle struct {
 	fresh    bool       // content starts empty (create or O_TRUNC)
 	st       *stream
 	spool    *os.File
+	complete bool  // the spool holds the whole current content
 	reserved int64 // spool bytes counted against SpoolLimit
 	size     int64
 	mtime    time.Time   // set by utimes while open; zero = time of commit
 	mode     os.FileMode // set by chmod while open
 	reader   *readHandle // reads of unchanged content
+	failed   error       // changes lost: returned by every later call
 	released bool
 }
 
-var (
-	_ fs.HandleWriter   = (*writeHandle)(nil)
-	_ fs.HandleReader   = (*writeHandle)(nil)
-	_ fs.HandleFlusher  = (*writeHandle)(nil)
-	_ fs.HandleReleaser = (*writeHandle)(nil)
-)
-
-func newWriteHandle(n *fileNode, fresh bool) *writeHandle {
-	h := &writeHandle{n: n, fresh: fresh, dirty: fresh}
+// newWriteHandle returns a handle open for writing n. A file opened
+// without O_TRUNC starts from its committed content, whose attributes
+// must be known: a tracker error fails the open rather than shrinking
+// the file on commit.
+func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle, error) {
+	h := &writeHandle{n: n, fresh: fresh, dirty: fresh, complete: fresh}
 	n.mu.Lock()
-	n.keptFID = 0 // the next read open drops pages this handle may change
 	h.mode = n.mode
-	if n.writer == nil {
-		n.writer = h
-	}
 	n.mu.Unlock()
 	if !fresh {
-		dom, key, _ := n.where()
-		if a, err := n.fs.stat(context.Background(), dom, key); err == nil {
-			h.size, h.mode = a.size, a.mode
+		dom, key := n.where()
+		a, err := n.fs.stat(ctx, dom, key)
+		if err != nil {
+			return nil, err
+		}
+		if a.exists {
+			h.size, h.mode, h.mtime = a.size, a.mode, time.Time{}
+		} else if !n.isPending() {
+			return nil, syscall.ENOENT
+		} else {
+			// Created and not yet committed by another handle: empty.
+			h.fresh, h.complete = true, true
 		}
 	}
-	return h
+	n.addWriter(h)
+	return h, nil
 }
 
 // attr is what the file looks like through this handle.
@@ -78,6 +105,13 @@ func (h *writeHandle) attr() fileAttr {
 		a.mtime = time.Now()
 	}
 	return a
+}
+
+// hasChanges reports whether the handle holds uncommitted changes.
+func (h *writeHandle) hasChanges() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dirty
 }
 
 // setMeta records chmod/utimes for the next commit; false when there is
@@ -97,35 +131,27 @@ func (h *writeHandle) setMeta(mode os.FileMode, mtime time.Time) bool {
 	return true
 }
 
-// Write takes bytes at an offset: appended to the stream when they
+// write takes bytes at an offset: appended to the stream when they
 // follow it, else into the spool.
-func (h *writeHandle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
-	h.n.fs.Stats.Writes.Add(1)
+func (h *writeHandle) write(ctx context.Context, data []byte, off int64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := h.write(ctx, req.Data, req.Offset); err != nil {
-		return errno(err)
-	}
-	resp.Size = len(req.Data)
-	h.n.fs.Stats.BytesWritten.Add(int64(len(req.Data)))
-	return nil
+	return h.writeLocked(ctx, data, off)
 }
 
-func (h *writeHandle) write(ctx context.Context, data []byte, off int64) error {
+func (h *writeHandle) writeLocked(ctx context.Context, data []byte, off int64) error {
+	if h.failed != nil {
+		return h.failed
+	}
 	h.dirty = true
-	h.claim()
-	if h.spool == nil && h.fresh && (h.st == nil && off == 0 || h.st != nil && off == h.st.written) {
+	h.n.markWriter(h)
+	if h.st != nil && !h.st.closed && off == h.st.written || h.st == nil && h.spool == nil && h.fresh && off == 0 {
 		if h.st == nil {
 			if err := h.startStream(ctx); err != nil {
 				return err
 			}
 		}
-		if _, err := h.st.pw.Write(data); err != nil {
-			return fmt.Errorf("fusefs: upload of %s failed: %w", h.n.key, err)
-		}
-		h.st.written += int64(len(data))
-		h.size = max(h.size, h.st.written)
-		return nil
+		return h.streamWrite(ctx, data)
 	}
 	if err := h.toSpool(ctx); err != nil {
 		return err
@@ -140,48 +166,120 @@ func (h *writeHandle) write(ctx context.Context, data []byte, off int64) error {
 	return nil
 }
 
-// claim makes this handle the node's writer.
-func (h *writeHandle) claim() {
-	h.n.mu.Lock()
-	h.n.writer = h
-	h.n.mu.Unlock()
+// streamWrite appends data to the stream and to the replay spool. A
+// stream that fails is dropped: the spool, when complete, carries on.
+func (h *writeHandle) streamWrite(ctx context.Context, data []byte) error {
+	st := h.st
+	if h.complete {
+		if err := h.tee(data, st.written); err != nil {
+			h.dropSpool()
+		}
+	}
+	stall := time.AfterFunc(h.n.fs.cfg.StallTimeout, func() { st.cancel(errStalled) })
+	unwatch := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+	_, err := st.pw.Write(data)
+	unwatch()
+	stall.Stop()
+	if err == nil {
+		st.written += int64(len(data))
+		h.size = max(h.size, st.written)
+		return nil
+	}
+	end := st.written + int64(len(data))
+	err = fmt.Errorf("upload of %s to %s: %w", h.n.name(), st.dest.Path, st.wait())
+	h.n.fs.noteFailedDest(st.dest.Devid)
+	h.abandonStream()
+	if h.complete {
+		// The spool has every byte, this write's included: it is
+		// uploaded elsewhere at commit.
+		h.n.fs.log.Warn("fusefs: streaming upload failed; the file will be saved from its spool", "key", h.n.name(), "err", err)
+		h.size = max(h.size, end)
+		return nil
+	}
+	h.failed = err
+	return err
+}
+
+// tee copies streamed bytes into the spool while the limit allows.
+func (h *writeHandle) tee(data []byte, off int64) error {
+	if h.spool == nil {
+		f, err := h.n.fs.newSpool()
+		if err != nil {
+			return err
+		}
+		h.spool = f
+	}
+	if err := h.reserve(off + int64(len(data))); err != nil {
+		return err
+	}
+	_, err := h.spool.WriteAt(data, off)
+	return err
+}
+
+// dropSpool forgets a replay spool that could not be kept.
+func (h *writeHandle) dropSpool() {
+	if h.spool != nil {
+		h.spool.Close()
+		h.spool = nil
+	}
+	h.complete = false
+	h.n.fs.spoolUsed.Add(-h.reserved)
+	h.reserved = 0
 }
 
 // startStream opens an upload and starts its PUT.
 func (h *writeHandle) startStream(ctx context.Context) error {
-	dom, key, _ := h.n.where()
-	open, err := h.n.fs.cl.Tracker.CreateOpen(ctx, dom, key, h.n.fs.cfg.Class, -1)
+	dom, key := h.n.where()
+	open, err := h.n.fs.cl.CreateOpen(ctx, dom, key, h.n.fs.cfg.Class, -1)
 	if err != nil {
 		return err
 	}
+	dests := h.n.fs.orderDests(open.Dests)
 	pr, pw := io.Pipe()
-	st := &stream{open: open, pw: pw, done: make(chan error, 1)}
+	pctx, cancel := context.WithCancelCause(context.Background())
+	st := &stream{open: open, dest: dests[0], pw: pw, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		err := h.n.fs.cl.PutFile(context.Background(), open.Dests[0].Path, pr, -1)
+		err := h.n.fs.cl.Put(pctx, st.dest.Path, pr, -1)
+		if err != nil && context.Cause(pctx) != nil && !errors.Is(err, context.Cause(pctx)) {
+			err = fmt.Errorf("%w (%w)", context.Cause(pctx), err)
+		}
 		pr.CloseWithError(err)
-		st.done <- err
+		st.err = err
+		close(st.done)
+		cancel(nil)
 	}()
 	h.st = st
 	return nil
 }
 
-// finishStream ends the PUT and returns its result.
-func (h *writeHandle) finishStream() error {
-	h.st.pw.Close()
-	return <-h.st.done
+// finishStream ends the PUT's body and waits for its answer, at most
+// StallTimeout (or until ctx ends).
+func (h *writeHandle) finishStream(ctx context.Context) error {
+	st := h.st
+	st.closed = true
+	st.pw.Close()
+	stall := time.AfterFunc(h.n.fs.cfg.StallTimeout, func() { st.cancel(errStalled) })
+	defer stall.Stop()
+	unwatch := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+	defer unwatch()
+	return st.wait()
 }
 
 // abandonStream ends a stream without committing it; its bytes are
 // deleted by the tracker.
 func (h *writeHandle) abandonStream() {
-	if h.st == nil {
+	st := h.st
+	if st == nil {
 		return
 	}
-	h.st.pw.CloseWithError(errors.New("abandoned"))
-	<-h.st.done
-	dom, _, _ := h.n.where()
-	h.n.fs.cl.Tracker.CreateClose(context.Background(), client.CloseArgs{Domain: dom, FID: h.st.open.FID, Dest: h.st.open.Dests[0]})
 	h.st = nil
+	st.cancel(errors.New("abandoned"))
+	st.pw.CloseWithError(errors.New("abandoned"))
+	st.wait()
+	dom, _ := h.n.where()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.n.fs.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, FID: st.open.FID, Dest: st.dest})
 }
 
 // reserve accounts for a spool of size bytes against SpoolLimit.
@@ -192,50 +290,70 @@ func (h *writeHandle) reserve(size int64) error {
 	extra := size - h.reserved
 	if h.n.fs.spoolUsed.Add(extra) > h.n.fs.cfg.SpoolLimit {
 		h.n.fs.spoolUsed.Add(-extra)
-		h.n.fs.log.Warn("fusefs: spool limit reached", "limit", h.n.fs.cfg.SpoolLimit, "key", h.n.key)
-		return fuse.Errno(syscall.ENOSPC)
+		h.n.fs.log.Warn("fusefs: spool limit reached", "limit", h.n.fs.cfg.SpoolLimit, "key", h.n.name())
+		return syscall.ENOSPC
 	}
 	h.reserved = size
 	return nil
 }
 
-// toSpool moves the handle to a spool file holding the current content:
-// what was streamed so far, or the committed file, or nothing.
+// toSpool makes the spool the one copy of the content: the replay copy
+// of a stream (the stream is dropped), what was streamed so far fetched
+// back from the node, or the committed file. On failure nothing of a
+// partial copy is kept; a stream whose bytes cannot be had back fails
+// the handle.
 func (h *writeHandle) toSpool(ctx context.Context) error {
-	if h.spool != nil {
+	if h.failed != nil {
+		return h.failed
+	}
+	if h.spool != nil && h.complete {
+		h.abandonStream()
 		return nil
 	}
-	f, err := os.CreateTemp(h.n.fs.cfg.SpoolDir, "spool-*")
+	if h.spool != nil {
+		h.dropSpool()
+	}
+	f, err := h.n.fs.newSpool()
 	if err != nil {
 		return err
 	}
-	os.Remove(f.Name()) // unlinked: nothing is left behind by a crash
 	h.spool = f
-	h.n.fs.Stats.Spooled.Add(1)
-	dom, key, _ := h.n.where()
+	ok := false
+	defer func() {
+		if !ok {
+			h.dropSpool()
+		}
+	}()
+	dom, key := h.n.where()
 	switch {
 	case h.st != nil:
 		// Finish the upload, fetch it back, and drop it.
 		st := h.st
-		if err := h.finishStream(); err != nil {
+		if err := h.finishStream(ctx); err != nil {
 			h.abandonStream()
-			return err
+			h.failed = fmt.Errorf("upload of %s: %w", key, err)
+			return h.failed
 		}
 		if err := h.reserve(st.written); err != nil {
-			h.abandonStream()
-			return err
+			return err // the stream is kept: a commit can still save it
 		}
-		r := h.n.fs.cl.NewReader(ctx, []string{st.open.Dests[0].Path}, 0, -1)
-		_, err := io.Copy(h.spool, r)
+		r := h.n.fs.cl.OpenRange(ctx, []string{st.dest.Path}, 0, st.written, nil)
+		n, err := io.Copy(h.spool, r)
 		r.Close()
-		h.st.pw = nil
-		h.n.fs.cl.Tracker.CreateClose(context.WithoutCancel(ctx), client.CloseArgs{Domain: dom, FID: st.open.FID, Dest: st.open.Dests[0]})
-		h.st = nil
-		return err
+		if err == nil && n != st.written {
+			err = fmt.Errorf("read back %d of %d bytes", n, st.written)
+		}
+		if err != nil {
+			return fmt.Errorf("fusefs: reading back the upload of %s: %w", key, err)
+		}
+		h.abandonStream()
 	case !h.fresh:
 		a, err := h.n.fs.stat(ctx, dom, key)
-		if err != nil || !a.exists {
+		if err != nil {
 			return err
+		}
+		if !a.exists {
+			return syscall.ENOENT
 		}
 		if err := h.reserve(a.size); err != nil {
 			return err
@@ -244,14 +362,18 @@ func (h *writeHandle) toSpool(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r := h.n.fs.cl.NewReader(ctx, paths, 0, -1)
-		defer r.Close()
+		r := h.n.fs.cl.OpenRange(ctx, paths, 0, a.size, nil)
 		n, err := io.Copy(h.spool, r)
+		r.Close()
 		if err == nil && n != a.size {
 			err = fmt.Errorf("fusefs: read %d of %d bytes of %s", n, a.size, key)
 		}
-		return err
+		if err != nil {
+			return err
+		}
 	}
+	h.n.fs.Stats.Spooled.Add(1)
+	h.complete, ok = true, true
 	return nil
 }
 
@@ -259,20 +381,23 @@ func (h *writeHandle) toSpool(ctx context.Context) error {
 func (h *writeHandle) truncate(ctx context.Context, size int64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.claim()
+	if h.failed != nil {
+		return h.failed
+	}
+	h.n.markWriter(h)
 	h.dirty = true
 	if size == 0 {
 		h.abandonStream()
 		if h.spool != nil {
 			h.spool.Truncate(0)
 		}
-		h.fresh, h.size = true, 0
+		h.fresh, h.complete, h.size = true, h.spool != nil, 0
 		return nil
 	}
-	if h.st != nil && size >= h.st.written && h.spool == nil {
+	if h.st != nil && !h.st.closed && size >= h.st.written {
 		// Growing a stream: pad with zeros.
 		pad := make([]byte, size-h.st.written)
-		return h.write(ctx, pad, h.st.written)
+		return h.writeLocked(ctx, pad, h.st.written)
 	}
 	if err := h.toSpool(ctx); err != nil {
 		return err
@@ -284,54 +409,63 @@ func (h *writeHandle) truncate(ctx context.Context, size int64) error {
 	return h.spool.Truncate(size)
 }
 
-// Read serves reads on a handle opened for writing.
-func (h *writeHandle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
+// read serves a read on a handle open for writing: from the spool when
+// there are changes, else from the committed file.
+func (h *writeHandle) read(ctx context.Context, p []byte, off int64) (int, *readHandle, error) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failed != nil {
+		return 0, nil, h.failed
+	}
 	if h.dirty || h.spool != nil {
 		if err := h.toSpool(ctx); err != nil {
-			h.mu.Unlock()
-			return errno(err)
+			return 0, nil, err
 		}
-		n, err := h.spool.ReadAt(resp.Data[:req.Size], req.Offset)
-		h.mu.Unlock()
-		if err != nil && err != io.EOF {
-			return errno(err)
+		if off >= h.size {
+			return 0, nil, nil
 		}
-		resp.Data = resp.Data[:n]
-		return nil
+		n, err := h.spool.ReadAt(p[:min(int64(len(p)), h.size-off)], off)
+		if err == io.EOF {
+			err = nil
+		}
+		return n, nil, err
 	}
 	if h.reader == nil {
-		dom, key, _ := h.n.where()
+		dom, key := h.n.where()
 		a, err := h.n.fs.stat(ctx, dom, key)
-		if err != nil || !a.exists {
-			h.mu.Unlock()
-			if err == nil {
-				err = fuse.ENOENT
-			}
-			return errno(err)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !a.exists {
+			return 0, nil, syscall.ENOENT
 		}
 		h.reader = newReadHandle(h.n, a)
 	}
-	r := h.reader
-	h.mu.Unlock()
-	return r.Read(ctx, req, resp)
-}
-
-// Flush commits changes, so that an error reaches close(2).
-func (h *writeHandle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
-	return errno(h.commit(ctx))
+	return 0, h.reader, nil
 }
 
 // commit makes the changes durable in the cluster: create_close of the
-// stream, or an upload of the spool.
+// stream, or an upload of the spool. A file unlinked while open is not
+// saved. An error makes the handle failed.
 func (h *writeHandle) commit(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.failed != nil {
+		return h.failed
+	}
 	if !h.dirty {
 		return nil
 	}
 	f := h.n.fs
-	dom, key, _ := h.n.where()
+	n := h.n
+	n.opMu.Lock() // no rename or unlink of the name while it is saved
+	defer n.opMu.Unlock()
+	dom, key := n.where()
+	if n.isUnlinked() {
+		h.abandonStream()
+		h.dirty = false
+		return nil
+	}
 	mtime := h.mtime
 	if mtime.IsZero() {
 		mtime = time.Now()
@@ -339,61 +473,55 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	meta := metaOf(mtime, h.mode)
 	var fid int64
 	var err error
-	switch {
-	case h.st != nil:
-		st := h.st
-		if err = h.finishStream(); err == nil {
-			err = f.cl.Tracker.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: st.open.FID, Dest: st.open.Dests[0], Size: st.written, Extra: metaArgs(meta)})
+	if st := h.st; st != nil {
+		if err = h.finishStream(ctx); err == nil {
+			err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: st.open.FID, Dest: st.dest, Size: st.written, Extra: metaArgs(meta)})
+			if err == nil {
+				fid = st.open.FID
+				h.st = nil
+			}
+		} else {
+			f.noteFailedDest(st.dest.Devid)
 		}
 		if err != nil {
-			f.cl.Tracker.CreateClose(context.WithoutCancel(ctx), client.CloseArgs{Domain: dom, FID: st.open.FID, Dest: st.open.Dests[0]})
+			h.abandonStream()
+			if h.complete && !isCode(err, "unreg_domain", "unreg_class", "invalid_key") {
+				f.log.Warn("fusefs: committing a streamed upload failed; saving it from its spool", "domain", dom, "key", key, "err", err)
+				err = nil // saved from the spool below
+			}
 		}
-		fid = st.open.FID
-		h.st = nil
 		// Later writes start from the committed content.
 		h.fresh = false
-	default:
-		var body io.Reader = io.LimitReader(eofReader{}, 0)
-		if h.spool != nil {
-			body = io.NewSectionReader(h.spool, 0, h.size)
-		}
-		var r client.Stored
-		r, err = f.cl.Store(ctx, dom, key, f.cfg.Class, body, h.size, client.UploadOptions{Meta: meta})
-		fid = r.FID
+	}
+	if fid == 0 && err == nil {
+		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta)
 	}
 	if err != nil {
 		f.Stats.CommitErrors.Add(1)
 		f.log.Warn("fusefs: saving a file failed", "domain", dom, "key", key, "err", err)
-		return err
+		h.failed = fmt.Errorf("saving %s: %w", key, err)
+		return h.failed
 	}
 	f.Stats.Commits.Add(1)
 	h.dirty = false
 	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode}
-	f.attrs.Add(ck(dom, key), a)
-	f.noteCommitted(dom, key, a)
-	f.mu.Lock()
-	if f.pending[ck(dom, key)] == h.n {
-		delete(f.pending, ck(dom, key))
-	}
-	f.mu.Unlock()
+	f.committed(dom, key, a, meta)
+	n.clearPending()
 	return nil
 }
 
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-// Release commits what is left (errors can only be logged here) and
-// frees the spool.
-func (h *writeHandle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
-	if err := h.commit(context.WithoutCancel(ctx)); err != nil {
-		h.n.fs.log.Error("fusefs: changes lost at release", "key", h.n.key, "err", err)
+// isCode reports whether err is a tracker error with one of codes.
+func isCode(err error, codes ...string) bool {
+	for _, c := range codes {
+		if client.IsCode(err, c) {
+			return true
+		}
 	}
-	h.release()
-	return nil
+	return false
 }
 
-// release frees the handle's resources.
+// release frees the handle's resources; changes not committed by now
+// are dropped (Release commits first).
 func (h *writeHandle) release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -402,26 +530,78 @@ func (h *writeHandle) release() {
 	}
 	h.released = true
 	h.abandonStream()
-	if h.spool != nil {
-		h.spool.Close()
-		h.spool = nil
-	}
-	h.n.fs.spoolUsed.Add(-h.reserved)
-	h.reserved = 0
+	h.dropSpool()
 	if h.reader != nil {
-		h.reader.Release(context.Background(), nil)
+		h.reader.release()
 	}
-	h.n.mu.Lock()
-	if h.n.writer == h {
-		h.n.writer = nil
+	h.n.removeWriter(h)
+}
+
+// store uploads size bytes of spool (nil: an empty file) as a new
+// version of key: create_open, a PUT to each destination in turn until
+// one takes the whole body (each try sends it from the start, and
+// destinations that failed lately go last), create_close.
+func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size int64, meta map[string]string) (int64, error) {
+	open, err := f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
+	if err != nil {
+		return 0, err
 	}
-	h.n.mu.Unlock()
-	dom, key, _ := h.n.where()
-	h.n.fs.mu.Lock()
-	if h.n.fs.pending[ck(dom, key)] == h.n && h.dirty {
-		delete(h.n.fs.pending, ck(dom, key))
+	var dest client.Dest
+	for _, d := range f.orderDests(open.Dests) {
+		dest = d
+		var body io.Reader = eofReader{}
+		if spool != nil {
+			body = io.NewSectionReader(spool, 0, size)
+		}
+		if err = f.cl.Put(ctx, d.Path, body, size); err == nil || ctx.Err() != nil {
+			break
+		}
+		f.noteFailedDest(d.Devid)
 	}
-	h.n.fs.mu.Unlock()
+	if err == nil {
+		err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
+		if err == nil {
+			return open.FID, nil
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	f.cl.CreateClose(actx, client.CloseArgs{Domain: dom, FID: open.FID, Dest: dest})
+	return 0, err
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// newSpool returns a new, already unlinked, spool file.
+func (f *FS) newSpool() (*os.File, error) {
+	sp, err := os.CreateTemp(f.cfg.SpoolDir, "spool-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(sp.Name()) // nothing is left behind by a crash
+	return sp, nil
+}
+
+// noteFailedDest remembers a device an upload just failed on: uploads
+// try it last for a while.
+func (f *FS) noteFailedDest(devid int) {
+	f.failedDests.Add(fmt.Sprint(devid), true)
+}
+
+// orderDests puts destinations that failed lately last.
+func (f *FS) orderDests(ds []client.Dest) []client.Dest {
+	out := make([]client.Dest, 0, len(ds))
+	var late []client.Dest
+	for _, d := range ds {
+		if _, bad := f.failedDests.Get(fmt.Sprint(d.Devid)); bad {
+			late = append(late, d)
+		} else {
+			out = append(out, d)
+		}
+	}
+	return append(out, late...)
 }
 
 // metaArgs encodes metadata as create_close's plugin.meta.* pairs.

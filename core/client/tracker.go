@@ -225,8 +225,16 @@ func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (proto
 			}
 			reply, sent, err := t.exchange(ctx, c, line)
 			if err == nil {
-				t.put(c)
-				return protocol.ParseReply(reply)
+				args, rerr := protocol.ParseReply(reply)
+				if cmd == "rename" && IsCode(rerr, "key_exists") {
+					// MogileFS 2.73 follows this answer with a stray
+					// "OK" line (SPEC §1.8.4): the connection is not
+					// reused, lest that line answer the next request.
+					c.c.Close()
+				} else {
+					t.put(c)
+				}
+				return args, rerr
 			}
 			c.c.Close()
 			lastErr = fmt.Errorf("mogilefs: tracker %s: %s: %w", addr, cmd, err)

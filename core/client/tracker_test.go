@@ -126,3 +126,30 @@ func TestReplyLineBounded(t *testing.T) {
 		t.Fatalf("Do = %v; want ErrReplyTooLong", err)
 	}
 }
+
+// MogileFS 2.73 answers a rename onto an existing key with ERR key_exists
+// and then a stray OK line (SPEC §1.8.4). The stray line must not be
+// taken as the answer to the next request on that connection.
+func TestRenameKeyExistsStrayOK(t *testing.T) {
+	f := newFakeTracker(t, func(line string) string {
+		switch {
+		case strings.HasPrefix(line, "rename "):
+			return "ERR key_exists Target+key+name+already+exists%3B+can%27t+overwrite.\r\nOK\r\n"
+		case strings.HasPrefix(line, "file_info "):
+			return "ERR unknown_key unknown_key\r\n"
+		}
+		return "OK\r\n"
+	})
+	tr, err := NewTracker([]string{f.addr()}, Options{MaxIdle: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	if err := tr.Rename(ctx, "d", "a", "b"); !IsCode(err, "key_exists") {
+		t.Fatalf("rename onto an existing key: %v; want key_exists", err)
+	}
+	if _, err := tr.FileInfo(ctx, "d", "x"); !IsCode(err, "unknown_key") {
+		t.Errorf("the request after it got %v; want its own answer, unknown_key", err)
+	}
+}

@@ -1,0 +1,580 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
+)
+
+// The mount's rules over an in-memory cluster: no FUSE, no daemons.
+
+func newTestFS(t *testing.T, c *memcluster.Cluster, tune func(*Config)) *FS {
+	t.Helper()
+	cfg := Config{Cluster: c, SpoolDir: t.TempDir(), StallTimeout: 2 * time.Second}
+	if tune != nil {
+		tune(&cfg)
+	}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// within fails the test when fn takes longer than d (a deadlock).
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { fn(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s: still waiting after %v", what, d)
+	}
+}
+
+// writeFile creates key with data through the mount and commits it.
+func writeFile(t *testing.T, f *FS, dom, key string, data []byte) *fileNode {
+	t.Helper()
+	ctx := context.Background()
+	n, h, err := f.create(ctx, dom, key, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.write(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.release()
+	return n
+}
+
+func content(t *testing.T, c *memcluster.Cluster, dom, key string) ([]byte, bool) {
+	t.Helper()
+	fl, ok := c.Get(dom, key)
+	if !ok {
+		return nil, false
+	}
+	return fl.Data, true
+}
+
+func lookupName(f *FS, dom, prefix, name string) error {
+	_, err := f.dirNode(dom, prefix).Lookup(context.Background(), &fuse.LookupRequest{Name: name}, &fuse.LookupResponse{})
+	return err
+}
+
+// Defect 1: a file unlinked while open must not come back when its
+// writer commits or closes; the handle keeps working.
+func TestUnlinkWhileOpenNotResurrected(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	for _, committedFirst := range []bool{false, true} {
+		key := fmt.Sprintf("db-shm-%v", committedFirst)
+		_, h, err := f.create(ctx, "d", key, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.write(ctx, []byte("first"), 0)
+		if committedFirst {
+			if err := h.commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.unlink(ctx, "d", key); err != nil {
+			t.Fatalf("unlink of an open file: %v", err)
+		}
+		if err := h.write(ctx, []byte("more"), 5); err != nil {
+			t.Errorf("write after unlink: %v", err)
+		}
+		buf := make([]byte, 16)
+		n, _, err := h.read(ctx, buf, 0)
+		if err != nil || string(buf[:n]) != "firstmore" {
+			t.Errorf("read after unlink: %q, %v", buf[:n], err)
+		}
+		if err := h.commit(ctx); err != nil {
+			t.Errorf("close after unlink: %v", err)
+		}
+		h.release()
+		if _, ok := c.Get("d", key); ok {
+			t.Errorf("%s: unlinked while open, it came back when the writer closed", key)
+		}
+		if err := lookupName(f, "d", "", key); !isErrno(err, syscall.ENOENT) {
+			t.Errorf("%s: lookup after unlink: %v; want ENOENT", key, err)
+		}
+	}
+	if n := c.Temps(); n != 0 {
+		t.Errorf("%d uploads left open", n)
+	}
+}
+
+func isErrno(err error, want syscall.Errno) bool {
+	var en fuse.Errno
+	if errors.As(err, &en) {
+		return syscall.Errno(en) == want
+	}
+	var se syscall.Errno
+	return errors.As(err, &se) && se == want
+}
+
+// Defect 2: an mtime set with utimes shows at once, also after the
+// directory's cached listing answered a lookup.
+func TestUtimesShownAtOnce(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "dir/f", []byte("x"), metaOf(time.Unix(1000, 0), 0o644))
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	if err := lookupName(f, "d", "dir/", "f"); err != nil { // caches the listing
+		t.Fatal(err)
+	}
+	n := f.fileNode("d", "dir/f")
+	want := time.Unix(1600000000, 0)
+	if err := n.setattr(ctx, nil, 0, want); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := lookupName(f, "d", "dir/", "f"); err != nil {
+			t.Fatal(err)
+		}
+		a, err := n.attr(ctx)
+		if err != nil || !a.mtime.Equal(want) {
+			t.Fatalf("stat after utimes: mtime %v, %v; want %v", a.mtime, err, want)
+		}
+	}
+	// A new file made with a given mtime (touch -d) shows it once saved.
+	n2, h, _ := f.create(ctx, "d", "dir/new", 0o644)
+	h.setMeta(0, want)
+	h.commit(ctx)
+	h.release()
+	if a, _ := n2.attr(ctx); !a.mtime.Equal(want) {
+		t.Errorf("touch -d of a new file: mtime %v; want %v", a.mtime, want)
+	}
+}
+
+// Defect 3: a name keeps its inode number through its first commit and
+// every rewrite.
+func TestInodeStableAcrossRewrite(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	n, h, _ := f.create(ctx, "d", "f", 0o644)
+	var before fuse.Attr
+	f.fillAttr(&before, n, h.attr())
+	h.write(ctx, []byte("one"), 0)
+	h.commit(ctx)
+	h.release()
+	for i := 0; i < 3; i++ {
+		h, err := newWriteHandle(ctx, n, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.write(ctx, []byte("rewrite"), 0)
+		h.commit(ctx)
+		h.release()
+		var a fuse.Attr
+		if err := n.Attr(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Inode != before.Inode {
+			t.Fatalf("inode changed from %d to %d after rewrite %d", before.Inode, a.Inode, i)
+		}
+	}
+	// A node made anew for the name (after the kernel forgot it) shows
+	// the same number, and so does the listing.
+	n.Forget()
+	var a fuse.Attr
+	f.fileNode("d", "f").Attr(ctx, &a)
+	ents, _ := f.dirNode("d", "").ReadDirAll(ctx)
+	if a.Inode != before.Inode || len(ents) != 1 || ents[0].Inode != before.Inode {
+		t.Errorf("inode %d, listing %+v; want %d", a.Inode, ents, before.Inode)
+	}
+}
+
+// Defect 4: after a failed streaming PUT, reads, out-of-order writes and
+// truncates on the handle return instead of waiting forever.
+func TestFailedStreamDoesNotDeadlock(t *testing.T) {
+	c := memcluster.New("d")
+	// No room to keep a replay copy: the failure is final.
+	f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolLimit = 1 })
+	c.OnPut(func(ctx context.Context, url string, n int64) error {
+		if n >= 8192 {
+			return errors.New("node died")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	var werr error
+	for i := 0; i < 10 && werr == nil; i++ {
+		werr = h.write(ctx, bytes.Repeat([]byte("x"), 4096), int64(i)*4096)
+	}
+	if werr == nil {
+		t.Fatal("writes into a dead node all succeeded")
+	}
+	within(t, 5*time.Second, "read after a failed upload", func() { h.read(ctx, make([]byte, 10), 0) })
+	within(t, 5*time.Second, "write after a failed upload", func() { h.write(ctx, []byte("y"), 3) })
+	within(t, 5*time.Second, "truncate after a failed upload", func() { h.truncate(ctx, 5) })
+	within(t, 5*time.Second, "close after a failed upload", func() {
+		if err := h.commit(ctx); err == nil {
+			t.Error("close after a failed upload reported success")
+		}
+		h.release()
+	})
+}
+
+// Defect 5: opening an existing file for writing without O_TRUNC while
+// the tracker fails must fail the open, not shrink the file on close.
+func TestOpenDuringTrackerErrorDoesNotShrink(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", bytes.Repeat([]byte("a"), 10000), nil)
+	f := newTestFS(t, c, nil)
+	c.On("file_info", func(ctx context.Context, n int, dom, key string) error {
+		return errors.New("tracker timed out")
+	})
+	ctx := context.Background()
+	n := f.fileNode("d", "f")
+	h, err := newWriteHandle(ctx, n, false)
+	if err == nil {
+		h.write(ctx, []byte("b"), 10000)
+		h.commit(ctx)
+		h.release()
+	}
+	if got, _ := content(t, c, "d", "f"); len(got) != 10000 {
+		t.Errorf("file is %d bytes after an append during a tracker error; want 10000", len(got))
+	}
+	if err == nil {
+		t.Error("open for writing succeeded while the tracker failed")
+	}
+}
+
+// Defect 6: a spool whose copy of the committed file failed half way
+// is never committed.
+func TestPartialSpoolNotCommitted(t *testing.T) {
+	c := memcluster.New("d")
+	orig := bytes.Repeat([]byte("a"), 100000)
+	c.PutFile("d", "f", orig, nil)
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	n := f.fileNode("d", "f")
+	h, err := newWriteHandle(ctx, n, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.On("get", func(ctx context.Context, n int, dom, url string) error { return errors.New("node down") })
+	if err := h.write(ctx, []byte("b"), 10); err == nil {
+		t.Error("a write needing the file's content succeeded though it could not be read")
+	}
+	// A later write past the part copied must not fill the rest with
+	// zeros either.
+	h.write(ctx, []byte("c"), int64(len(orig)-1))
+	h.commit(ctx)
+	h.release()
+	if got, _ := content(t, c, "d", "f"); !bytes.Equal(got, orig) {
+		t.Errorf("the file changed to %d bytes after a failed copy into the spool", len(got))
+	}
+}
+
+// Defect 7: a storage node that stops taking bytes fails the write (or
+// the close) within StallTimeout, and so does an interrupt.
+func TestStalledNodeFailsWithinDeadline(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond; cfg.SpoolLimit = 1 })
+	c.OnPut(func(ctx context.Context, url string, n int64) error {
+		<-ctx.Done() // the node stalls
+		return ctx.Err()
+	})
+	ctx := context.Background()
+	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	start := time.Now()
+	var err error
+	within(t, 5*time.Second, "writing to a stalled node", func() {
+		for i := 0; i < 100 && err == nil; i++ {
+			err = h.write(ctx, make([]byte, 65536), int64(i)*65536)
+		}
+		if err == nil {
+			err = h.commit(ctx)
+		}
+	})
+	if err == nil {
+		t.Fatal("writing to a stalled node succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the stall was noticed after %v", d)
+	}
+	h.release()
+
+	// An interrupt ends a write blocked on a stalled node at once.
+	f2 := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = time.Hour; cfg.SpoolLimit = 1 })
+	_, h2, _ := f2.create(ctx, "d", "g", 0o644)
+	ictx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	within(t, 5*time.Second, "an interrupted write", func() {
+		for i := 0; i < 100; i++ {
+			if err := h2.write(ictx, make([]byte, 65536), int64(i)*65536); err != nil {
+				return
+			}
+		}
+		t.Error("writes to a stalled node went on after the interrupt")
+	})
+	c.OnPut(nil)
+	h2.release()
+}
+
+// A node that dies in the middle of a streamed write, with another one
+// alive: the file is stored whole from the spool and close succeeds.
+func TestNodeDiesMidWriteFileStoredWhole(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	c.OnPut(func(ctx context.Context, url string, n int64) error {
+		if n > 100000 && bytes.Contains([]byte(url), []byte("/dev1/")) {
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(rand.IntN(256))
+	}
+	_, h, _ := f.create(ctx, "d", "big", 0o644)
+	for off := 0; off < len(data); off += 65536 {
+		if err := h.write(ctx, data[off:off+65536], int64(off)); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
+	if err := h.commit(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "big"); !bytes.Equal(got, data) {
+		t.Errorf("stored %d bytes, not the file written", len(got))
+	}
+	if n := c.Temps(); n != 0 {
+		t.Errorf("%d uploads left open", n)
+	}
+}
+
+// Defect 8: a rename of a file whose commit is in flight waits for it:
+// the file ends under the new name only.
+func TestRenameDuringCommit(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	_, h, _ := f.create(ctx, "d", "a", 0o644)
+	h.write(ctx, []byte("data"), 0)
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	c.On("create_close", func(ctx context.Context, n int, dom, key string) error {
+		if n == 1 {
+			close(entered)
+			<-release
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); h.commit(ctx) }()
+	<-entered
+	var rerr error
+	go func() { defer wg.Done(); rerr = f.renameFile(ctx, "d", "a", "b") }()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	h.release()
+	if rerr != nil {
+		t.Fatalf("rename: %v", rerr)
+	}
+	if keys := c.Keys("d"); len(keys) != 1 || keys[0] != "b" {
+		t.Errorf("keys after rename during commit: %v; want [b]", keys)
+	}
+	if err := lookupName(f, "d", "", "a"); !isErrno(err, syscall.ENOENT) {
+		t.Errorf("lookup of the old name: %v", err)
+	}
+	if err := lookupName(f, "d", "", "b"); err != nil {
+		t.Errorf("lookup of the new name: %v", err)
+	}
+}
+
+// Defect 9: a commit whose create_close failed is retried with the
+// bytes (from the spool), never with an empty body; without a spool the
+// error stays with the handle.
+func TestRetriedCommitResendsBytes(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	c.On("create_close", memcluster.FailOnce(context.DeadlineExceeded))
+	data := bytes.Repeat([]byte("z"), 12804)
+	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	h.write(ctx, data, 0)
+	if err := h.commit(ctx); err != nil {
+		t.Errorf("commit with a spool after a create_close timeout: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "f"); !bytes.Equal(got, data) {
+		t.Errorf("stored %d bytes; want %d", len(got), len(data))
+	}
+
+	// No spool (past its limit): the error is kept and reported again;
+	// nothing empty is stored.
+	c2 := memcluster.New("d")
+	f2 := newTestFS(t, c2, func(cfg *Config) { cfg.SpoolLimit = 1 })
+	c2.On("create_close", memcluster.FailOnce(context.DeadlineExceeded))
+	_, h2, _ := f2.create(ctx, "d", "f", 0o644)
+	h2.write(ctx, data, 0)
+	if err := h2.commit(ctx); err == nil {
+		t.Error("a failed commit reported success")
+	}
+	if err := h2.commit(ctx); err == nil {
+		t.Error("the second flush after a failed commit reported success")
+	}
+	h2.release()
+	if got, ok := content(t, c2, "d", "f"); ok {
+		t.Errorf("a file of %d bytes was stored after the commit failed", len(got))
+	}
+}
+
+// Defect 10: new directory + new file + lookup, under load, always finds
+// the file (a listing fill that started before the commit must not be
+// cached).
+func TestNewDirNewFileLookupRace(t *testing.T) {
+	c := memcluster.New("d")
+	// Listings answer late: one computed before a commit can arrive
+	// after it.
+	c.After("list_keys", func(ctx context.Context, n int, dom, key string) error {
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		return nil
+	})
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				dir := fmt.Sprintf("objects/%02x%d/", g, i)
+				if _, err := f.dirNode("d", "objects/").Mkdir(ctx, &fuse.MkdirRequest{Name: dir[8 : len(dir)-1]}); err != nil {
+					errs <- err
+					return
+				}
+				// A concurrent lookup starts a listing fill of the new
+				// directory while the file is being written.
+				go lookupName(f, "d", dir, "other")
+				writeFile(t, f, "d", dir+"obj", []byte("x"))
+				if err := lookupName(f, "d", dir, "obj"); err != nil {
+					errs <- fmt.Errorf("lookup of %sobj right after writing it: %w", dir, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Defect 12: a directory whose entries were all removed through this
+// mount is empty to it at once, even when the tracker's listings lag.
+func TestRmdirAfterRemovingEverything(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		c.PutFile("d", fmt.Sprintf(".git/f%d", i), []byte("x"), nil)
+	}
+	c.FreezeListings() // a lagging replica
+	d := f.dirNode("d", ".git/")
+	ents, err := d.ReadDirAll(ctx)
+	if err != nil || len(ents) != 5 {
+		t.Fatalf("listing: %v %v", ents, err)
+	}
+	for _, e := range ents {
+		if err := d.Remove(ctx, &fuse.RemoveRequest{Name: e.Name}); err != nil {
+			t.Fatalf("rm %s: %v", e.Name, err)
+		}
+	}
+	if ents, _ := d.ReadDirAll(ctx); len(ents) != 0 {
+		t.Errorf("removed names still listed: %v", ents)
+	}
+	f.dirs.Purge() // the cached listing expired: read anew, from the lagging replica
+	if ents, _ := d.ReadDirAll(ctx); len(ents) != 0 {
+		t.Errorf("removed names listed again from a lagging tracker: %v", ents)
+	}
+	if err := f.dirNode("d", "").Remove(ctx, &fuse.RemoveRequest{Name: ".git", Dir: true}); err != nil {
+		t.Errorf("rmdir of a directory emptied through this mount: %v", err)
+	}
+}
+
+// Defect 13 (a tracker without the metadata extension, as 2.73): mtimes
+// set with utimes are kept while mounted, renames over existing files
+// work and leave nothing visible behind.
+func TestPlainTrackerKeepsMtimesAndRenamesOver(t *testing.T) {
+	c := memcluster.New("d")
+	c.Plain = true
+	f := newTestFS(t, c, func(cfg *Config) { cfg.CacheTTL = 20 * time.Millisecond })
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		writeFile(t, f, "d", fmt.Sprintf("f%d", i), []byte("old"))
+	}
+	want := time.Unix(1500000000, 0)
+	for i := 0; i < 3; i++ {
+		// rsync: a temporary file, its mtime, a rename over the target.
+		tmp := fmt.Sprintf(".f%d.XXXX", i)
+		writeFile(t, f, "d", tmp, []byte("new"))
+		if err := f.fileNode("d", tmp).setattr(ctx, nil, 0, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.renameFile(ctx, "d", tmp, fmt.Sprintf("f%d", i)); err != nil {
+			t.Fatalf("rename over f%d: %v", i, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // past the cache's TTL
+	ents, err := f.dirNode("d", "").ReadDirAll(ctx)
+	if err != nil || len(ents) != 3 {
+		t.Errorf("listing after renames over files: %+v %v; want f0 f1 f2", ents, err)
+	}
+	for i := 0; i < 3; i++ {
+		a, err := f.fileNode("d", fmt.Sprintf("f%d", i)).attr(ctx)
+		if err != nil || !a.mtime.Equal(want) {
+			t.Errorf("f%d: mtime %v, %v; want %v", i, a.mtime, err, want)
+		}
+	}
+	if keys := c.Keys("d"); len(keys) != 3 {
+		t.Errorf("keys in the cluster: %v", keys)
+	}
+}
+
+// A renamed directory leaves its old name at once, in the parent's
+// cached listing too.
+func TestRenameDirLeavesOldName(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "tree/a/b/deep.txt", []byte("x"), nil)
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	if err := lookupName(f, "d", "tree/", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.renameDir(ctx, "d", "tree/a/", "tree/a2/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookupName(f, "d", "tree/", "a"); !isErrno(err, syscall.ENOENT) {
+		t.Errorf("lookup of the old name: %v; want ENOENT", err)
+	}
+	if err := lookupName(f, "d", "tree/a2/b/", "deep.txt"); err != nil {
+		t.Errorf("lookup below the new name: %v", err)
+	}
+}
