@@ -187,8 +187,8 @@ func New(cfg Config) (*FS, error) {
 		// Entries live as long as the mount, bounded by size.
 		localMeta:   cache.New[localMeta](cfg.CacheSize, 0),
 		failedDests: cache.New[bool](1024, 30*time.Second),
-		nodes:   map[string]fs.Node{},
-		pending: map[string]*fileNode{},
+		nodes:       map[string]fs.Node{},
+		pending:     map[string]*fileNode{},
 	}, nil
 }
 

@@ -37,7 +37,7 @@ type stream struct {
 	dest    client.Dest
 	pw      *io.PipeWriter
 	written int64
-	closed  bool // the body is complete: no more writes
+	closed  bool                    // the body is complete: no more writes
 	cancel  context.CancelCauseFunc // ends the PUT
 	done    chan struct{}           // closed when the PUT returned
 	err     error                   // the PUT's result, once done
