@@ -269,7 +269,7 @@ func (n *fileNode) Forget() {
 // attr returns the file's attributes: an open writer's view, else the
 // tracker's answer (cached).
 func (n *fileNode) attr(ctx context.Context) (fileAttr, error) {
-	if w := n.view(); w != nil {
+	if w := n.view(); w != nil && w.hasChanges() {
 		return w.attr(), nil
 	}
 	dom, key := n.where()

@@ -161,6 +161,18 @@ func TestUtimesShownAtOnce(t *testing.T) {
 	if a, _ := n2.attr(ctx); !a.mtime.Equal(want) {
 		t.Errorf("touch -d of a new file: mtime %v; want %v", a.mtime, want)
 	}
+	// The kernel flushes before the utimes of touch, and releases the
+	// handle only later: a handle with nothing to commit does not show
+	// its own idea of the time.
+	n3, h3, _ := f.create(ctx, "d", "dir/touched", 0o644)
+	h3.commit(ctx)
+	if err := n3.setattr(ctx, nil, 0, want); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := n3.attr(ctx); !a.mtime.Equal(want) {
+		t.Errorf("touch -d, flushed before its utimes: mtime %v; want %v", a.mtime, want)
+	}
+	h3.release()
 }
 
 // Defect 3: a name keeps its inode number through its first commit and

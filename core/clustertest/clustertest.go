@@ -269,6 +269,16 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 			return
 		}
 		defer hs.leave()
+		if r.Method == http.MethodPut {
+			hs.mu.Lock()
+			hs.puts++
+			hs.mu.Unlock()
+			defer func() {
+				hs.mu.Lock()
+				hs.puts--
+				hs.mu.Unlock()
+			}()
+		}
 		inner.ServeHTTP(w, r)
 	})
 	go n.http.Serve(ln)
@@ -312,6 +322,7 @@ type handlers struct {
 	mu      sync.Mutex
 	idle    *sync.Cond
 	active  int
+	puts    int // PUT requests among the active
 	stopped bool
 	stalled bool // requests wait, as on a node stopped with SIGSTOP
 }
@@ -320,6 +331,13 @@ type handlers struct {
 // whose process was stopped (SIGSTOP) or whose disk hangs: connections
 // are accepted and requests wait.
 func (n *Node) Stall() { n.handlers.setStalled(true) }
+
+// Uploads returns the number of PUT requests the node is handling.
+func (n *Node) Uploads() int {
+	n.handlers.mu.Lock()
+	defer n.handlers.mu.Unlock()
+	return n.handlers.puts
+}
 
 // Resume ends a Stall: the waiting requests go on.
 func (n *Node) Resume() { n.handlers.setStalled(false) }

@@ -1,0 +1,150 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+)
+
+// User-visible rules of the mount that programs rely on (issue 10),
+// each driven by real programs in child processes.
+
+// SQLite in WAL mode works on the mount and leaves nothing behind: its
+// -shm and -wal files are unlinked while open and must not come back.
+func TestMountSQLiteWAL(t *testing.T) {
+	condSkipFUSE(t)
+	if exec.Command("python3", "-c", "import sqlite3").Run() != nil {
+		t.Fatal("python3 with sqlite3 is missing (make test installs it)")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	d := filepath.Join(mnt, "test")
+	script := `
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+for i in range(500):
+    db.execute("INSERT INTO t (v) VALUES (?)", ("row %d" % i,))
+    if i % 100 == 0:
+        db.commit()
+db.commit()
+db.close()
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("PRAGMA integrity_check").fetchone()[0], db.execute("SELECT count(*) FROM t").fetchone()[0])
+db.close()
+`
+	out, err := exec.Command("python3", "-c", script, filepath.Join(d, "app.db")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite on the mount: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "ok 500" {
+		t.Errorf("integrity_check and count: %q; want \"ok 500\"", got)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if left := sh(t, fmt.Sprintf("ls -a %q", d)); strings.Contains(left, "-shm") || strings.Contains(left, "-wal") {
+		t.Errorf("files left after the database was closed:\n%s", left)
+	}
+	if keys := sh(t, fmt.Sprintf("ls %q | wc -l", d)); strings.TrimSpace(keys) != "1" {
+		t.Errorf("%s entries in the directory; want just app.db", strings.TrimSpace(keys))
+	}
+}
+
+// touch -d then stat at once shows the time given, for a new file and
+// an existing one; inode numbers stay through rewrites.
+func TestMountTouchDateAndStableInodes(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	d := filepath.Join(mnt, "test")
+	out := sh(t, fmt.Sprintf(`cd %q && touch -d @1500000000 new && stat -c %%Y new && echo x > old && touch -d @1400000000 old && stat -c %%Y old`, d))
+	if got := strings.Fields(out); len(got) != 2 || got[0] != "1500000000" || got[1] != "1400000000" {
+		t.Errorf("mtimes right after touch -d: %q; want 1500000000 1400000000", out)
+	}
+	out = sh(t, fmt.Sprintf(`cd %q && echo one > f && stat -c %%i f && echo two > f && stat -c %%i f && echo three >> f && stat -c %%i f && mv f g && stat -c %%i g`, d))
+	if ino := strings.Fields(out); len(ino) != 4 || ino[0] != ino[1] || ino[1] != ino[2] || ino[2] != ino[3] {
+		t.Errorf("inode numbers across rewrites and a rename: %q; want one number", out)
+	}
+}
+
+// tar x of an archive with hard links and symbolic links: each entry gets
+// its content or tar reports an error; never a silent empty file.
+func TestMountTarWithLinks(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	src := filepath.Join(t.TempDir(), "src")
+	sh(t, fmt.Sprintf(`mkdir -p %[1]q/dir && echo content > %[1]q/dir/file && ln %[1]q/dir/file %[1]q/dir/hard && ln -s file %[1]q/dir/soft && cd %[1]q && tar cf ../a.tar .`, src))
+	dst := filepath.Join(mnt, "test", "x")
+	os.Mkdir(dst, 0o755)
+	out, err := shErr(fmt.Sprintf("tar -C %q -xf %q", dst, filepath.Join(src, "..", "a.tar")))
+	if got := sh(t, fmt.Sprintf("cat %q", filepath.Join(dst, "dir", "file"))); got != "content\n" {
+		t.Errorf("dir/file: %q", got)
+	}
+	for _, name := range []string{"hard", "soft"} {
+		p := filepath.Join(dst, "dir", name)
+		b, rerr := os.ReadFile(p)
+		switch {
+		case rerr == nil && string(b) == "content\n":
+		case rerr != nil && err != nil && strings.Contains(out, name):
+			// Not made, and tar said so.
+		default:
+			t.Errorf("%s: %q, %v; tar said %v:\n%s", name, b, rerr, err, out)
+		}
+	}
+}
+
+// A storage node killed in the middle of a streamed write, another alive:
+// the writer does not notice, the file is stored whole, close succeeds.
+func TestMountNodeKilledMidWrite(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	src := filepath.Join(t.TempDir(), "src.bin")
+	sh(t, fmt.Sprintf("head -c %d /dev/urandom > %q", 24<<20, src))
+	dst := filepath.Join(mnt, "test", "big.bin")
+	// A steady writer, one open file: 1 MiB every 50 ms.
+	cmd := exec.Command("python3", "-c", `
+import sys, time
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
+    while True:
+        b = src.read(1 << 20)
+        if not b:
+            break
+        dst.write(b)
+        dst.flush()
+        time.sleep(0.05)
+`, src, dst)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the node the upload streams to, once it is under way.
+	deadline := time.Now().Add(10 * time.Second)
+	var killed *clustertest.Node
+	for killed == nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		for _, n := range c.Nodes {
+			if n.Uploads() > 0 {
+				killed = n
+				break
+			}
+		}
+	}
+	if killed == nil {
+		t.Fatal("no node received the upload")
+	}
+	time.Sleep(300 * time.Millisecond)
+	killed.Stop()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the writer failed after a node died (another was alive): %v\n%s", err, out)
+	}
+	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
+}
