@@ -43,6 +43,7 @@ func run() error {
 	cacheSize := fs.Int("cache-size", fusefs.DefaultCacheSize, "entries per cache")
 	spoolDir := fs.String("spool-dir", "", "directory for spool files (default $TMPDIR/mogmount-spool)")
 	spoolLimit := fs.Int64("spool-limit", fusefs.DefaultSpoolLimit, "bytes of spool files at most")
+	stallTimeout := fs.Duration("stall-timeout", fusefs.DefaultStallTimeout, "an upload fails (or moves to another node, from the spool) when a storage node takes no bytes for this long")
 	renameLimit := fs.Int("rename-dir-limit", fusefs.DefaultRenameDirLimit, "most keys a directory rename moves (more: EXDEV, mv copies)")
 	readahead := fs.Uint32("max-readahead", 1<<20, "kernel read-ahead in bytes")
 	metrics := fs.String("metrics", "", "serve counters at this address (e.g. 127.0.0.1:7600): /metrics, and profiles at /debug/pprof/")
@@ -116,7 +117,7 @@ func run() error {
 		FileMode: os.FileMode(fm), DirMode: os.FileMode(dm),
 		KernelTTL: *kernelTTL, CacheTTL: *cacheTTL, CacheSize: *cacheSize,
 		SpoolDir: *spoolDir, SpoolLimit: *spoolLimit, RenameDirLimit: *renameLimit,
-		Logger: log,
+		StallTimeout: *stallTimeout, Logger: log,
 	})
 	if err != nil {
 		return err

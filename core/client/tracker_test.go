@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,7 +79,18 @@ func okReply(string) string { return "OK fid=1\r\n" }
 // After a tracker restart every pooled connection is stale; a request must
 // still succeed (it used to take a second stale one for its one retry).
 func TestStalePooledConnections(t *testing.T) {
-	f := newFakeTracker(t, okReply)
+	// The first four requests are answered only once all four arrived,
+	// so they hold four connections at once.
+	var arrived sync.WaitGroup
+	arrived.Add(4)
+	var n atomic.Int32
+	f := newFakeTracker(t, func(line string) string {
+		if n.Add(1) <= 4 {
+			arrived.Done()
+			arrived.Wait()
+		}
+		return okReply(line)
+	})
 	tr, err := NewTracker([]string{f.addr()}, Options{})
 	if err != nil {
 		t.Fatal(err)

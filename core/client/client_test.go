@@ -1,0 +1,361 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+)
+
+// scripted returns a fake tracker whose answers are given per command.
+func scripted(t *testing.T, answers map[string]func(protocol.Args) string) (*Tracker, *fakeTracker) {
+	t.Helper()
+	f := newFakeTracker(t, func(line string) string {
+		req, ok := protocol.ParseRequest(line)
+		if !ok {
+			return "ERR bad_request bad\r\n"
+		}
+		if a := answers[req.Command]; a != nil {
+			return a(req.Args)
+		}
+		return "ERR unknown_command " + req.Command + "\r\n"
+	})
+	tr, err := NewTracker([]string{f.addr()}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr, f
+}
+
+func ok(a protocol.Args) string { return protocol.OKLine(a) }
+
+func TestCallsParseReplies(t *testing.T) {
+	var closed protocol.Args
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"create_open": func(protocol.Args) string {
+			return ok(protocol.Args{"fid": "7", "dev_count": "2", "devid_1": "1", "path_1": "http://a/1", "devid_2": "2", "path_2": "http://b/1"})
+		},
+		"create_close": func(a protocol.Args) string { closed = a; return ok(nil) },
+		"get_paths":    func(protocol.Args) string { return ok(protocol.Args{"paths": "2", "path1": "http://a/1", "path2": "http://b/1"}) },
+		"file_info": func(protocol.Args) string {
+			return ok(protocol.Args{"fid": "7", "domain": "d", "class": "c", "key": "k", "length": "5", "devcount": "2", "devids": "1,2",
+				"plugin.meta.keys": "1", "plugin.meta.key0": "mtime", "plugin.meta.value0": "9"})
+		},
+		"list_keys": func(a protocol.Args) string {
+			if a["after"] == "k2" {
+				return "ERR none_match none\r\n"
+			}
+			return ok(protocol.Args{"key_count": "2", "key_1": "k1", "key_2": "k2", "next_after": "k2"})
+		},
+		"get_domains": func(protocol.Args) string { return ok(protocol.Args{"domains": "2", "domain1": "a", "domain2": "b"}) },
+	})
+	ctx := context.Background()
+	o, err := tr.CreateOpen(ctx, "d", "k", "", 5)
+	if err != nil || o.FID != 7 || len(o.Dests) != 2 || o.Dests[1].Devid != 2 || o.Dests[1].Path != "http://b/1" {
+		t.Errorf("CreateOpen = %+v, %v", o, err)
+	}
+	err = tr.CreateClose(ctx, CloseArgs{Domain: "d", Key: "k", FID: 7, Dest: o.Dests[0], Size: 5, Checksum: "MD5:00", Verify: true, Extra: protocol.Args{"x": "y"}})
+	if err != nil || closed["fid"] != "7" || closed["devid"] != "1" || closed["size"] != "5" || closed["checksumverify"] != "1" || closed["x"] != "y" {
+		t.Errorf("CreateClose sent %v, %v", closed, err)
+	}
+	if p, err := tr.GetPaths(ctx, "d", "k", true); err != nil || len(p) != 2 {
+		t.Errorf("GetPaths = %v, %v", p, err)
+	}
+	fi, err := tr.FileInfo(ctx, "d", "k")
+	if err != nil || fi.FID != 7 || fi.Length != 5 || fi.DevCount != 2 || len(fi.Devids) != 2 || fi.Meta["mtime"] != "9" {
+		t.Errorf("FileInfo = %+v, %v", fi, err)
+	}
+	keys, next, err := tr.ListKeys(ctx, "d", "k", "", 10)
+	if err != nil || len(keys) != 2 || next != "k2" {
+		t.Errorf("ListKeys = %v %q %v", keys, next, err)
+	}
+	if keys, _, err := tr.ListKeys(ctx, "d", "k", "k2", 10); err != nil || len(keys) != 0 {
+		t.Errorf("ListKeys past the end = %v, %v; want an empty page", keys, err)
+	}
+	if ds, err := tr.Domains(ctx); err != nil || strings.Join(ds, ",") != "a,b" {
+		t.Errorf("Domains = %v, %v", ds, err)
+	}
+	if err := tr.Delete(ctx, "d", "k"); !IsCode(err, "unknown_command") {
+		t.Errorf("an ERR reply: %v", err)
+	}
+}
+
+// A plain tracker (no listing extension) is listed key by key, each
+// subdirectory skipped over with after.
+func TestListDirPlainTracker(t *testing.T) {
+	keys := []string{"a", "b/1", "b/2", "b/3", "c", "d/x/y"}
+	var calls atomic.Int32
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"list_keys": func(a protocol.Args) string {
+			calls.Add(1)
+			var out []string
+			for _, k := range keys {
+				if strings.HasPrefix(k, a["prefix"]) && k > a["after"] {
+					out = append(out, k)
+				}
+			}
+			if len(out) == 0 {
+				return "ERR none_match none\r\n"
+			}
+			r := protocol.Args{"key_count": fmt.Sprint(len(out))}
+			for i, k := range out {
+				r[fmt.Sprintf("key_%d", i+1)] = k
+			}
+			return ok(r)
+		},
+	})
+	page, err := tr.ListDir(context.Background(), "dom", "", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Entries {
+		got = append(got, fmt.Sprintf("%s:%v", e.Name, e.IsDir))
+	}
+	if want := "a:false b/:true c:false d/:true"; strings.Join(got, " ") != want {
+		t.Errorf("entries %v; want %s", got, want)
+	}
+	if page.Detailed {
+		t.Error("a plain tracker's listing marked detailed")
+	}
+}
+
+func TestParseEntriesAndMeta(t *testing.T) {
+	r := protocol.Args{"entries": "2", "next_after": "b", "more": "1",
+		"entry_1": "a", "entry_1_fid": "3", "entry_1_size": "10", "entry_1_meta_mtime": "5",
+		"entry_2": "b/", "entry_2_type": "dir", "entry_9_meta_x": "ignored"}
+	p := parseEntries(r)
+	if !p.Detailed || !p.More || p.Next != "b" || len(p.Entries) != 2 {
+		t.Fatalf("page %+v", p)
+	}
+	if e := p.Entries[0]; e.FID != 3 || e.Size != 10 || e.Meta["mtime"] != "5" {
+		t.Errorf("file entry %+v", e)
+	}
+	if e := p.Entries[1]; !e.IsDir || e.Meta != nil {
+		t.Errorf("dir entry %+v", e)
+	}
+	a := protocol.Args{}
+	MetaArgs(a, map[string]string{"k": "v"})
+	if m := Meta(a); len(m) != 1 || m["k"] != "v" {
+		t.Errorf("meta round trip: %v", m)
+	}
+	recs := Records(protocol.Args{"devices": "2", "dev1_devid": "1", "dev2_devid": "2", "dev2_status": "dead"}, "devices", "dev")
+	if len(recs) != 2 || recs[1]["status"] != "dead" {
+		t.Errorf("Records = %v", recs)
+	}
+}
+
+// A dead tracker is skipped for the next one; an ERR reply is not a
+// transport failure and is not retried elsewhere.
+func TestFailoverBetweenTrackers(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	var served atomic.Int32
+	f := newFakeTracker(t, func(string) string { served.Add(1); return "OK \r\n" })
+	tr, err := NewTracker([]string{deadAddr, f.addr()}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	for i := 0; i < 5; i++ {
+		if _, err := tr.Do(context.Background(), "noop", nil); err != nil {
+			t.Fatalf("request %d with one tracker dead: %v", i, err)
+		}
+	}
+	if served.Load() != 5 {
+		t.Errorf("the live tracker served %d of 5", served.Load())
+	}
+	tr.mu.Lock()
+	_, marked := tr.dead[deadAddr]
+	tr.mu.Unlock()
+	if !marked {
+		t.Error("the dead tracker was not marked")
+	}
+}
+
+// A command that is not idempotent is not sent again after it may have
+// reached the tracker.
+func TestNonIdempotentNotResent(t *testing.T) {
+	var seen atomic.Int32
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				if n, _ := c.Read(buf); n > 0 {
+					seen.Add(1)
+				}
+				c.Close() // the tracker died before answering
+			}()
+		}
+	}()
+	tr, _ := NewTracker([]string{ln.Addr().String()}, Options{})
+	defer tr.Close()
+	if err := tr.Delete(context.Background(), "d", "k"); err == nil {
+		t.Fatal("a delete without an answer succeeded")
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("delete sent %d times; want once", n)
+	}
+	seen.Store(0)
+	tr.GetPaths(context.Background(), "d", "k", true)
+	if n := seen.Load(); n < 2 {
+		t.Errorf("get_paths (idempotent) sent %d times; want a retry", n)
+	}
+}
+
+// node is a storage node in memory for the byte paths.
+type node struct {
+	mu    sync.Mutex
+	files map[string][]byte
+	// cutAt, when > 0, ends GET bodies after that many bytes.
+	cutAt int
+	fail  bool
+}
+
+func newNode(t *testing.T) (*node, *httptest.Server) {
+	n := &node{files: map[string][]byte{}}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		fail, cut := n.fail, n.cutAt
+		n.mu.Unlock()
+		if fail {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		switch r.Method {
+		case http.MethodPut:
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.files[r.URL.Path] = b
+			n.mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodGet:
+			n.mu.Lock()
+			b, ok := n.files[r.URL.Path]
+			n.mu.Unlock()
+			if !ok {
+				http.NotFound(w, r)
+				return
+			}
+			if cut > 0 {
+				// Claim the whole range, send part of it, and hang up.
+				var start int
+				fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, len(b)-1, len(b)))
+				w.Header().Set("Content-Length", fmt.Sprint(len(b)-start))
+				w.WriteHeader(http.StatusPartialContent)
+				w.Write(b[start:min(len(b), start+cut)])
+				panic(http.ErrAbortHandler)
+			}
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+		case http.MethodDelete:
+			n.mu.Lock()
+			delete(n.files, r.URL.Path)
+			n.mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return n, s
+}
+
+// A read that loses its node in the middle resumes at the same offset
+// from the next copy; when every copy fails, Refresh is asked for more.
+func TestReaderFailsOverMidStream(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 100000)
+	n1, s1 := newNode(t)
+	n2, s2 := newNode(t)
+	n1.files["/f"], n2.files["/f"] = data, data
+	n1.cutAt = 12345
+	c := &Client{HTTP: NewHTTPClient(), ReadRetries: 1}
+	r := c.NewReader(context.Background(), []string{s1.URL + "/f", s2.URL + "/f"}, 0, -1)
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v; want %d", len(got), err, len(data))
+	}
+	// A range, every copy down, then fresh paths.
+	n1.fail, n2.fail = true, true
+	n3, s3 := newNode(t)
+	n3.files["/f"] = data
+	refreshed := 0
+	r = c.NewReader(context.Background(), []string{s1.URL + "/f", s2.URL + "/f"}, 100, 200)
+	r.Refresh = func(ctx context.Context) ([]string, error) { refreshed++; return []string{s3.URL + "/f"}, nil }
+	got, err = io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data[100:200]) || refreshed != 1 {
+		t.Errorf("range after refresh: %q, %v, %d refreshes", got, err, refreshed)
+	}
+	// No copy at all: ErrNoPaths.
+	r = c.NewReader(context.Background(), []string{s1.URL + "/f"}, 0, -1)
+	if _, err := io.ReadAll(r); !errors.Is(err, ErrNoPaths) {
+		t.Errorf("no readable copy: %v; want ErrNoPaths", err)
+	}
+}
+
+// Store streams to the first destination that takes the body, sends the
+// checksum and metadata, and abandons the upload when the PUT fails.
+func TestStore(t *testing.T) {
+	_, good := newNode(t)
+	// The first destination refuses connections: nothing of the body is
+	// consumed, so the next one gets it.
+	deadLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadLn.Close()
+	badSrv := struct{ URL string }{"http://" + deadLn.Addr().String()}
+	var closes []protocol.Args
+	var mu sync.Mutex
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"create_open": func(protocol.Args) string {
+			return ok(protocol.Args{"fid": "9", "dev_count": "2", "devid_1": "1", "path_1": badSrv.URL + "/9", "devid_2": "2", "path_2": good.URL + "/9"})
+		},
+		"create_close": func(a protocol.Args) string { mu.Lock(); closes = append(closes, a); mu.Unlock(); return ok(nil) },
+	})
+	c := &Client{Tracker: tr, HTTP: NewHTTPClient()}
+	body := []byte("hello world")
+	st, err := c.Store(context.Background(), "d", "k", "", bytes.NewReader(body), int64(len(body)), UploadOptions{Checksum: true, Meta: map[string]string{"mtime": "1"}})
+	if err != nil || st.FID != 9 || st.Size != int64(len(body)) {
+		t.Fatalf("Store = %+v, %v", st, err)
+	}
+	sum := md5.Sum(body)
+	if len(closes) != 1 || closes[0]["devid"] != "2" || closes[0]["checksum"] != "MD5:"+hex.EncodeToString(sum[:]) || closes[0]["plugin.meta.key0"] != "mtime" {
+		t.Errorf("create_close got %v", closes)
+	}
+	// Both destinations down: the upload is abandoned (no key).
+	closes = nil
+	bad2, bad2Srv := newNode(t)
+	bad2.fail = true
+	tr2, _ := scripted(t, map[string]func(protocol.Args) string{
+		"create_open":  func(protocol.Args) string { return ok(protocol.Args{"fid": "3", "path": bad2Srv.URL + "/3", "devid": "1"}) },
+		"create_close": func(a protocol.Args) string { mu.Lock(); closes = append(closes, a); mu.Unlock(); return ok(nil) },
+	})
+	c2 := &Client{Tracker: tr2, HTTP: NewHTTPClient()}
+	if _, err := c2.Upload(context.Background(), "d", "k", "", bytes.NewReader(body), -1, UploadOptions{}); err == nil {
+		t.Error("an upload to a failing node succeeded")
+	}
+	if len(closes) != 1 || closes[0]["key"] != "" {
+		t.Errorf("abandon: create_close got %v; want one without key", closes)
+	}
+}
