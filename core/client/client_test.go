@@ -50,7 +50,9 @@ func TestCallsParseReplies(t *testing.T) {
 			return ok(protocol.Args{"fid": "7", "dev_count": "2", "devid_1": "1", "path_1": "http://a/1", "devid_2": "2", "path_2": "http://b/1"})
 		},
 		"create_close": func(a protocol.Args) string { closed = a; return ok(nil) },
-		"get_paths":    func(protocol.Args) string { return ok(protocol.Args{"paths": "2", "path1": "http://a/1", "path2": "http://b/1"}) },
+		"get_paths": func(protocol.Args) string {
+			return ok(protocol.Args{"paths": "2", "path1": "http://a/1", "path2": "http://b/1"})
+		},
 		"file_info": func(protocol.Args) string {
 			return ok(protocol.Args{"fid": "7", "domain": "d", "class": "c", "key": "k", "length": "5", "devcount": "2", "devids": "1,2",
 				"plugin.meta.keys": "1", "plugin.meta.key0": "mtime", "plugin.meta.value0": "9"})
@@ -348,7 +350,9 @@ func TestStore(t *testing.T) {
 	bad2, bad2Srv := newNode(t)
 	bad2.fail = true
 	tr2, _ := scripted(t, map[string]func(protocol.Args) string{
-		"create_open":  func(protocol.Args) string { return ok(protocol.Args{"fid": "3", "path": bad2Srv.URL + "/3", "devid": "1"}) },
+		"create_open": func(protocol.Args) string {
+			return ok(protocol.Args{"fid": "3", "path": bad2Srv.URL + "/3", "devid": "1"})
+		},
 		"create_close": func(a protocol.Args) string { mu.Lock(); closes = append(closes, a); mu.Unlock(); return ok(nil) },
 	})
 	c2 := &Client{Tracker: tr2, HTTP: NewHTTPClient()}
