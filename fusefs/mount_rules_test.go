@@ -590,3 +590,189 @@ func TestRenameDirLeavesOldName(t *testing.T) {
 		t.Errorf("lookup below the new name: %v", err)
 	}
 }
+
+// A kernel's session through the FUSE-facing methods: create, write,
+// flush, release, look up, read out of order, rename, chmod, fsync,
+// xattrs, statfs, and the operations MogileFS cannot do.
+func TestKernelSession(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	root, _ := f.Root()
+	dn, err := root.(*dirNode).Lookup(ctx, &fuse.LookupRequest{Name: "d"}, &fuse.LookupResponse{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dn.(*dirNode)
+	if _, err := root.(*dirNode).Lookup(ctx, &fuse.LookupRequest{Name: "nodomain"}, &fuse.LookupResponse{}); !isErrno(err, syscall.ENOENT) {
+		t.Errorf("lookup of a missing domain: %v", err)
+	}
+	var da fuse.Attr
+	if err := d.Attr(ctx, &da); err != nil || !da.Mode.IsDir() {
+		t.Errorf("domain attr %v %v", da, err)
+	}
+	node, handle, err := d.Create(ctx, &fuse.CreateRequest{Name: "f", Mode: 0o640}, &fuse.CreateResponse{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handle.(*writeHandle)
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for off := 0; off < len(data); off += 128 << 10 {
+		var wr fuse.WriteResponse
+		if err := h.Write(ctx, &fuse.WriteRequest{Data: data[off : off+128<<10], Offset: int64(off)}, &wr); err != nil || wr.Size != 128<<10 {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
+	// Listed while being written.
+	if ents, _ := d.ReadDirAll(ctx); len(ents) != 1 || ents[0].Name != "f" {
+		t.Errorf("listing while writing: %+v", ents)
+	}
+	rr := &fuse.ReadResponse{Data: make([]byte, 0, 10)}
+	if err := h.Read(ctx, &fuse.ReadRequest{Offset: 5, Size: 10}, rr); err != nil || !bytes.Equal(rr.Data, data[5:15]) {
+		t.Errorf("read on the writing handle: %v %v", rr.Data, err)
+	}
+	if err := h.Flush(ctx, &fuse.FlushRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx, &fuse.ReleaseRequest{})
+	fn := node.(*fileNode)
+	if err := fn.Fsync(ctx, &fuse.FsyncRequest{}); err != nil {
+		t.Errorf("fsync: %v", err)
+	}
+	var a fuse.Attr
+	if err := fn.Attr(ctx, &a); err != nil || a.Size != uint64(len(data)) || a.Mode.Perm() != 0o640 {
+		t.Errorf("attr after commit: %+v %v", a, err)
+	}
+
+	// Read it back with requests out of order, as kernel read-ahead sends them.
+	var or fuse.OpenResponse
+	rh, err := fn.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenReadOnly}, &or)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rh.(*readHandle)
+	got := make([]byte, len(data))
+	chunk := 128 << 10
+	order := []int{0, 2, 1, 3, 5, 4}
+	for off := 6 * chunk; off < len(data); off += chunk {
+		order = append(order, off/chunk)
+	}
+	for _, i := range order {
+		resp := &fuse.ReadResponse{Data: make([]byte, 0, chunk)}
+		if err := r.Read(ctx, &fuse.ReadRequest{Offset: int64(i * chunk), Size: chunk}, resp); err != nil {
+			t.Fatalf("read chunk %d: %v", i, err)
+		}
+		copy(got[i*chunk:], resp.Data)
+	}
+	// A jump back, and past the end.
+	resp := &fuse.ReadResponse{Data: make([]byte, 0, 100)}
+	r.Read(ctx, &fuse.ReadRequest{Offset: 10, Size: 100}, resp)
+	if !bytes.Equal(resp.Data, data[10:110]) {
+		t.Error("a read behind the stream gave other bytes")
+	}
+	resp = &fuse.ReadResponse{Data: make([]byte, 0, 100)}
+	if r.Read(ctx, &fuse.ReadRequest{Offset: int64(len(data) + 5), Size: 100}, resp); len(resp.Data) != 0 {
+		t.Error("a read past the end returned bytes")
+	}
+	r.Release(ctx, &fuse.ReleaseRequest{})
+	if !bytes.Equal(got, data) {
+		t.Error("out-of-order reads gave other bytes")
+	}
+	// A second open of the unchanged version keeps the kernel's pages.
+	var or2 fuse.OpenResponse
+	rh2, _ := fn.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenReadOnly}, &or2)
+	rh2.(*readHandle).Release(ctx, nil)
+	if or2.Flags&fuse.OpenKeepCache == 0 {
+		t.Error("the second open of an unchanged file dropped the page cache")
+	}
+
+	// chmod, truncate by path, xattrs.
+	var sr fuse.SetattrResponse
+	if err := fn.Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMode | fuse.SetattrSize, Mode: 0o600, Size: 10}, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if sr.Attr.Size != 10 || sr.Attr.Mode.Perm() != 0o600 {
+		t.Errorf("after chmod and truncate: %+v", sr.Attr)
+	}
+	if got, _ := content(t, c, "d", "f"); !bytes.Equal(got, data[:10]) {
+		t.Errorf("truncate stored %d bytes", len(got))
+	}
+	var xr fuse.GetxattrResponse
+	if err := fn.Getxattr(ctx, &fuse.GetxattrRequest{Name: xattrDevcount}, &xr); err != nil || string(xr.Xattr) != "2" {
+		t.Errorf("devcount xattr %q %v", xr.Xattr, err)
+	}
+	if err := fn.Setxattr(ctx, &fuse.SetxattrRequest{Name: xattrClass, Xattr: []byte("thumbs")}); err != nil {
+		t.Errorf("set class: %v", err)
+	}
+	if err := fn.Setxattr(ctx, &fuse.SetxattrRequest{Name: "user.other"}); !isErrno(err, syscall.ENOTSUP) {
+		t.Errorf("other xattr: %v", err)
+	}
+	var lr fuse.ListxattrResponse
+	fn.Listxattr(ctx, &fuse.ListxattrRequest{}, &lr)
+	if !bytes.Contains(lr.Xattr, []byte(xattrClass)) {
+		t.Errorf("listxattr %q", lr.Xattr)
+	}
+
+	// Rename over an existing file, into a subdirectory.
+	if _, err := d.Mkdir(ctx, &fuse.MkdirRequest{Name: "sub"}); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, f, "d", "sub/g", []byte("old"))
+	sub := f.dirNode("d", "sub/")
+	if err := d.Rename(ctx, &fuse.RenameRequest{OldName: "f", NewName: "g"}, sub); err != nil {
+		t.Fatalf("rename over: %v", err)
+	}
+	if got, _ := content(t, c, "d", "sub/g"); !bytes.Equal(got, data[:10]) {
+		t.Errorf("sub/g after rename over it: %q", got)
+	}
+	if err := d.Remove(ctx, &fuse.RemoveRequest{Name: "sub", Dir: true}); !isErrno(err, syscall.ENOTEMPTY) {
+		t.Errorf("rmdir of a non-empty directory: %v", err)
+	}
+	if err := d.Rename(ctx, &fuse.RenameRequest{OldName: "sub", NewName: "sub2"}, d); err != nil {
+		t.Errorf("directory rename: %v", err)
+	}
+	if keys := c.Keys("d"); len(keys) != 2 || keys[0] != "sub2/" || keys[1] != "sub2/g" {
+		t.Errorf("keys after renames: %v", keys)
+	}
+	// What MogileFS cannot do, and statfs.
+	if _, err := d.Symlink(ctx, &fuse.SymlinkRequest{NewName: "l", Target: "x"}); !isErrno(err, syscall.ENOTSUP) {
+		t.Errorf("symlink: %v", err)
+	}
+	if _, err := d.Link(ctx, &fuse.LinkRequest{NewName: "h"}, fn); !isErrno(err, syscall.EPERM) {
+		t.Errorf("link: %v", err)
+	}
+	if _, err := d.Mknod(ctx, &fuse.MknodRequest{Name: "n"}); !isErrno(err, syscall.EPERM) {
+		t.Errorf("mknod: %v", err)
+	}
+	if _, _, err := root.(*dirNode).Create(ctx, &fuse.CreateRequest{Name: "x"}, &fuse.CreateResponse{}); !isErrno(err, syscall.EPERM) {
+		t.Errorf("create at the top: %v", err)
+	}
+	var st fuse.StatfsResponse
+	if err := f.Statfs(ctx, &fuse.StatfsRequest{}, &st); err != nil || st.Blocks != 1024*256 || st.Bfree != 768*256 {
+		t.Errorf("statfs %+v %v", st, err)
+	}
+	if c.Temps() != 0 {
+		t.Errorf("%d uploads left open", c.Temps())
+	}
+}
+
+// A read-only mount refuses every change with EROFS.
+func TestReadOnlyMount(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", []byte("x"), nil)
+	f := newTestFS(t, c, func(cfg *Config) { cfg.ReadOnly = true })
+	ctx := context.Background()
+	d := f.dirNode("d", "")
+	if _, _, err := d.Create(ctx, &fuse.CreateRequest{Name: "n"}, &fuse.CreateResponse{}); !isErrno(err, syscall.EROFS) {
+		t.Errorf("create: %v", err)
+	}
+	if _, err := f.fileNode("d", "f").Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly}, &fuse.OpenResponse{}); !isErrno(err, syscall.EROFS) {
+		t.Errorf("open for writing: %v", err)
+	}
+	if err := d.Remove(ctx, &fuse.RemoveRequest{Name: "f"}); !isErrno(err, syscall.EROFS) {
+		t.Errorf("unlink: %v", err)
+	}
+}
