@@ -10,6 +10,7 @@ if [ "${1:-run}" = test ]; then
 	command -v mysql >/dev/null || need+=(mariadb-client)
 	command -v ip >/dev/null || need+=(iproute2)
 	command -v python3 >/dev/null || need+=(python3)
+	command -v git >/dev/null || need+=(git)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

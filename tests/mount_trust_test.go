@@ -148,3 +148,44 @@ with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
 	}
 	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
 }
+
+// Concurrent git clones onto the mount, each checked with git fsck: new
+// directories, new files and lookups racing under load (a clone once
+// failed with "failed to copy file ... No such file or directory").
+func TestMountConcurrentGitClones(t *testing.T) {
+	condSkipFUSE(t)
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatal("git is missing (make test installs it)")
+	}
+	files, clones := 1000, 3
+	if testing.Short() {
+		files, clones = 300, 2
+	}
+	repo := filepath.Join(t.TempDir(), "repo")
+	sh(t, fmt.Sprintf(`set -e; git init -q %[1]q && cd %[1]q
+for d in $(seq 1 %[2]d); do mkdir -p src/d$((d %% 60))/e$((d %% 7)); echo "file $d $RANDOM" > src/d$((d %% 60))/e$((d %% 7))/f$d.txt; done
+git add -A && git -c user.name=t -c user.email=t@t commit -qm one
+for d in $(seq 1 50); do echo change >> src/d$((d %% 60))/e$((d %% 7))/f$d.txt; done
+git -c user.name=t -c user.email=t@t commit -qam two`, repo, files))
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	errs := make(chan error, clones)
+	for i := 0; i < clones; i++ {
+		go func(i int) {
+			dst := filepath.Join(mnt, "test", fmt.Sprintf("clone%d", i))
+			out, err := shErr(fmt.Sprintf("git clone -q --no-hardlinks %q %q && cd %q && git fsck --full --no-progress && git status --porcelain | wc -l", repo, dst, dst))
+			if err == nil && strings.TrimSpace(out) != "0" {
+				err = fmt.Errorf("git status after the clone lists changes:\n%s", out)
+			}
+			if err != nil {
+				err = fmt.Errorf("clone %d: %v\n%s", i, err, out)
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < clones; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
