@@ -26,7 +26,7 @@ import (
 // same library and options as mogmount.
 type nullFS struct{ size int64 }
 
-func (n nullFS) Root() (fs.Node, error) { return nullDir{n.size}, nil }
+func (n nullFS) Root() (fs.Node, error) { return nullDir(n), nil }
 
 type nullDir struct{ size int64 }
 
@@ -37,9 +37,9 @@ func (d nullDir) Attr(ctx context.Context, a *fuse.Attr) error {
 
 func (d nullDir) Lookup(ctx context.Context, name string) (fs.Node, error) {
 	if name == "null" {
-		return nullFile{d.size}, nil
+		return nullFile(d), nil
 	}
-	return nil, fuse.ENOENT
+	return nil, fuse.Errno(syscall.ENOENT)
 }
 
 func (d nullDir) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {

@@ -353,7 +353,7 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 				return d.fs.dirNode(name, ""), nil
 			}
 		}
-		return nil, fuse.ENOENT
+		return nil, fuse.Errno(syscall.ENOENT)
 	}
 	if err := checkName(prefix, name); err != nil {
 		return nil, err
@@ -378,7 +378,7 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 			file = &e
 		}
 		if file == nil {
-			return nil, fuse.ENOENT
+			return nil, fuse.Errno(syscall.ENOENT)
 		}
 		if file.detailed {
 			d.fs.attrs.Add(ck(dom, key), file.attr)
@@ -397,7 +397,7 @@ func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fus
 		return nil, errno(err)
 	}
 	if !a.exists {
-		return nil, fuse.ENOENT
+		return nil, fuse.Errno(syscall.ENOENT)
 	}
 	return d.fs.fileNode(dom, key), nil
 }
@@ -434,7 +434,7 @@ func (d *dirNode) writable() error {
 		return fuse.Errno(syscall.EROFS)
 	}
 	if d.isTop() {
-		return fuse.EPERM // domains are made with mogadm domain add
+		return fuse.Errno(syscall.EPERM) // domains are made with mogadm domain add
 	}
 	return nil
 }
@@ -562,7 +562,7 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 	}
 	nd, ok := newDir.(*dirNode)
 	if !ok {
-		return fuse.EIO
+		return fuse.Errno(syscall.EIO)
 	}
 	dom, prefix := d.where()
 	ndom, nprefix := nd.where()
@@ -590,10 +590,10 @@ func (d *dirNode) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fs.Nod
 
 // Link is not supported: MogileFS has no links.
 func (d *dirNode) Link(ctx context.Context, req *fuse.LinkRequest, old fs.Node) (fs.Node, error) {
-	return nil, fuse.EPERM
+	return nil, fuse.Errno(syscall.EPERM)
 }
 
 // Mknod is not supported: only regular files are stored.
 func (d *dirNode) Mknod(ctx context.Context, req *fuse.MknodRequest) (fs.Node, error) {
-	return nil, fuse.EPERM
+	return nil, fuse.Errno(syscall.EPERM)
 }

@@ -427,9 +427,9 @@ func errno(err error) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "unknown_key", "unreg_domain", "domain_not_found":
-			return fuse.ENOENT
+			return fuse.Errno(syscall.ENOENT)
 		case "key_exists":
-			return fuse.EEXIST
+			return fuse.Errno(syscall.EEXIST)
 		case "no_devices":
 			return fuse.Errno(syscall.ENOSPC)
 		case "invalid_key":
@@ -438,5 +438,5 @@ func errno(err error) error {
 			return fuse.Errno(syscall.EINVAL)
 		}
 	}
-	return fuse.EIO
+	return fuse.Errno(syscall.EIO)
 }
