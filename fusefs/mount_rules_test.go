@@ -776,3 +776,33 @@ func TestReadOnlyMount(t *testing.T) {
 		t.Errorf("unlink: %v", err)
 	}
 }
+
+// An upload from the spool to a node that stops taking bytes moves on
+// to the next destination after StallTimeout.
+func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", []byte("0123456789"), nil)
+	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond })
+	c.OnPut(func(ctx context.Context, url string, n int64) error {
+		if bytes.Contains([]byte(url), []byte("/dev1/")) {
+			<-ctx.Done() // dev1 stalls
+			return context.Cause(ctx)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	h, err := newWriteHandle(ctx, f.fileNode("d", "f"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.write(ctx, []byte("AB"), 3) // an overwrite in place: spooled
+	within(t, 5*time.Second, "saving past a stalled node", func() {
+		if err := h.commit(ctx); err != nil {
+			t.Errorf("commit: %v", err)
+		}
+	})
+	h.release()
+	if got, _ := content(t, c, "d", "f"); string(got) != "012AB56789" {
+		t.Errorf("stored %q", got)
+	}
+}

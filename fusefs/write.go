@@ -553,7 +553,7 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 		if spool != nil {
 			body = io.NewSectionReader(spool, 0, size)
 		}
-		if err = f.cl.Put(ctx, d.Path, body, size); err == nil || ctx.Err() != nil {
+		if err = f.putWatched(ctx, d.Path, body, size); err == nil || ctx.Err() != nil {
 			break
 		}
 		f.noteFailedDest(d.Devid)
@@ -568,6 +568,32 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 	defer cancel()
 	f.cl.CreateClose(actx, client.CloseArgs{Domain: dom, FID: open.FID, Dest: dest})
 	return 0, err
+}
+
+// putWatched is a PUT that fails when the node takes no bytes (or sends
+// no answer after the last) for StallTimeout.
+func (f *FS) putWatched(ctx context.Context, url string, body io.Reader, size int64) error {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+	err := f.cl.Put(pctx, url, &progressReader{r: body, progress: func() { stall.Reset(f.cfg.StallTimeout) }}, size)
+	if err != nil && context.Cause(pctx) == errStalled {
+		err = fmt.Errorf("%w: %w", errStalled, err)
+	}
+	return err
+}
+
+// progressReader calls progress after every read.
+type progressReader struct {
+	r        io.Reader
+	progress func()
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.progress()
+	return n, err
 }
 
 type eofReader struct{}

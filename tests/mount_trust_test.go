@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
 // User-visible rules of the mount that programs rely on (issue 10),
@@ -188,4 +189,61 @@ git -c user.name=t -c user.email=t@t commit -qam two`, repo, files))
 			t.Error(err)
 		}
 	}
+}
+
+// A storage node that stalls in the middle of a streamed write (as under
+// SIGSTOP), another alive: after --stall-timeout the upload moves to the
+// other node from the spool; the writer finishes, the file is whole.
+func TestMountNodeStallsMidWrite(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, func(cfg *fusefs.Config) { cfg.StallTimeout = 2 * time.Second })
+	src := filepath.Join(t.TempDir(), "src.bin")
+	sh(t, fmt.Sprintf("head -c %d /dev/urandom > %q", 64<<20, src))
+	dst := filepath.Join(mnt, "test", "big.bin")
+	cmd := exec.Command("python3", "-c", `
+import sys, time
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
+    while True:
+        b = src.read(1 << 20)
+        if not b:
+            break
+        dst.write(b)
+        dst.flush()
+        time.sleep(0.02)
+`, src, dst)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var stalled *clustertest.Node
+	for deadline := time.Now().Add(10 * time.Second); stalled == nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		for _, n := range c.Nodes {
+			if n.Uploads() > 0 {
+				stalled = n
+				break
+			}
+		}
+	}
+	if stalled == nil {
+		t.Fatal("no node received the upload")
+	}
+	stalled.Stall()
+	defer stalled.Resume()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the writer failed with a stalled node (another alive): %v\n%s", err, out)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the writer was still blocked %v after the node stalled", time.Since(start))
+	}
+	stalled.Resume()
+	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
 }

@@ -7,6 +7,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -270,6 +271,8 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 		}
 		defer hs.leave()
 		if r.Method == http.MethodPut {
+			// A stalled node reads no more of the bodies in progress.
+			r.Body = &stallBody{ReadCloser: r.Body, h: hs}
 			hs.mu.Lock()
 			hs.puts++
 			hs.mu.Unlock()
@@ -329,7 +332,7 @@ type handlers struct {
 
 // Stall makes the node answer no HTTP request until Resume, as a node
 // whose process was stopped (SIGSTOP) or whose disk hangs: connections
-// are accepted and requests wait.
+// are accepted, requests wait, and uploads in progress take no more bytes.
 func (n *Node) Stall() { n.handlers.setStalled(true) }
 
 // Uploads returns the number of PUT requests the node is handling.
@@ -341,6 +344,21 @@ func (n *Node) Uploads() int {
 
 // Resume ends a Stall: the waiting requests go on.
 func (n *Node) Resume() { n.handlers.setStalled(false) }
+
+// stallBody is a request body that is not read while its node stalls.
+type stallBody struct {
+	io.ReadCloser
+	h *handlers
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	b.h.mu.Lock()
+	for b.h.stalled && !b.h.stopped {
+		b.h.idle.Wait()
+	}
+	b.h.mu.Unlock()
+	return b.ReadCloser.Read(p)
+}
 
 func (h *handlers) setStalled(v bool) {
 	h.mu.Lock()
