@@ -417,6 +417,11 @@ func (s *Server) query(line string, ip net.IP, adminConn bool) string {
 			pe = s.internalError(req.Command, err)
 		}
 		s.metrics.observe(req.Command, pe.Code, time.Since(start))
+		if s.cfg.Plain && req.Command == "rename" && pe.Code == "key_exists" {
+			// 2.73 follows this answer with a stray OK line (SPEC §1.8.4);
+			// a plain tracker reproduces it for the clients tested on it.
+			return protocol.ErrLine(pe.Code, pe.Text, callid) + "OK\r\n"
+		}
 		return protocol.ErrLine(pe.Code, pe.Text, callid)
 	}
 	s.metrics.observe(req.Command, "ok", time.Since(start))
