@@ -110,38 +110,9 @@ func TestMountNodeKilledMidWrite(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src.bin")
 	sh(t, fmt.Sprintf("head -c %d /dev/urandom > %q", 24<<20, src))
 	dst := filepath.Join(mnt, "test", "big.bin")
-	// A steady writer, one open file: 1 MiB every 50 ms.
-	cmd := exec.Command("python3", "-c", `
-import sys, time
-with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
-    while True:
-        b = src.read(1 << 20)
-        if not b:
-            break
-        dst.write(b)
-        dst.flush()
-        time.sleep(0.05)
-`, src, dst)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := steadyWriter(t, src, dst, "0.05")
 	// Kill the node the upload streams to, once it is under way.
-	deadline := time.Now().Add(10 * time.Second)
-	var killed *clustertest.Node
-	for killed == nil && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		for _, n := range c.Nodes {
-			if n.Uploads() > 0 {
-				killed = n
-				break
-			}
-		}
-	}
-	if killed == nil {
-		t.Fatal("no node received the upload")
-	}
+	killed := uploadingNode(t, c)
 	time.Sleep(300 * time.Millisecond)
 	killed.Stop()
 	if err := cmd.Wait(); err != nil {
@@ -203,35 +174,8 @@ func TestMountNodeStallsMidWrite(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "src.bin")
 	sh(t, fmt.Sprintf("head -c %d /dev/urandom > %q", 64<<20, src))
 	dst := filepath.Join(mnt, "test", "big.bin")
-	cmd := exec.Command("python3", "-c", `
-import sys, time
-with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
-    while True:
-        b = src.read(1 << 20)
-        if not b:
-            break
-        dst.write(b)
-        dst.flush()
-        time.sleep(0.02)
-`, src, dst)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var stalled *clustertest.Node
-	for deadline := time.Now().Add(10 * time.Second); stalled == nil && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		for _, n := range c.Nodes {
-			if n.Uploads() > 0 {
-				stalled = n
-				break
-			}
-		}
-	}
-	if stalled == nil {
-		t.Fatal("no node received the upload")
-	}
+	cmd, out := steadyWriter(t, src, dst, "0.02")
+	stalled := uploadingNode(t, c)
 	stalled.Stall()
 	defer stalled.Resume()
 	start := time.Now()
@@ -248,4 +192,41 @@ with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
 	}
 	stalled.Resume()
 	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
+}
+
+// steadyWriter starts a process copying src to dst through one open
+// file, 1 MiB at a time with a pause of pause seconds after each.
+func steadyWriter(t *testing.T, src, dst, pause string) (*exec.Cmd, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command("python3", "-c", `
+import sys, time
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
+    while True:
+        b = src.read(1 << 20)
+        if not b:
+            break
+        dst.write(b)
+        dst.flush()
+        time.sleep(float(sys.argv[3]))
+`, src, dst, pause)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
+}
+
+// uploadingNode waits for a storage node to be receiving an upload.
+func uploadingNode(t *testing.T, c *clustertest.Cluster) *clustertest.Node {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, n := range c.Nodes {
+			if n.Uploads() > 0 {
+				return n
+			}
+		}
+	}
+	t.Fatal("no node received the upload")
+	return nil
 }

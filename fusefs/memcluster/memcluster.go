@@ -250,24 +250,15 @@ func (c *Cluster) domain(dom string) (map[string]*File, error) {
 
 // FileInfo describes a key.
 func (c *Cluster) FileInfo(ctx context.Context, dom, key string) (client.FileInfo, error) {
-	if err := c.call(ctx, "file_info", dom, key); err != nil {
-		return client.FileInfo{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, err := c.domain(dom)
-	if err != nil {
-		return client.FileInfo{}, err
-	}
-	f, ok := d[key]
-	if !ok {
-		return client.FileInfo{}, errCode("unknown_key", "unknown_key")
-	}
-	fi := client.FileInfo{FID: f.FID, Domain: dom, Class: f.Class, Key: key, Length: int64(len(f.Data)), DevCount: 2, Devids: []int{1, 2}}
-	if !c.Plain && len(f.Meta) > 0 {
-		fi.Meta = copyMeta(f.Meta)
-	}
-	return fi, nil
+	var fi client.FileInfo
+	err := c.withKey(ctx, "file_info", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
+		fi = client.FileInfo{FID: f.FID, Domain: dom, Class: f.Class, Key: key, Length: int64(len(f.Data)), DevCount: 2, Devids: []int{1, 2}}
+		if !c.Plain && len(f.Meta) > 0 {
+			fi.Meta = copyMeta(f.Meta)
+		}
+		return nil
+	})
+	return fi, err
 }
 
 func copyMeta(m map[string]string) map[string]string {
@@ -359,20 +350,12 @@ func (c *Cluster) listDir(dom, prefix, after string, limit int) (client.DirPage,
 
 // GetPaths returns the URLs of a key's copies.
 func (c *Cluster) GetPaths(ctx context.Context, dom, key string, noverify bool) ([]string, error) {
-	if err := c.call(ctx, "get_paths", dom, key); err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, err := c.domain(dom)
-	if err != nil {
-		return nil, err
-	}
-	f, ok := d[key]
-	if !ok {
-		return nil, errCode("unknown_key", "unknown_key")
-	}
-	return c.urls(f.FID), nil
+	var paths []string
+	err := c.withKey(ctx, "get_paths", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
+		paths = c.urls(f.FID)
+		return nil
+	})
+	return paths, err
 }
 
 func devOf(url string) string {
@@ -565,9 +548,10 @@ func (c *Cluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 	return nil
 }
 
-// Rename renames a key.
-func (c *Cluster) Rename(ctx context.Context, dom, from, to string) error {
-	if err := c.call(ctx, "rename", dom, from); err != nil {
+// withKey counts cmd, runs its hook and, under the lock, calls fn with
+// the key's domain and file; a missing key answers the code missing.
+func (c *Cluster) withKey(ctx context.Context, cmd, dom, key, missing string, fn func(d map[string]*File, f *File) error) error {
+	if err := c.call(ctx, cmd, dom, key); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -576,90 +560,63 @@ func (c *Cluster) Rename(ctx context.Context, dom, from, to string) error {
 	if err != nil {
 		return err
 	}
-	f, ok := d[from]
+	f, ok := d[key]
 	if !ok {
-		return errCode("unknown_key", "unknown_key")
+		return errCode(missing, missing)
 	}
-	if _, ok := d[to]; ok {
-		return errCode("key_exists", "Target key name already exists; can't overwrite.")
-	}
-	delete(d, from)
-	d[to] = f
-	return nil
+	return fn(d, f)
+}
+
+// Rename renames a key.
+func (c *Cluster) Rename(ctx context.Context, dom, from, to string) error {
+	return c.withKey(ctx, "rename", dom, from, "unknown_key", func(d map[string]*File, f *File) error {
+		if _, ok := d[to]; ok {
+			return errCode("key_exists", "Target key name already exists; can't overwrite.")
+		}
+		delete(d, from)
+		d[to] = f
+		return nil
+	})
 }
 
 // Delete removes a key.
 func (c *Cluster) Delete(ctx context.Context, dom, key string) error {
-	if err := c.call(ctx, "delete", dom, key); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, err := c.domain(dom)
-	if err != nil {
-		return err
-	}
-	f, ok := d[key]
-	if !ok {
-		return errCode("unknown_key", "unknown_key")
-	}
-	delete(d, key)
-	for _, u := range c.urls(f.FID) {
-		delete(c.blobs, u)
-	}
-	return nil
+	return c.withKey(ctx, "delete", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
+		delete(d, key)
+		for _, u := range c.urls(f.FID) {
+			delete(c.blobs, u)
+		}
+		return nil
+	})
 }
 
 // SetMeta merges metadata into a key's.
 func (c *Cluster) SetMeta(ctx context.Context, dom, key string, meta map[string]string) error {
-	if err := c.call(ctx, "plugin_meta_set", dom, key); err != nil {
-		return err
-	}
-	if c.Plain {
-		return errCode("unknown_command", "Unknown server command")
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, err := c.domain(dom)
-	if err != nil {
-		return err
-	}
-	f, ok := d[key]
-	if !ok {
-		return errCode("unknown_key", "unknown_key")
-	}
-	m := copyMeta(f.Meta)
-	if m == nil {
-		m = map[string]string{}
-	}
-	for k, v := range meta {
-		m[k] = v
-	}
-	nf := *f
-	nf.Meta = m
-	d[key] = &nf
-	return nil
+	return c.withKey(ctx, "plugin_meta_set", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
+		if c.Plain {
+			return errCode("unknown_command", "Unknown server command")
+		}
+		nf := *f
+		nf.Meta = copyMeta(f.Meta)
+		if nf.Meta == nil {
+			nf.Meta = map[string]string{}
+		}
+		for k, v := range meta {
+			nf.Meta[k] = v
+		}
+		d[key] = &nf
+		return nil
+	})
 }
 
 // UpdateClass changes a key's class.
 func (c *Cluster) UpdateClass(ctx context.Context, dom, key, class string) error {
-	if err := c.call(ctx, "updateclass", dom, key); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, err := c.domain(dom)
-	if err != nil {
-		return err
-	}
-	f, ok := d[key]
-	if !ok {
-		return errCode("invalid_key", "key unknown")
-	}
-	nf := *f
-	nf.Class = class
-	d[key] = &nf
-	return nil
+	return c.withKey(ctx, "updateclass", dom, key, "invalid_key", func(d map[string]*File, f *File) error {
+		nf := *f
+		nf.Class = class
+		d[key] = &nf
+		return nil
+	})
 }
 
 // Space reports 1 GiB, a quarter used.
