@@ -284,122 +284,157 @@ var errBigDir = errors.New("directory too big to probe")
 
 // ReadDirAll lists the directory, with files being written here merged in.
 func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
-	ents, err := d.list(ctx)
+	ents, err := d.entries(ctx)
 	if err != nil {
 		return nil, errno(err)
 	}
-	dom, prefix := d.where()
-	seen := map[string]bool{}
-	var out []fuse.Dirent
-	for _, e := range ents {
+	out := make([]fuse.Dirent, len(ents))
+	for i, e := range ents {
+		out[i] = fuse.Dirent{Name: e.name, Type: fuse.DT_File, Inode: e.ino}
 		if e.isDir {
-			seen[e.name] = true
+			out[i].Type = fuse.DT_Dir
 		}
 	}
+	return out, nil
+}
+
+// dirEntry is one name a directory shows.
+type dirEntry struct {
+	name  string
+	isDir bool
+	ino   uint64
+}
+
+// entries returns what the directory shows: its cached listing, where a
+// subdirectory hides a key of the same name, plus the files created here
+// and not yet committed.
+func (d *dirNode) entries(ctx context.Context) ([]dirEntry, error) {
+	ents, err := d.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dom, prefix := d.where()
+	dirs := map[string]bool{}
+	files := map[string]bool{}
 	for _, e := range ents {
-		if !e.isDir && seen[e.name] {
-			d.fs.log.Warn("fusefs: key hidden by a directory of the same name", "domain", dom, "key", prefix+e.name)
-			continue
-		}
-		if !e.isDir && seen["f/"+e.name] {
-			continue
-		}
-		de := fuse.Dirent{Name: e.name, Type: fuse.DT_File}
 		if e.isDir {
-			de.Type, de.Inode = fuse.DT_Dir, dirInode(dom, prefix+e.name+"/")
-			if d.isTop() {
-				de.Inode = dirInode(e.name, "")
-			}
-		} else {
-			seen["f/"+e.name] = true
-			de.Inode = d.fs.fileIno(dom, prefix+e.name)
+			dirs[e.name] = true
 		}
-		out = append(out, de)
+	}
+	var out []dirEntry
+	for _, e := range ents {
+		switch {
+		case e.isDir:
+			ino := dirInode(dom, prefix+e.name+"/")
+			if d.isTop() {
+				ino = dirInode(e.name, "")
+			}
+			out = append(out, dirEntry{name: e.name, isDir: true, ino: ino})
+		case dirs[e.name]:
+			d.fs.log.Warn("fusefs: key hidden by a directory of the same name", "domain", dom, "key", prefix+e.name)
+		case !files[e.name]:
+			files[e.name] = true
+			out = append(out, dirEntry{name: e.name, ino: d.fs.fileIno(dom, prefix+e.name)})
+		}
 	}
 	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
 	for _, n := range d.fs.pending {
 		n.mu.Lock()
-		if n.dom == dom && parentOf(n.key) == prefix && !seen["f/"+n.key[len(prefix):]] && !seen[n.key[len(prefix):]] {
-			out = append(out, fuse.Dirent{Name: n.key[len(prefix):], Type: fuse.DT_File, Inode: n.ino})
+		if n.dom == dom && parentOf(n.key) == prefix {
+			if name := n.key[len(prefix):]; !files[name] && !dirs[name] {
+				out = append(out, dirEntry{name: name, ino: n.ino})
+			}
 		}
 		n.mu.Unlock()
 	}
-	d.fs.mu.Unlock()
 	return out, nil
 }
 
 // checkName refuses names that cannot be keys.
 func checkName(prefix, name string) error {
 	if len(prefix)+len(name) > client.MaxKeyBytes {
-		return fuse.Errno(syscall.ENAMETOOLONG)
+		return syscall.ENAMETOOLONG
 	}
 	return nil
 }
 
-// Lookup finds a child: a file being written, an entry of the cached
-// listing, a key (file_info), or a directory (a key below it).
+// Lookup finds a child.
 func (d *dirNode) Lookup(ctx context.Context, req *fuse.LookupRequest, resp *fuse.LookupResponse) (fs.Node, error) {
 	d.fs.Stats.Lookups.Add(1)
 	resp.EntryValid = d.fs.cfg.KernelTTL
+	file, dir, err := d.lookup(ctx, req.Name)
+	switch {
+	case err != nil:
+		return nil, errno(err)
+	case dir != nil:
+		return dir, nil
+	}
+	return file, nil
+}
+
+// lookup finds a child: a file being written, an entry of the cached
+// listing, a directory (a key below it), or a key (file_info); a
+// directory wins over a key of the same name.
+func (d *dirNode) lookup(ctx context.Context, name string) (*fileNode, *dirNode, error) {
 	dom, prefix := d.where()
-	name := req.Name
 	if d.isTop() {
 		ents, err := d.list(ctx)
 		if err != nil {
-			return nil, errno(err)
+			return nil, nil, err
 		}
 		for _, e := range ents {
 			if e.name == name {
-				return d.fs.dirNode(name, ""), nil
+				return nil, d.fs.dirNode(name, ""), nil
 			}
 		}
-		return nil, fuse.Errno(syscall.ENOENT)
+		return nil, nil, syscall.ENOENT
 	}
 	if err := checkName(prefix, name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key := prefix + name
 	d.fs.mu.Lock()
 	p, pending := d.fs.pending[ck(dom, key)]
 	d.fs.mu.Unlock()
 	if pending {
-		return p, nil
+		return p, nil, nil
 	}
 	l, err := d.probe(ctx)
 	if err != nil {
-		return nil, errno(err)
+		return nil, nil, err
 	}
 	if l != nil {
 		var file *dirEnt
 		for _, e := range l.named(name) {
 			if e.isDir {
-				return d.fs.dirNode(dom, key+"/"), nil
+				return nil, d.fs.dirNode(dom, key+"/"), nil
 			}
 			file = &e
 		}
 		if file == nil {
-			return nil, fuse.Errno(syscall.ENOENT)
+			return nil, nil, syscall.ENOENT
 		}
 		if file.detailed {
 			d.fs.attrs.Add(ck(dom, key), file.attr)
 		}
-		return d.fs.fileNode(dom, key), nil
+		return d.fs.fileNode(dom, key), nil, nil
 	}
 	isDir, err := d.fs.isDir(ctx, dom, key+"/")
 	if err != nil {
-		return nil, errno(err)
+		return nil, nil, err
 	}
 	if isDir {
-		return d.fs.dirNode(dom, key+"/"), nil
+		return nil, d.fs.dirNode(dom, key+"/"), nil
 	}
 	a, err := d.fs.stat(ctx, dom, key)
 	if err != nil {
-		return nil, errno(err)
+		return nil, nil, err
 	}
 	if !a.exists {
-		return nil, fuse.Errno(syscall.ENOENT)
+		return nil, nil, syscall.ENOENT
 	}
-	return d.fs.fileNode(dom, key), nil
+	return d.fs.fileNode(dom, key), nil, nil
 }
 
 // isDir reports whether any key starts with prefix (which ends in "/").

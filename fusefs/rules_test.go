@@ -16,9 +16,8 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
-// The rules of the mount that need no FUSE and no cluster. (Most of the
-// mount's logic still lives in its FUSE handlers; issue 10 moves it below
-// them.)
+// The rules of the mount that need no FUSE and no cluster (those that
+// need a cluster use fusefs/memcluster: mount_rules_test.go).
 
 func TestErrnoTable(t *testing.T) {
 	tests := []struct {
@@ -113,8 +112,7 @@ func TestCheckName(t *testing.T) {
 	if err := checkName("a/", strings.Repeat("n", client.MaxKeyBytes-2)); err != nil {
 		t.Errorf("a key of exactly the limit refused: %v", err)
 	}
-	var en fuse.Errno
-	if err := checkName("a/", strings.Repeat("n", client.MaxKeyBytes-1)); !errors.As(err, &en) || syscall.Errno(en) != syscall.ENAMETOOLONG {
+	if err := checkName("a/", strings.Repeat("n", client.MaxKeyBytes-1)); !isErrno(err, syscall.ENAMETOOLONG) {
 		t.Errorf("a key past the limit: %v; want ENAMETOOLONG", err)
 	}
 }
