@@ -105,6 +105,10 @@ func (c *TTL[V]) Purge() {
 	c.lru.Purge()
 }
 
+// Len returns the number of entries cached (expired ones included until
+// they are swept).
+func (c *TTL[V]) Len() int { return c.lru.Len() }
+
 // Stats returns the hit and miss counts so far.
 func (c *TTL[V]) Stats() (hits, misses int64) { return c.hits.Load(), c.misses.Load() }
 

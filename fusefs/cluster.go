@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -93,14 +94,10 @@ func (c ClientCluster) Modified(ctx context.Context, url string) (time.Time, err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, &httpStatusError{url: url, status: resp.Status}
+		return time.Time{}, fmt.Errorf("HEAD %s: %s", url, resp.Status)
 	}
 	return http.ParseTime(resp.Header.Get("Last-Modified"))
 }
-
-type httpStatusError struct{ url, status string }
-
-func (e *httpStatusError) Error() string { return "HEAD " + e.url + ": " + e.status }
 
 // OpenRange implements Cluster.
 func (c ClientCluster) OpenRange(ctx context.Context, paths []string, start, end int64, refresh func(context.Context) ([]string, error)) io.ReadCloser {

@@ -213,6 +213,7 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 	if limit > 0 {
 		page = limit
 	}
+	anyRemoved := d.fs.removed.Len() > 0 // spares a lookup per entry
 	for {
 		p, err := d.fs.cl.ListDir(ctx, dom, prefix, after, page)
 		if err != nil {
@@ -230,7 +231,7 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 			if name == "" || strings.Contains(name, "/") {
 				continue // the directory's own marker, or an odd key
 			}
-			if !e.IsDir && (strings.HasPrefix(name, replacedPrefix) || d.fs.wasRemoved(dom, e.Name)) {
+			if !e.IsDir && (strings.HasPrefix(name, replacedPrefix) || anyRemoved && d.fs.wasRemoved(dom, e.Name)) {
 				continue
 			}
 			de := dirEnt{name: name, isDir: e.IsDir}
@@ -322,6 +323,8 @@ func (d *dirNode) entries(ctx context.Context) ([]dirEntry, error) {
 		}
 	}
 	var out []dirEntry
+	d.fs.mu.Lock() // for the nodes' inode numbers and the pending files
+	defer d.fs.mu.Unlock()
 	for _, e := range ents {
 		switch {
 		case e.isDir:
@@ -334,11 +337,13 @@ func (d *dirNode) entries(ctx context.Context) ([]dirEntry, error) {
 			d.fs.log.Warn("fusefs: key hidden by a directory of the same name", "domain", dom, "key", prefix+e.name)
 		case !files[e.name]:
 			files[e.name] = true
-			out = append(out, dirEntry{name: e.name, ino: d.fs.fileIno(dom, prefix+e.name)})
+			ino := fileInode(dom, prefix+e.name)
+			if n, ok := d.fs.nodes["f\x00"+ck(dom, prefix+e.name)].(*fileNode); ok {
+				ino = n.ino
+			}
+			out = append(out, dirEntry{name: e.name, ino: ino})
 		}
 	}
-	d.fs.mu.Lock()
-	defer d.fs.mu.Unlock()
 	for _, n := range d.fs.pending {
 		n.mu.Lock()
 		if n.dom == dom && parentOf(n.key) == prefix {
@@ -453,15 +458,6 @@ func (f *FS) isDir(ctx context.Context, dom, prefix string) (bool, error) {
 func (f *FS) wasRemoved(dom, key string) bool {
 	_, ok := f.removed.Get(ck(dom, key))
 	return ok
-}
-
-// fileIno returns the inode number a file shows: its node's, when it
-// has one.
-func (f *FS) fileIno(dom, key string) uint64 {
-	if n := f.knownFile(dom, key); n != nil {
-		return n.ino
-	}
-	return fileInode(dom, key)
 }
 
 func (d *dirNode) writable() error {

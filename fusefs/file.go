@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -218,7 +218,6 @@ func (n *fileNode) markWriter(h *writeHandle) {
 // removeWriter forgets a released handle.
 func (n *fileNode) removeWriter(h *writeHandle) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	delete(n.writers, h)
 	if n.writer == h {
 		n.writer = nil
@@ -232,7 +231,6 @@ func (n *fileNode) removeWriter(h *writeHandle) {
 	if last {
 		n.clearPending() // a file whose first commit failed is gone
 	}
-	n.mu.Lock()
 }
 
 // isPending reports whether the node was created here and not yet
@@ -332,7 +330,9 @@ func (n *fileNode) openRead(ctx context.Context) (*readHandle, bool, error) {
 		}
 		if !a.exists {
 			if n.isPending() {
-				return nil, false, syscall.EBUSY // being written, not committed yet
+				// Created here and not committed yet: until its writer
+				// closes it, the file is empty to readers (close-to-open).
+				return newReadHandle(n, fileAttr{exists: true}), false, nil
 			}
 			return nil, false, syscall.ENOENT
 		}
@@ -556,22 +556,27 @@ func (n *fileNode) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest
 	return fuse.Errno(syscall.ENOTSUP)
 }
 
-// lockNames takes the operation locks of the nodes known for keys, in
-// key order, and returns them with the function that releases them.
+// lockNames takes the operation locks of the nodes known for keys (in
+// key order, so that two renames cannot deadlock) and returns the nodes,
+// nil where none is known, in the order of keys, with the function that
+// releases the locks.
 func (f *FS) lockNames(dom string, keys ...string) ([]*fileNode, func()) {
-	sort.Strings(keys)
-	var ns []*fileNode
+	ns := make([]*fileNode, len(keys))
 	for i, k := range keys {
-		if i > 0 && k == keys[i-1] {
-			continue
-		}
-		if n := f.knownFile(dom, k); n != nil {
-			n.opMu.Lock()
-			ns = append(ns, n)
+		ns[i] = f.knownFile(dom, k)
+	}
+	order := make([]*fileNode, 0, len(ns))
+	for _, n := range ns {
+		if n != nil && !slices.Contains(order, n) {
+			order = append(order, n)
 		}
 	}
+	slices.SortFunc(order, func(a, b *fileNode) int { return strings.Compare(a.name(), b.name()) })
+	for _, n := range order {
+		n.opMu.Lock()
+	}
 	return ns, func() {
-		for _, n := range ns {
+		for _, n := range order {
 			n.opMu.Unlock()
 		}
 	}
@@ -583,10 +588,7 @@ func (f *FS) lockNames(dom string, keys ...string) ([]*fileNode, func()) {
 func (f *FS) unlink(ctx context.Context, dom, key string) error {
 	ns, unlock := f.lockNames(dom, key)
 	defer unlock()
-	var n *fileNode
-	if len(ns) > 0 {
-		n = ns[0]
-	}
+	n := ns[0]
 	err := f.cl.Delete(ctx, dom, key)
 	if client.IsCode(err, "unknown_key") && n != nil && n.isPending() {
 		err = nil // created here and never committed
@@ -612,9 +614,9 @@ const replacedPrefix = ".mogmount-replaced-"
 // key, then the source takes its name, then the moved-aside one is
 // deleted (or moved back if the second step fails).
 func (f *FS) renameFile(ctx context.Context, dom, from, to string) error {
-	_, unlock := f.lockNames(dom, from, to)
+	ns, unlock := f.lockNames(dom, from, to)
 	defer unlock()
-	src, dst := f.knownFile(dom, from), f.knownFile(dom, to)
+	src, dst := ns[0], ns[1]
 	if src != nil && src.isPending() {
 		// Not committed yet: it will be saved under the new name; what
 		// the name held is replaced then.

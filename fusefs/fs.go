@@ -326,11 +326,8 @@ type localMeta struct {
 }
 
 // committed records a version this mount just saved.
-func (f *FS) committed(dom, key string, a fileAttr, meta map[string]string) {
+func (f *FS) committed(dom, key string, a fileAttr) {
 	f.removed.Remove(ck(dom, key))
-	if f.noMeta.Load() {
-		f.localMeta.Add(ck(dom, key), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode})
-	}
 	f.noteAttr(dom, key, a)
 }
 

@@ -61,6 +61,17 @@ func writeFile(t *testing.T, f *FS, dom, key string, data []byte) *fileNode {
 	return n
 }
 
+// writeChunks writes data in order, chunk bytes a request, as the kernel
+// sends a sequential write.
+func writeChunks(t *testing.T, h *writeHandle, data []byte, chunk int) {
+	t.Helper()
+	for off := 0; off < len(data); off += chunk {
+		if err := h.write(context.Background(), data[off:min(len(data), off+chunk)], int64(off)); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
+}
+
 func content(t *testing.T, c *memcluster.Cluster, dom, key string) ([]byte, bool) {
 	t.Helper()
 	fl, ok := c.Get(dom, key)
@@ -220,12 +231,7 @@ func TestFailedStreamDoesNotDeadlock(t *testing.T) {
 	c := memcluster.New("d")
 	// No room to keep a replay copy: the failure is final.
 	f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolLimit = 1 })
-	c.OnPut(func(ctx context.Context, url string, n int64) error {
-		if n >= 8192 {
-			return errors.New("node died")
-		}
-		return nil
-	})
+	c.OnPut(memcluster.DiesAfter("", 8191))
 	ctx := context.Background()
 	_, h, _ := f.create(ctx, "d", "f", 0o644)
 	var werr error
@@ -303,10 +309,7 @@ func TestPartialSpoolNotCommitted(t *testing.T) {
 func TestStalledNodeFailsWithinDeadline(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond; cfg.SpoolLimit = 1 })
-	c.OnPut(func(ctx context.Context, url string, n int64) error {
-		<-ctx.Done() // the node stalls
-		return ctx.Err()
-	})
+	c.OnPut(memcluster.Stalls(""))
 	ctx := context.Background()
 	_, h, _ := f.create(ctx, "d", "f", 0o644)
 	start := time.Now()
@@ -349,23 +352,14 @@ func TestStalledNodeFailsWithinDeadline(t *testing.T) {
 func TestNodeDiesMidWriteFileStoredWhole(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, nil)
-	c.OnPut(func(ctx context.Context, url string, n int64) error {
-		if n > 100000 && bytes.Contains([]byte(url), []byte("/dev1/")) {
-			return errors.New("connection reset by peer")
-		}
-		return nil
-	})
+	c.OnPut(memcluster.DiesAfter("dev1", 100000))
 	ctx := context.Background()
 	data := make([]byte, 1<<20)
 	for i := range data {
 		data[i] = byte(rand.IntN(256))
 	}
 	_, h, _ := f.create(ctx, "d", "big", 0o644)
-	for off := 0; off < len(data); off += 65536 {
-		if err := h.write(ctx, data[off:off+65536], int64(off)); err != nil {
-			t.Fatalf("write at %d: %v", off, err)
-		}
-	}
+	writeChunks(t, h, data, 65536)
 	if err := h.commit(ctx); err != nil {
 		t.Fatalf("close: %v", err)
 	}
@@ -783,13 +777,7 @@ func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
 	c := memcluster.New("d")
 	c.PutFile("d", "f", []byte("0123456789"), nil)
 	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond })
-	c.OnPut(func(ctx context.Context, url string, n int64) error {
-		if bytes.Contains([]byte(url), []byte("/dev1/")) {
-			<-ctx.Done() // dev1 stalls
-			return context.Cause(ctx)
-		}
-		return nil
-	})
+	c.OnPut(memcluster.Stalls("dev1"))
 	ctx := context.Background()
 	h, err := newWriteHandle(ctx, f.fileNode("d", "f"), false)
 	if err != nil {
@@ -805,4 +793,85 @@ func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
 	if got, _ := content(t, c, "d", "f"); string(got) != "012AB56789" {
 		t.Errorf("stored %q", got)
 	}
+}
+
+// A stream started after ftruncate(0) on a handle opened without O_TRUNC
+// keeps its replay copy: a node dying mid-write costs nothing either.
+func TestStreamAfterTruncateKeepsReplayCopy(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", []byte("old content"), nil)
+	f := newTestFS(t, c, nil)
+	c.OnPut(memcluster.DiesAfter("dev1", 100000))
+	ctx := context.Background()
+	h, err := newWriteHandle(ctx, f.fileNode("d", "f"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.truncate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<14)
+	writeChunks(t, h, data, 32768)
+	if err := h.commit(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "f"); !bytes.Equal(got, data) {
+		t.Errorf("stored %d bytes; want %d", len(got), len(data))
+	}
+}
+
+// A file created here and not yet committed reads as empty from another
+// open (close-to-open), not as an error.
+func TestReadOfFileBeingWritten(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	n, h, _ := f.create(ctx, "d", "f", 0o644)
+	h.write(ctx, []byte("not yet"), 0)
+	r, _, err := n.openRead(ctx)
+	if err != nil {
+		t.Fatalf("open for reading while being written: %v", err)
+	}
+	resp := &fuse.ReadResponse{Data: make([]byte, 0, 10)}
+	if err := r.Read(ctx, &fuse.ReadRequest{Size: 10}, resp); err != nil || len(resp.Data) != 0 {
+		t.Errorf("read: %q, %v; want the empty file", resp.Data, err)
+	}
+	r.release()
+	h.commit(ctx)
+	h.release()
+}
+
+// A tracker that stops answering: a lookup ends with its request (an
+// interrupt or timeout) instead of hanging; a read of a file whose first
+// copy's node is down is served by the other.
+func TestStalledTrackerAndDeadNode(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", []byte("payload"), nil)
+	f := newTestFS(t, c, nil)
+	release := make(chan struct{})
+	defer close(release)
+	c.On("list_keys", memcluster.Stall(release))
+	c.On("file_info", memcluster.Stall(release))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	within(t, 5*time.Second, "a lookup on a stalled tracker", func() {
+		_, err := f.dirNode("d", "").Lookup(ctx, &fuse.LookupRequest{Name: "f"}, &fuse.LookupResponse{})
+		if !isErrno(err, syscall.ETIMEDOUT) {
+			t.Errorf("lookup with a deadline on a stalled tracker: %v; want ETIMEDOUT", err)
+		}
+	})
+	c.On("list_keys", nil)
+	c.On("file_info", nil)
+	f2 := newTestFS(t, c, nil)
+	c.SetDown("dev1", true)
+	r, _, err := f2.fileNode("d", "f").openRead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := &fuse.ReadResponse{Data: make([]byte, 0, 16)}
+	if err := r.Read(context.Background(), &fuse.ReadRequest{Size: 16}, resp); err != nil || string(resp.Data) != "payload" {
+		t.Errorf("read with the first copy's node down: %q, %v", resp.Data, err)
+	}
+	r.release()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -39,9 +40,37 @@ type stream struct {
 	written int64
 	closed  bool                    // the body is complete: no more writes
 	cancel  context.CancelCauseFunc // ends the PUT
+	guard   *stallGuard             // armed while the node owes progress
 	done    chan struct{}           // closed when the PUT returned
 	err     error                   // the PUT's result, once done
 }
+
+// during runs fn, which waits on the node, ending the PUT when the node
+// makes no progress for StallTimeout or ctx (the FUSE request: an
+// interrupt) ends.
+func (s *stream) during(ctx context.Context, fn func() error) error {
+	s.guard.arm()
+	defer s.guard.disarm()
+	unwatch := context.AfterFunc(ctx, func() { s.cancel(context.Cause(ctx)) })
+	defer unwatch()
+	return fn()
+}
+
+// stallGuard cancels an upload that makes no progress for a while: armed
+// while bytes or an answer are awaited, rearmed on progress.
+type stallGuard struct {
+	t *time.Timer
+	d time.Duration
+}
+
+func newStallGuard(d time.Duration, cancel context.CancelCauseFunc) *stallGuard {
+	g := &stallGuard{d: d, t: time.AfterFunc(d, func() { cancel(errStalled) })}
+	g.t.Stop()
+	return g
+}
+
+func (g *stallGuard) arm()    { g.t.Reset(g.d) }
+func (g *stallGuard) disarm() { g.t.Stop() }
 
 // wait returns the PUT's result (any number of times).
 func (s *stream) wait() error {
@@ -84,7 +113,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 			return nil, err
 		}
 		if a.exists {
-			h.size, h.mode, h.mtime = a.size, a.mode, time.Time{}
+			h.size, h.mode = a.size, a.mode
 		} else if !n.isPending() {
 			return nil, syscall.ENOENT
 		} else {
@@ -175,11 +204,10 @@ func (h *writeHandle) streamWrite(ctx context.Context, data []byte) error {
 			h.dropSpool()
 		}
 	}
-	stall := time.AfterFunc(h.n.fs.cfg.StallTimeout, func() { st.cancel(errStalled) })
-	unwatch := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
-	_, err := st.pw.Write(data)
-	unwatch()
-	stall.Stop()
+	err := st.during(ctx, func() error {
+		_, err := st.pw.Write(data)
+		return err
+	})
 	if err == nil {
 		st.written += int64(len(data))
 		h.size = max(h.size, st.written)
@@ -237,7 +265,8 @@ func (h *writeHandle) startStream(ctx context.Context) error {
 	dests := h.n.fs.orderDests(open.Dests)
 	pr, pw := io.Pipe()
 	pctx, cancel := context.WithCancelCause(context.Background())
-	st := &stream{open: open, dest: dests[0], pw: pw, cancel: cancel, done: make(chan struct{})}
+	st := &stream{open: open, dest: dests[0], pw: pw, cancel: cancel, done: make(chan struct{}),
+		guard: newStallGuard(h.n.fs.cfg.StallTimeout, cancel)}
 	go func() {
 		err := h.n.fs.cl.Put(pctx, st.dest.Path, pr, -1)
 		if err != nil && context.Cause(pctx) != nil && !errors.Is(err, context.Cause(pctx)) {
@@ -258,11 +287,7 @@ func (h *writeHandle) finishStream(ctx context.Context) error {
 	st := h.st
 	st.closed = true
 	st.pw.Close()
-	stall := time.AfterFunc(h.n.fs.cfg.StallTimeout, func() { st.cancel(errStalled) })
-	defer stall.Stop()
-	unwatch := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
-	defer unwatch()
-	return st.wait()
+	return st.during(ctx, st.wait)
 }
 
 // abandonStream ends a stream without committing it; its bytes are
@@ -277,9 +302,16 @@ func (h *writeHandle) abandonStream() {
 	st.pw.CloseWithError(errors.New("abandoned"))
 	st.wait()
 	dom, _ := h.n.where()
+	h.n.fs.abandon(dom, st.open.FID, st.dest)
+}
+
+// abandon tells the tracker an upload will not be committed (its bytes
+// are deleted), best effort and detached from the request, which may be
+// what failed.
+func (f *FS) abandon(dom string, fid int64, dest client.Dest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h.n.fs.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, FID: st.open.FID, Dest: st.dest})
+	f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, FID: fid, Dest: dest})
 }
 
 // reserve accounts for a spool of size bytes against SpoolLimit.
@@ -391,7 +423,9 @@ func (h *writeHandle) truncate(ctx context.Context, size int64) error {
 		if h.spool != nil {
 			h.spool.Truncate(0)
 		}
-		h.fresh, h.complete, h.size = true, h.spool != nil, 0
+		// Empty content is complete: a stream that starts here keeps
+		// its replay copy.
+		h.fresh, h.complete, h.size = true, true, 0
 		return nil
 	}
 	if h.st != nil && !h.st.closed && size >= h.st.written {
@@ -505,7 +539,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	f.Stats.Commits.Add(1)
 	h.dirty = false
 	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode}
-	f.committed(dom, key, a, meta)
+	f.committed(dom, key, a)
 	n.clearPending()
 	return nil
 }
@@ -564,9 +598,7 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 			return open.FID, nil
 		}
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	f.cl.CreateClose(actx, client.CloseArgs{Domain: dom, FID: open.FID, Dest: dest})
+	f.abandon(dom, open.FID, dest)
 	return 0, err
 }
 
@@ -575,9 +607,10 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 func (f *FS) putWatched(ctx context.Context, url string, body io.Reader, size int64) error {
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(f.cfg.StallTimeout, func() { cancel(errStalled) })
-	defer stall.Stop()
-	err := f.cl.Put(pctx, url, &progressReader{r: body, progress: func() { stall.Reset(f.cfg.StallTimeout) }}, size)
+	guard := newStallGuard(f.cfg.StallTimeout, cancel)
+	guard.arm()
+	defer guard.disarm()
+	err := f.cl.Put(pctx, url, &progressReader{r: body, progress: guard.arm}, size)
 	if err != nil && context.Cause(pctx) == errStalled {
 		err = fmt.Errorf("%w: %w", errStalled, err)
 	}
@@ -613,7 +646,7 @@ func (f *FS) newSpool() (*os.File, error) {
 // noteFailedDest remembers a device an upload just failed on: uploads
 // try it last for a while.
 func (f *FS) noteFailedDest(devid int) {
-	f.failedDests.Add(fmt.Sprint(devid), true)
+	f.failedDests.Add(strconv.Itoa(devid), true)
 }
 
 // orderDests puts destinations that failed lately last.
@@ -621,7 +654,7 @@ func (f *FS) orderDests(ds []client.Dest) []client.Dest {
 	out := make([]client.Dest, 0, len(ds))
 	var late []client.Dest
 	for _, d := range ds {
-		if _, bad := f.failedDests.Get(fmt.Sprint(d.Devid)); bad {
+		if _, bad := f.failedDests.Get(strconv.Itoa(d.Devid)); bad {
 			late = append(late, d)
 		} else {
 			out = append(out, d)

@@ -66,7 +66,7 @@ type Cluster struct {
 }
 
 // FreezeListings makes list_keys answer from the keys as they are now,
-// as a lagging replica would, until ThawListings.
+// as a lagging replica would.
 func (c *Cluster) FreezeListings() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -78,13 +78,6 @@ func (c *Cluster) FreezeListings() {
 		}
 		c.frozen[d] = m
 	}
-}
-
-// ThawListings ends FreezeListings.
-func (c *Cluster) ThawListings() {
-	c.mu.Lock()
-	c.frozen = nil
-	c.mu.Unlock()
 }
 
 // listed returns the keys listings see.
@@ -155,13 +148,6 @@ func (c *Cluster) SetDown(dev string, down bool) {
 	c.mu.Lock()
 	c.down[dev] = down
 	c.mu.Unlock()
-}
-
-// Calls returns how many times a command was called.
-func (c *Cluster) Calls(cmd string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.calls[cmd]
 }
 
 // Get returns the stored version of a key.
@@ -637,6 +623,29 @@ func Stall(release <-chan struct{}) Hook {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// DiesAfter returns a PUT hook under which the node of device dev ("dev1";
+// "" for every node) fails each upload once it has received n bytes.
+func DiesAfter(dev string, n int64) PutHook {
+	return func(ctx context.Context, url string, got int64) error {
+		if got > n && (dev == "" || devOf(url) == dev) {
+			return errors.New("connection reset by peer")
+		}
+		return nil
+	}
+}
+
+// Stalls returns a PUT hook under which the node of device dev ("" for
+// every node) takes no more bytes until the PUT's context ends.
+func Stalls(dev string) PutHook {
+	return func(ctx context.Context, url string, got int64) error {
+		if dev == "" || devOf(url) == dev {
+			<-ctx.Done()
+			return context.Cause(ctx)
+		}
+		return nil
 	}
 }
 
