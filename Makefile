@@ -5,7 +5,7 @@ CMDS    := mogilefsd mogstored mogadm mogmount
 PKGS    := ./...
 TESTFLAGS ?=
 
-.PHONY: all build test test-short lint fmt-check vet run bench clean deps
+.PHONY: all build test test-short lint fmt-check vet staticcheck run bench clean deps
 
 all: build
 
@@ -30,7 +30,12 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-lint: fmt-check vet
+# staticcheck is a tool of the module (go.mod's tool line): same version
+# everywhere, fetched through the module proxy on first use.
+staticcheck:
+	$(GO) tool staticcheck $(PKGS)
+
+lint: fmt-check vet staticcheck
 
 # A local cluster on the embedded SQLite store: tracker, two storage
 # nodes, a domain, mounted. Ctrl-C stops it.

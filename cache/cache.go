@@ -31,6 +31,9 @@ type TTL[V any] struct {
 	fills  map[string]*fill
 	hits   atomic.Int64
 	misses atomic.Int64
+	// joined, when set by a test, runs once a caller is waiting for a
+	// load (its own or a shared one).
+	joined func()
 }
 
 type fill struct{ stale bool }
@@ -145,6 +148,9 @@ func (c *TTL[V]) Load(ctx context.Context, key string, load func(ctx context.Con
 		c.mu.Unlock()
 		return v, err
 	})
+	if c.joined != nil {
+		c.joined()
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {

@@ -11,6 +11,9 @@ import (
 
 func TestLoadCoalescesAndExpires(t *testing.T) {
 	c := New[int](10, 100*time.Millisecond)
+	var waiting sync.WaitGroup
+	waiting.Add(20)
+	c.joined = waiting.Done
 	var calls atomic.Int32
 	release := make(chan struct{})
 	load := func(ctx context.Context) (int, error) {
@@ -28,7 +31,7 @@ func TestLoadCoalescesAndExpires(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	waiting.Wait() // all 20 are waiting before the load may end
 	close(release)
 	wg.Wait()
 	if n := calls.Load(); n != 1 {
@@ -37,9 +40,13 @@ func TestLoadCoalescesAndExpires(t *testing.T) {
 	if v, ok := c.Get("k"); !ok || v != 42 {
 		t.Errorf("Get after Load = %d, %v", v, ok)
 	}
-	time.Sleep(150 * time.Millisecond)
-	if _, ok := c.Get("k"); ok {
-		t.Error("entry outlived its TTL")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := c.Get("k"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("entry outlived its TTL by seconds")
+		}
 	}
 }
 
@@ -52,23 +59,29 @@ func TestLoadErrorNotCachedAndCallerCancel(t *testing.T) {
 	if _, ok := c.Get("k"); ok {
 		t.Fatal("error result was cached")
 	}
-	// A caller that gives up does not cancel the shared fill.
+	// The caller whose fill it is gives up: the fill goes on for the
+	// others.
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	entered, release, gaveUp := make(chan struct{}), make(chan struct{}), make(chan error)
+	var waiting atomic.Int32
+	c.joined = func() { // the first caller gives up once a second waits
+		if waiting.Add(1) == 2 {
+			cancel()
+		}
+	}
 	go func() {
-		c.Load(context.Background(), "slow", func(ctx context.Context) (int, error) {
-			time.Sleep(50 * time.Millisecond)
-			close(done)
+		_, err := c.Load(ctx, "slow", func(ctx context.Context) (int, error) {
+			close(entered)
+			<-release
 			return 7, ctx.Err()
 		})
+		gaveUp <- err
 	}()
-	time.Sleep(5 * time.Millisecond)
-	go cancel()
-	if _, err := c.Load(ctx, "slow", nil); err == nil {
-		t.Error("cancelled caller got no error")
+	go func() { <-gaveUp; close(release) }()
+	<-entered
+	if v, err := c.Load(context.Background(), "slow", nil); err != nil || v != 7 {
+		t.Errorf("the shared fill = %d, %v when its first caller gave up; want 7", v, err)
 	}
-	<-done
-	time.Sleep(10 * time.Millisecond)
 	if v, ok := c.Get("slow"); !ok || v != 7 {
 		t.Errorf("shared fill = %d, %v", v, ok)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -303,30 +304,44 @@ func TestSideChannel(t *testing.T) {
 	}
 }
 
-// TestLargeGetStreams checks that a big file is served without the node
-// reading it all into memory first (sendfile path): the first bytes
-// arrive while the rest is still unread.
+// TestLargeGetStreams checks that a big file is streamed, not read whole
+// before the first byte is sent: the file's last bytes are changed on disk
+// after the client has its first bytes, and the client must receive the
+// changed bytes. A node that buffered the body would send the old ones.
 func TestLargeGetStreams(t *testing.T) {
 	_, url, root := newTestNode(t)
+	const size = 256 << 20
 	p := filepath.Join(root, "dev1/big.fid")
-	f, _ := os.Create(p)
-	f.Truncate(256 << 20)
-	f.Close()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(url + "/dev1/big.fid")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.ContentLength != 256<<20 {
+	if resp.ContentLength != size {
 		t.Fatalf("Content-Length = %d", resp.ContentLength)
 	}
 	buf := make([]byte, 4096)
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
 		t.Fatal(err)
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
-	if err != nil || n != 256<<20-4096 {
-		t.Fatalf("rest = %d, %v", n, err)
+	marker := []byte("written after the first bytes were sent")
+	if _, err := f.WriteAt(marker, size-int64(len(marker))); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != size-4096 {
+		t.Fatalf("rest = %d bytes, %v", len(rest), err)
+	}
+	if tail := rest[len(rest)-len(marker):]; !bytes.Equal(tail, marker) {
+		t.Errorf("the body ends in %q: the node read the whole file before sending it", tail)
 	}
 }
 
@@ -347,8 +362,18 @@ func FuzzSplitPath(f *testing.F) {
 		if strings.ContainsAny(first+rest, "\x00\\") {
 			t.Fatalf("splitPath(%q) let NUL or backslash through", p)
 		}
-		if validWritePath(p) && rest == "" && !strings.Contains(p[1:], "/") {
-			return
+		// What it accepts stays inside a device: the first part names one
+		// directory, and joining the parts does not climb out of it.
+		if strings.Contains(first, "/") || (first == "" && rest != "") {
+			t.Fatalf("splitPath(%q) = %q, %q", p, first, rest)
+		}
+		if rest != "" {
+			if p != "/"+first+"/"+rest {
+				t.Fatalf("splitPath(%q) = %q, %q: not the path's parts", p, first, rest)
+			}
+			if j := filepath.Join(first, rest); j != first && !strings.HasPrefix(j, first+"/") {
+				t.Fatalf("splitPath(%q) = %q, %q: joined %q leaves %q", p, first, rest, j, first)
+			}
 		}
 	})
 }

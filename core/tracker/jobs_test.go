@@ -15,6 +15,9 @@ import (
 // waiting keep their leases, so a second tracker polling the same queue
 // claims none of them, even though the batch outlasts the lease.
 func TestLeasesHeldWhileQueued(t *testing.T) {
+	if testing.Short() {
+		t.Skip("outlasts a lease of 3 s, twice over")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newStarted(t, func(c *Config) { c.QueueLease = 3 * time.Second; c.FsckJobs = 1 })
@@ -48,7 +51,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	}()
 	// The other tracker, once the first has claimed the batch.
 	<-started
-	for deadline := time.Now().Add(15 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		items, err := st.ClaimQueue(context.Background(), store.FsckQueue, 10, 3)
 		if err != nil {
 			t.Fatal(err)

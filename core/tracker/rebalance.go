@@ -37,6 +37,7 @@ func parseRebalancePolicy(s string) (rebalancePolicy, error) {
 	for _, tuple := range strings.Fields(s) {
 		k, v, _ := strings.Cut(tuple, "=")
 		if _, ok := rebalanceDefaults[k]; !ok {
+			//lint:ignore ST1005 the original's reply text, sent as is
 			return nil, fmt.Errorf("Invalid setting %s", k)
 		}
 		p[k] = v
