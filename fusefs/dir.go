@@ -11,6 +11,7 @@ import (
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
@@ -543,7 +544,7 @@ func (f *FS) rmdir(ctx context.Context, dom, sub string) error {
 	if f.hasPendingBelow(dom, sub) {
 		return syscall.ENOTEMPTY
 	}
-	if err := f.cl.Delete(ctx, dom, sub); err != nil && !client.IsCode(err, "unknown_key") {
+	if err := f.cl.Delete(ctx, dom, sub); err != nil && !core.Is(core.NotFound, err) {
 		return err
 	}
 	f.invalidateDir(dom, sub)

@@ -15,6 +15,7 @@ import (
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
@@ -56,7 +57,7 @@ func attrFromEntry(e client.Entry) fileAttr {
 func (f *FS) stat(ctx context.Context, dom, key string) (fileAttr, error) {
 	return f.attrs.Load(ctx, ck(dom, key), func(ctx context.Context) (fileAttr, error) {
 		fi, err := f.cl.FileInfo(ctx, dom, key)
-		if client.IsCode(err, "unknown_key") {
+		if core.Is(core.NotFound, err) {
 			return fileAttr{}, nil
 		}
 		if err != nil {
@@ -116,7 +117,7 @@ func (f *FS) readPaths(ctx context.Context, dom, key string, fid int64) ([]strin
 func (f *FS) versionPaths(ctx context.Context, dom, key string, fid int64, noverify bool) ([]string, error) {
 	paths, err := f.cl.GetPaths(ctx, dom, key, noverify)
 	if err != nil {
-		if client.IsCode(err, "unknown_key") {
+		if core.Is(core.NotFound, err) {
 			return nil, errStale
 		}
 		return nil, err
@@ -463,7 +464,7 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 	if !f.noMeta.Load() {
 		err := f.cl.SetMeta(ctx, dom, key, meta)
 		switch {
-		case client.IsCode(err, "unknown_command"):
+		case core.Is(core.Unsupported, err):
 			f.noMeta.Store(true)
 			f.log.Warn("fusefs: the tracker cannot store mtime and mode; they are kept only while mounted")
 		case err != nil:
@@ -590,7 +591,7 @@ func (f *FS) unlink(ctx context.Context, dom, key string) error {
 	defer unlock()
 	n := ns[0]
 	err := f.cl.Delete(ctx, dom, key)
-	if client.IsCode(err, "unknown_key") && n != nil && n.isPending() {
+	if core.Is(core.NotFound, err) && n != nil && n.isPending() {
 		err = nil // created here and never committed
 	}
 	if err != nil {
@@ -633,7 +634,7 @@ func (f *FS) renameFile(ctx context.Context, dom, from, to string) error {
 		return nil
 	}
 	err := f.cl.Rename(ctx, dom, from, to)
-	if client.IsCode(err, "key_exists") {
+	if core.Is(core.Exists, err) {
 		var rnd [6]byte
 		rand.Read(rnd[:])
 		tomb := parentOf(to) + replacedPrefix + hex.EncodeToString(rnd[:])
@@ -698,7 +699,7 @@ func (f *FS) renameDir(ctx context.Context, dom, from, to string) error {
 		if e.Name != to {
 			return syscall.ENOTEMPTY
 		}
-		if err := f.cl.Delete(ctx, dom, to); err != nil && !client.IsCode(err, "unknown_key") {
+		if err := f.cl.Delete(ctx, dom, to); err != nil && !core.Is(core.NotFound, err) {
 			return err
 		}
 	}

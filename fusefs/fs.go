@@ -29,8 +29,8 @@ import (
 	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/cache"
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
-	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
 // Defaults for Config fields left zero.
@@ -401,7 +401,20 @@ func (f *FS) Statfs(ctx context.Context, req *fuse.StatfsRequest, resp *fuse.Sta
 	return nil
 }
 
-// errno maps an error to the errno the kernel returns (one table).
+// kindErrno is the errno of each kind of error; kinds not listed are EIO.
+var kindErrno = map[core.Kind]syscall.Errno{
+	core.NotFound:    syscall.ENOENT,
+	core.Exists:      syscall.EEXIST,
+	core.NoSpace:     syscall.ENOSPC,
+	core.TooLong:     syscall.ENAMETOOLONG,
+	core.Invalid:     syscall.EINVAL,
+	core.Permission:  syscall.EACCES,
+	core.Timeout:     syscall.ETIMEDOUT,
+	core.Unsupported: syscall.ENOTSUP,
+}
+
+// errno maps an error to the errno the kernel returns: the mount's own
+// errnos as they are, a cancel as EINTR, any other error by its kind.
 func errno(err error) error {
 	if err == nil {
 		return nil
@@ -420,20 +433,8 @@ func errno(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fuse.Errno(syscall.ETIMEDOUT)
 	}
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "unknown_key", "unreg_domain", "domain_not_found":
-			return fuse.Errno(syscall.ENOENT)
-		case "key_exists":
-			return fuse.Errno(syscall.EEXIST)
-		case "no_devices":
-			return fuse.Errno(syscall.ENOSPC)
-		case "invalid_key":
-			return fuse.Errno(syscall.ENAMETOOLONG)
-		case "unreg_class", "class_not_found":
-			return fuse.Errno(syscall.EINVAL)
-		}
+	if e, ok := kindErrno[core.KindOf(err)]; ok {
+		return fuse.Errno(e)
 	}
 	return fuse.Errno(syscall.EIO)
 }

@@ -12,6 +12,7 @@ import (
 
 	"bazil.org/fuse"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
@@ -31,6 +32,11 @@ func TestErrnoTable(t *testing.T) {
 		{&protocol.Error{Code: "invalid_key"}, syscall.ENAMETOOLONG},
 		{&protocol.Error{Code: "unreg_class"}, syscall.EINVAL},
 		{&protocol.Error{Code: "db"}, syscall.EIO},
+		{&protocol.Error{Code: "no_temp_file"}, syscall.EIO},
+		{&protocol.Error{Code: "unknown_command"}, syscall.ENOTSUP},
+		{&protocol.Error{Code: "invalid_key", Kind: core.NotFound}, syscall.ENOENT},
+		{core.E(core.Unavailable, "tracker", errors.New("refused")), syscall.EIO},
+		{core.E(core.Permission, "put", nil), syscall.EACCES},
 		{context.Canceled, syscall.EINTR},
 		{fmt.Errorf("put: %w", context.DeadlineExceeded), syscall.ETIMEDOUT},
 		{fmt.Errorf("spool: %w", syscall.ENOSPC), syscall.ENOSPC},

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
@@ -519,7 +520,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		}
 		if err != nil {
 			h.abandonStream()
-			if h.complete && !isCode(err, "unreg_domain", "unreg_class", "invalid_key") {
+			if h.complete && !permanent(err) {
 				f.log.Warn("fusefs: committing a streamed upload failed; saving it from its spool", "domain", dom, "key", key, "err", err)
 				err = nil // saved from the spool below
 			}
@@ -544,12 +545,13 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	return nil
 }
 
-// isCode reports whether err is a tracker error with one of codes.
-func isCode(err error, codes ...string) bool {
-	for _, c := range codes {
-		if client.IsCode(err, c) {
-			return true
-		}
+// permanent reports whether a commit failed for a reason that saving the
+// file again would not cure (its domain is gone, its class or key is
+// refused).
+func permanent(err error) bool {
+	switch core.KindOf(err) {
+	case core.NotFound, core.Invalid, core.TooLong:
+		return true
 	}
 	return false
 }

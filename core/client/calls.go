@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
@@ -118,9 +119,20 @@ func (t *Tracker) Rename(ctx context.Context, domain, from, to string) error {
 	return err
 }
 
-// UpdateClass moves a key to another class.
+// UpdateClass moves a key to another class. A missing key is an error of
+// kind core.NotFound (the tracker says invalid_key), an unknown class one
+// of kind core.Invalid (the key is there; the request is bad).
 func (t *Tracker) UpdateClass(ctx context.Context, domain, key, class string) error {
 	_, err := t.Do(ctx, "updateclass", protocol.Args{"domain": domain, "key": key, "class": class})
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "invalid_key":
+			pe.Kind = core.NotFound
+		case "class_not_found":
+			pe.Kind = core.Invalid
+		}
+	}
 	return err
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
@@ -361,5 +362,54 @@ func TestStore(t *testing.T) {
 	}
 	if len(closes) != 1 || closes[0]["key"] != "" {
 		t.Errorf("abandon: create_close got %v; want one without key", closes)
+	}
+}
+
+// Replies and transport failures carry kinds: the mount and the tools
+// branch on those, not on codes or texts.
+func TestErrorKinds(t *testing.T) {
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"updateclass": func(a protocol.Args) string {
+			if a.Get("class") == "bogus" {
+				return "ERR class_not_found Class+not+found\r\n"
+			}
+			return "ERR invalid_key Invalid+key\r\n"
+		},
+		"create_open": func(protocol.Args) string { return "ERR invalid_key key+is+too+long\r\n" },
+		"rename":      func(protocol.Args) string { return "ERR key_exists x\r\n" },
+	})
+	ctx := context.Background()
+	if err := tr.UpdateClass(ctx, "d", "k", "c"); !core.Is(core.NotFound, err) {
+		t.Errorf("updateclass of a missing key: %v (kind %v); want not found", err, core.KindOf(err))
+	}
+	if err := tr.UpdateClass(ctx, "d", "k", "bogus"); !core.Is(core.Invalid, err) {
+		t.Errorf("updateclass to an unknown class: kind %v; want invalid", core.KindOf(err))
+	}
+	if _, err := tr.Do(ctx, "create_open", protocol.Args{"domain": "d", "key": "k"}); !core.Is(core.TooLong, err) {
+		t.Errorf("create_open of a long key: kind %v; want too long", core.KindOf(err))
+	}
+	if _, err := tr.Do(ctx, "nosuch", nil); !core.Is(core.Unsupported, err) {
+		t.Errorf("unknown command: kind %v; want unsupported", core.KindOf(err))
+	}
+	if err := tr.Rename(ctx, "d", "a", "b"); !core.Is(core.Exists, err) {
+		t.Errorf("rename onto a key: kind %v; want exists", core.KindOf(err))
+	}
+
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	down, err := NewTracker([]string{deadAddr}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	if _, err := down.Do(ctx, "noop", nil); !core.Is(core.Unavailable, err) {
+		t.Errorf("no tracker up: %v (kind %v); want unavailable", err, core.KindOf(err))
+	}
+	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	<-short.Done()
+	if _, err := down.Do(short, "noop", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a request out of time: %v; want a deadline error", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
@@ -220,7 +221,10 @@ func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (proto
 		for attempt := 0; attempt < 2; attempt++ {
 			c, err := t.get(ctx, addr, attempt > 0)
 			if err != nil {
-				lastErr = fmt.Errorf("mogilefs: connect to tracker %s: %w", addr, err)
+				lastErr = core.E(core.Unavailable, "mogilefs: connect to tracker "+addr, err)
+				if ctx.Err() != nil {
+					lastErr = fmt.Errorf("mogilefs: connect to tracker %s: %w: %w", addr, ctx.Err(), err)
+				}
 				break
 			}
 			reply, sent, err := t.exchange(ctx, c, line)
@@ -237,10 +241,10 @@ func (t *Tracker) Do(ctx context.Context, cmd string, args protocol.Args) (proto
 				return args, rerr
 			}
 			c.c.Close()
-			lastErr = fmt.Errorf("mogilefs: tracker %s: %s: %w", addr, cmd, err)
 			if ctx.Err() != nil {
-				return nil, lastErr
+				return nil, fmt.Errorf("mogilefs: tracker %s: %s: %w: %w", addr, cmd, ctx.Err(), err)
 			}
+			lastErr = core.E(core.Unavailable, "mogilefs: tracker "+addr+": "+cmd, err)
 			if sent && !idempotent[cmd] {
 				return nil, lastErr
 			}

@@ -1,12 +1,103 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
 
 // Error is a tracker error reply: `ERR <code> <text>`. Code is the stable,
-// machine-readable part; Text is for people.
+// machine-readable part; Text is for people. Its kind (core.KindOf) comes
+// from the code by one table, codeKinds; a caller that knows a code means
+// something else for one command sets Kind.
 type Error struct {
 	Code string
 	Text string
+	Kind core.Kind // when not Other, overrides the code's kind
+}
+
+// ErrorKind returns the kind of the reply's code.
+func (e *Error) ErrorKind() core.Kind {
+	if e.Kind != core.Other {
+		return e.Kind
+	}
+	return CodeKind(e.Code)
+}
+
+// CodeKind returns the kind of error a wire code stands for.
+func CodeKind(code string) core.Kind { return codeKinds[code] }
+
+// codeKinds maps the tracker's wire codes, ours and the original's, to
+// kinds. Codes not listed are core.Other.
+var codeKinds = map[string]core.Kind{
+	"access_denied":           core.Permission,
+	"after_mismatch":          core.Invalid,
+	"bad_args":                core.Invalid,
+	"bad_params":              core.Invalid,
+	"bad_rebal_pol":           core.Invalid,
+	"bogus_args":              core.Invalid,
+	"checksum_mismatch":       core.Invalid,
+	"class_exists":            core.Exists,
+	"class_has_files":         core.Conflict,
+	"class_not_found":         core.NotFound,
+	"db":                      core.Database,
+	"domain_exists":           core.Exists,
+	"domain_has_classes":      core.Conflict,
+	"domain_has_files":        core.Conflict,
+	"domain_not_empty":        core.Conflict,
+	"domain_not_found":        core.NotFound,
+	"dup":                     core.Exists,
+	"existing_devid":          core.Exists,
+	"fid_exists":              core.Exists,
+	"fid_in_use":              core.Exists,
+	"fsck_running":            core.Conflict,
+	"host_exists":             core.Exists,
+	"host_mismatch":           core.Invalid,
+	"host_not_empty":          core.Conflict,
+	"host_not_found":          core.NotFound,
+	"invalid_checker_level":   core.Invalid,
+	"invalid_checksum_format": core.Invalid,
+	"invalid_destdev":         core.Invalid,
+	"invalid_devid":           core.Invalid,
+	"invalid_format":          core.Invalid,
+	"invalid_hashtype":        core.Invalid,
+	"invalid_key":             core.TooLong, // create_open; updateclass uses it for a missing key
+	"invalid_mindevcount":     core.Invalid,
+	"invalid_replpolicy":      core.Invalid,
+	"invalid_state":           core.Invalid,
+	"key_exists":              core.Exists,
+	"no_class":                core.Invalid,
+	"no_device":               core.NotFound,
+	"no_devices":              core.NoSpace,
+	"no_devid":                core.Invalid,
+	"no_domain":               core.Invalid,
+	"no_fid":                  core.Invalid,
+	"no_host":                 core.Invalid,
+	"no_ip":                   core.Invalid,
+	"no_key":                  core.Invalid,
+	"no_path":                 core.Invalid,
+	"no_port":                 core.Invalid,
+	"no_rebal_policy":         core.NotFound,
+	"no_rebal_state":          core.NotFound,
+	"no_set_rebal":            core.Conflict,
+	"no_temp_file":            core.Conflict, // the reservation is gone: start again
+	"nodel_default_class":     core.Invalid,
+	"none_match":              core.NotFound,
+	"not_writable":            core.Unavailable,
+	"rebal_not_started":       core.Conflict,
+	"rebal_running":           core.Conflict,
+	"request_too_long":        core.TooLong,
+	"size_mismatch":           core.Invalid,
+	"size_verify_error":       core.Unavailable,
+	"state_too_high":          core.Invalid,
+	"unknown_command":         core.Unsupported,
+	"unknown_fid":             core.NotFound,
+	"unknown_host":            core.NotFound,
+	"unknown_hostid":          core.NotFound,
+	"unknown_key":             core.NotFound,
+	"unknown_state":           core.Invalid,
+	"unreg_class":             core.Invalid, // a write naming an unknown class: a bad request
+	"unreg_domain":            core.NotFound,
 }
 
 func (e *Error) Error() string {

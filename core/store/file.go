@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,7 +47,7 @@ func ParseDevids(s string) []int {
 const ExplicitFIDHeadroom = 1_000_000
 
 // ErrFIDRange: an explicit fid too far above the ones allocated so far.
-var ErrFIDRange = errors.New("store: explicit fid too far above the highest allocated")
+var ErrFIDRange = core.Errorf(core.Invalid, "store: explicit fid too far above the highest allocated")
 
 // fidRefs are the tables that still reference a fid after its file row
 // is gone (queued deletion, copies not yet removed, checks).
@@ -211,7 +210,7 @@ type Commit struct {
 }
 
 // ErrFIDExists: the key already points at this very fid.
-var ErrFIDExists = errors.New("store: fid already committed under that key")
+var ErrFIDExists = core.Errorf(core.Exists, "store: fid already committed under that key")
 
 // CommitFile binds c.Key to c.FID: an older fid of the same key is
 // unlinked and queued for deletion, the copy on c.Devid is recorded, and

@@ -3,7 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
 )
 
 // groupCommitter batches concurrent write transactions (file commits,
@@ -28,7 +29,7 @@ type commitReq struct {
 // maxBatch bounds the pieces of work in one transaction.
 const maxBatch = 64
 
-var errClosed = errors.New("store: closed")
+var errClosed = core.Errorf(core.Unavailable, "store: closed")
 
 func newGroupCommitter(s *Store) *groupCommitter {
 	g := &groupCommitter{s: s, reqs: make(chan *commitReq), quit: make(chan struct{}), done: make(chan struct{})}

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/mogilefs-go/mogilefs-go/core"
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Kind names a database backend.
@@ -35,11 +37,11 @@ const (
 // Errors a caller may branch on with errors.Is.
 var (
 	// ErrNotFound: the row the call names does not exist.
-	ErrNotFound = errors.New("store: not found")
+	ErrNotFound = core.Errorf(core.NotFound, "store: not found")
 	// ErrExists: a unique name or id is already taken.
-	ErrExists = errors.New("store: already exists")
+	ErrExists = core.Errorf(core.Exists, "store: already exists")
 	// ErrSchema: the database holds a schema version this code does not speak.
-	ErrSchema = errors.New("store: unsupported schema version")
+	ErrSchema = core.Errorf(core.Database, "store: unsupported schema version")
 )
 
 // Config says which database to open.
@@ -462,33 +464,45 @@ func (s *Store) Now(ctx context.Context) (int64, error) {
 
 // isDup reports whether err is a unique-constraint violation.
 func isDup(err error) bool {
-	if err == nil {
-		return false
-	}
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == 1062
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "PRIMARY KEY")
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
 }
 
 // isRetryable reports whether a transaction failed for a reason that a
-// retry can cure (deadlock, lock wait timeout, SQLite busy).
+// retry can cure (deadlock, lock wait timeout, SQLite busy or locked).
 func isRetryable(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == 1213 || me.Number == 1205
 	}
-	return err != nil && (strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked"))
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code() & 0xff // the primary code of an extended one
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
 }
 
-// wrap adds the operation name to a database error.
+// wrap adds the operation name to a database error and gives it its
+// kind: Database, unless the store chose one (not found, exists) or the
+// caller's context ended.
 func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) {
+	switch {
+	case err == nil, core.KindOf(err) != core.Other && !errors.Is(err, context.DeadlineExceeded):
 		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return core.E(core.Timeout, "store: "+op, err)
+	case errors.Is(err, context.Canceled):
+		return core.E(core.Other, "store: "+op, err)
 	}
-	return fmt.Errorf("store: %s: %w", op, err)
+	return core.E(core.Database, "store: "+op, err)
 }
 
 // tx runs fn in a transaction, retrying it when the database says to

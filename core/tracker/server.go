@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/listener"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
@@ -65,6 +66,7 @@ type Server struct {
 	metrics          *metrics
 	replicas         replicas
 	hasAdminListener atomic.Bool
+	errRefs          atomic.Int64 // numbers the database errors logged, for the replies
 }
 
 // connSt is where one client connection stands: idle (waiting for a
@@ -434,16 +436,41 @@ func (s *Server) query(line string, ip net.IP, adminConn bool) string {
 	return protocol.OKLine(out)
 }
 
-// internalError turns an unexpected error into a reply and logs it.
+// kindCodes is the reply code for an error of each kind that a handler
+// did not answer with a wire error of its own; kinds not listed answer
+// `failure`.
+var kindCodes = map[core.Kind]string{
+	core.Database:    "db",
+	core.NoSpace:     "no_devices",
+	core.Invalid:     "bad_params",
+	core.Unsupported: "unknown_command",
+	core.Permission:  "access_denied",
+}
+
+// internalError turns an error that is not a wire error into a reply by
+// its kind, and logs it. Database errors are not echoed to the client
+// (their text may name tables, users and hosts): the reply carries a
+// reference to the log line instead.
 func (s *Server) internalError(cmd string, err error) *protocol.Error {
-	s.log.Error("tracker: command failed", "command", cmd, "err", err)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return &protocol.Error{Code: "failure", Text: "Operation timed out: " + err.Error()}
-	case strings.HasPrefix(err.Error(), "store:"):
-		return &protocol.Error{Code: "db", Text: "Database error: " + err.Error()}
+	k := core.KindOf(err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		k = core.Timeout
 	}
-	return &protocol.Error{Code: "failure", Text: "Operation failed: " + err.Error()}
+	code, ok := kindCodes[k]
+	if !ok {
+		code = "failure"
+	}
+	switch k {
+	case core.Database:
+		ref := s.errRefs.Add(1)
+		s.log.Error("tracker: database error", "command", cmd, "ref", ref, "err", err)
+		return &protocol.Error{Code: code, Text: fmt.Sprintf("Database error (tracker log ref=%d)", ref)}
+	case core.Timeout:
+		s.log.Error("tracker: command timed out", "command", cmd, "err", err)
+		return &protocol.Error{Code: code, Text: "Operation timed out: " + err.Error()}
+	}
+	s.log.Error("tracker: command failed", "command", cmd, "kind", k, "err", err)
+	return &protocol.Error{Code: code, Text: "Operation failed: " + err.Error()}
 }
 
 // recentQuery is one entry of !recent.

@@ -595,9 +595,10 @@ func (c *Cluster) SetMeta(ctx context.Context, dom, key string, meta map[string]
 	})
 }
 
-// UpdateClass changes a key's class.
+// UpdateClass changes a key's class. A missing key is not found (the
+// tracker's invalid_key, as core/client reports it).
 func (c *Cluster) UpdateClass(ctx context.Context, dom, key, class string) error {
-	return c.withKey(ctx, "updateclass", dom, key, "invalid_key", func(d map[string]*File, f *File) error {
+	return c.withKey(ctx, "updateclass", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
 		nf := *f
 		nf.Class = class
 		d[key] = &nf
