@@ -83,7 +83,7 @@ var codeKinds = map[string]core.Kind{
 	"no_temp_file":            core.Conflict, // the reservation is gone: start again
 	"nodel_default_class":     core.Invalid,
 	"none_match":              core.NotFound,
-	"not_writable":            core.Unavailable,
+	"not_writable":            core.Invalid, // a server setting that may not be set
 	"rebal_not_started":       core.Conflict,
 	"rebal_running":           core.Conflict,
 	"request_too_long":        core.TooLong,

@@ -1,0 +1,144 @@
+package tracker_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+)
+
+func TestWireFileLifecycle(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	n1, n2 := nodeURL(c.Nodes[0]), nodeURL(c.Nodes[1])
+	p1 := func(fid int) string { return fmt.Sprintf("%s/dev1/0/000/000/%010d.fid", n1, fid) }
+	p2 := func(fid int) string { return fmt.Sprintf("%s/dev2/0/000/000/%010d.fid", n2, fid) }
+
+	// create_open: the first device, or all with multi_dest.
+	o := w.ok("create_open domain=d&key=a&class=two")
+	if o["fid"] != "1" || (o["path"] != p1(1) && o["path"] != p2(1)) {
+		t.Fatalf("create_open = %v", o)
+	}
+	path, devid := o["path"], o["devid"]
+	m := w.ok("create_open domain=d&key=m&class=two&multi_dest=1")
+	if m["dev_count"] != "2" || m["fid"] != "2" {
+		t.Errorf("multi_dest create_open = %v", m)
+	}
+	put(t, path, []byte("hello"))
+
+	// create_close refuses what does not match the upload.
+	w.code("create_close domain=d&key=a&fid=1&devid="+devid+"&path=http://elsewhere/x&size=5", "bogus_args")
+	w.code("create_close domain=d&key=a&devid="+devid+"&path="+path, "no_fid")
+	w.code("create_close domain=d&key=a&fid=1&path="+path, "no_devid")
+	w.code("create_close domain=d&key=a&fid=1&devid="+devid, "no_path")
+	w.code("create_close domain=d&key=a&fid=x&devid="+devid+"&path="+path, "bogus_args")
+	w.code("create_close domain=d&key=a&fid=1&devid="+devid+"&path="+path+"&checksum=MD5:zz", "invalid_checksum_format")
+	w.code("create_close domain=d&key=a&fid=999&devid="+devid+"&path="+strings.Replace(path, "0000000001", "0000000999", 1), "no_temp_file")
+	w.expect("create_close domain=d&key=a&fid=1&devid="+devid+"&path="+path+"&size=7",
+		"ERR size_mismatch Expected:+7%3B+actual:+5%3B+path:+"+path)
+	// A refused close abandons the upload.
+	w.code("create_close domain=d&key=a&fid=1&devid="+devid+"&path="+path+"&size=5", "no_temp_file")
+
+	fid, devid, path := upload(t, w, "d", "a", "two", []byte("hello"))
+	if fid != "3" {
+		t.Errorf("fid = %s; want 3", fid)
+	}
+	w.expect("get_paths domain=d&key=a", "OK path1="+path+"&paths=1")
+	w.expect("get_paths domain=d&key=a&noverify=1", "OK path1="+path+"&paths=1")
+	w.expect("file_info domain=d&key=a", "OK class=two&devcount=1&domain=d&fid=3&key=a&length=5")
+	w.expect("file_info domain=d&key=a&devices=1", "OK class=two&devcount=1&devids="+devid+"&domain=d&fid=3&key=a&length=5")
+	dbg := w.ok("file_debug domain=d&key=a")
+	if dbg["fid_fid"] != "3" || dbg["fid_dkey"] != "a" || dbg["fid_length"] != "5" || dbg["devids"] != devid {
+		t.Errorf("file_debug = %v", dbg)
+	}
+	w.expect("file_debug fid=3", "OK "+protocolLine(dbg))
+	w.expect("list_keys domain=d&prefix=a", "OK key_1=a&key_count=1&next_after=a")
+	w.code("list_keys domain=d&prefix=zz", "none_match")
+	lf := w.ok("list_fids from=0&to=100")
+	if lf["fid_count"] != "1" || lf["fid_1_fid"] != "3" || lf["fid_1_key"] != "a" || lf["fid_1_length"] != "5" {
+		t.Errorf("list_fids = %v", lf)
+	}
+
+	// rename, updateclass, delete and their refusals.
+	upload(t, w, "d", "b", "one", []byte("bee"))
+	w.code("rename domain=d&from_key=a&to_key=b", "key_exists")
+	w.code("rename domain=d&from_key=nope&to_key=c", "unknown_key")
+	w.expect("rename domain=d&from_key=a&to_key=c", "OK ")
+	w.code("get_paths domain=d&key=a", "unknown_key")
+	w.expect("updateclass domain=d&key=c&class=one", "OK ")
+	w.code("updateclass domain=d&key=c&class=nope", "class_not_found")
+	w.code("updateclass domain=d&key=nope&class=one", "invalid_key")
+	w.code("updateclass domain=d&key=c", "no_class")
+	if fi := w.ok("file_info domain=d&key=c"); fi["class"] != "one" {
+		t.Errorf("file_info after updateclass = %v", fi)
+	}
+	w.expect("delete domain=d&key=c", "OK ")
+	w.code("delete domain=d&key=c", "unknown_key")
+	w.code("file_info domain=d&key=c", "unknown_key")
+}
+
+// Requests that name nothing usable get the original's error codes.
+func TestWireFileRefusals(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	w.code("create_open key=a", "no_domain")
+	w.code("create_open domain=nope&key=a", "unreg_domain")
+	w.code("create_open domain=d&key=a&class=nope", "unreg_class")
+	w.code("create_open domain=d&key="+strings.Repeat("k", 256), "invalid_key")
+	w.code("create_open domain=d&key=a&fid=-1", "bad_params")
+	w.code("create_open domain=d&key=a&size=big", "bad_params")
+	w.code("get_paths domain=d", "no_key")
+	w.code("get_paths domain=d&key=nope", "unknown_key")
+	w.code("file_info domain=nope&key=a", "unreg_domain")
+	w.code("delete domain=d", "no_key")
+	w.code("rename domain=d&from_key=a", "no_key")
+	w.code("list_keys", "no_domain")
+	w.code("nosuchcommand", "unknown_command")
+
+	// A client-chosen fid: taken once, refused again, bounded.
+	if o := w.ok("create_open domain=d&key=x&fid=1000"); o["fid"] != "1000" {
+		t.Errorf("explicit fid = %v", o)
+	}
+	w.code("create_open domain=d&key=y&fid=1000", "fid_in_use")
+	w.code("create_open domain=d&key=y&fid=9223372036854775807", "bad_params")
+	if o := w.ok("create_open domain=d&key=z"); o["fid"] != "1001" {
+		t.Errorf("fid after an explicit one = %v; want 1001", o)
+	}
+}
+
+// Metadata (the plugin.meta extension), directory listings and checksums.
+func TestWireMetaListingsChecksums(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	o := w.ok("create_open domain=d&key=dir/a&class=one")
+	put(t, o["path"], []byte("abc"))
+	w.expect("create_close domain=d&key=dir/a&fid="+o["fid"]+"&devid="+o["devid"]+"&path="+o["path"]+"&size=3&plugin.meta.keys=1&plugin.meta.key0=mtime&plugin.meta.value0=1700000000", "OK ")
+	upload(t, w, "d", "dir/sub/b", "one", []byte("b"))
+	upload(t, w, "d", "top", "one", []byte("t"))
+	if fi := w.ok("file_info domain=d&key=dir/a"); fi["plugin.meta.keys"] != "1" || fi["plugin.meta.value0"] != "1700000000" {
+		t.Errorf("file_info metadata = %v", fi)
+	}
+	w.expect("plugin_meta_set domain=d&key=dir/a&plugin.meta.keys=1&plugin.meta.key0=mode&plugin.meta.value0=644", "OK ")
+	w.code("plugin_meta_set domain=d&key=dir/a", "bad_params")
+	w.code("plugin_meta_set domain=d&key=dir/a&plugin.meta.keys=x", "bad_params")
+	w.code("plugin_meta_set domain=d&key=nope&plugin.meta.keys=1&plugin.meta.key0=a&plugin.meta.value0=b", "unknown_key")
+	w.expect("list_keys domain=d&prefix=dir/&delimiter=/",
+		"OK entries=2&entry_1=dir/a&entry_1_fid="+o["fid"]+"&entry_1_meta_mode=644&entry_1_meta_mtime=1700000000&entry_1_size=3&entry_1_type=file"+
+			"&entry_2=dir/sub/&entry_2_type=dir&more=0&next_after=dir/sub/"+strings.Repeat("%FF", 248))
+	if top := w.ok("list_keys domain=d&delimiter=/"); top["entries"] != "2" || top["entry_1"] != "dir/" || top["entry_2"] != "top" {
+		t.Errorf("top-level listing = %v", top)
+	}
+
+	// A class with MD5: the checksum is kept, and verified when asked.
+	w.ok("create_class domain=d&class=md5&mindevcount=1&hashtype=MD5")
+	o = w.ok("create_open domain=d&key=sum&class=md5")
+	put(t, o["path"], []byte("abc"))
+	bad := "MD5:00000000000000000000000000000000"
+	close := "create_close domain=d&key=sum&fid=" + o["fid"] + "&devid=" + o["devid"] + "&path=" + o["path"] + "&size=3"
+	w.code(close+"&checksum="+bad+"&checksumverify=1", "checksum_mismatch")
+	o = w.ok("create_open domain=d&key=sum&class=md5")
+	put(t, o["path"], []byte("abc"))
+	close = "create_close domain=d&key=sum&fid=" + o["fid"] + "&devid=" + o["devid"] + "&path=" + o["path"] + "&size=3"
+	w.expect(close+"&checksum=MD5:900150983cd24fb0d6963f7d28e17f72&checksumverify=1", "OK ")
+	if fi := w.ok("file_info domain=d&key=sum"); fi["checksum"] != "MD5:900150983cd24fb0d6963f7d28e17f72" {
+		t.Errorf("file_info checksum = %v", fi)
+	}
+}

@@ -1,0 +1,144 @@
+package tracker_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+)
+
+// gone reports whether url answers 404.
+func gone(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusNotFound
+}
+
+// A file of a two-copy class gets its second copy from the replicator;
+// a deleted file's copies are removed from the nodes by the delete job.
+func TestWireReplicateAndDelete(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d"})
+	upload(t, w, "d", "k", "two", []byte("replicate me"))
+	var paths []string
+	waitFor(t, "a second copy", func() bool {
+		a := w.ok("get_paths domain=d&key=k")
+		paths = []string{a["path1"], a["path2"]}
+		return a["paths"] == "2"
+	})
+	if fi := w.ok("file_info domain=d&key=k"); fi["devcount"] != "2" {
+		t.Errorf("file_info after replication = %v", fi)
+	}
+	for _, p := range paths {
+		resp, err := http.Get(p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", p, resp, err)
+		}
+		resp.Body.Close()
+	}
+	w.expect("delete domain=d&key=k", "OK ")
+	waitFor(t, "the copies removed", func() bool { return gone(paths[0]) && gone(paths[1]) })
+}
+
+// fsck finds a copy removed behind the tracker's back, logs it, and
+// replication restores it.
+func TestWireFsck(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	for _, k := range []string{"a", "b", "c"} {
+		upload(t, w, "d", k, "two", []byte("file "+k))
+	}
+	waitFor(t, "every file at two copies", func() bool {
+		for _, k := range []string{"a", "b", "c"} {
+			if w.ok("get_paths domain=d&key="+k)["paths"] != "2" {
+				return false
+			}
+		}
+		return true
+	})
+	fi := w.ok("file_info domain=d&key=b&devices=1")
+	fid := fi["fid"]
+	// Remove b's copy on the first node.
+	n := c.Nodes[0]
+	var fidN int64
+	for _, ch := range fid {
+		fidN = fidN*10 + int64(ch-'0')
+	}
+	p := filepath.Join(n.DocRoot, core.FIDPath(n.Devids[0], fidN))
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+
+	st := w.ok("fsck_status")
+	if st["running"] != "0" {
+		t.Fatalf("fsck_status before start = %v", st)
+	}
+	w.expect("fsck_start", "OK ")
+	w.code("fsck_start", "fsck_running")
+	w.code("rebalance_start", "fsck_running")
+	waitFor(t, "fsck to check every fid", func() bool {
+		st = w.ok("fsck_status")
+		return st["max_fid_checked"] == st["end_fid"] && st["end_fid"] != "0"
+	})
+	waitFor(t, "fsck to log the missing copy", func() bool {
+		log := w.ok("fsck_getlog")
+		return strings.Contains(protocolLine(log), "evcode=MISS") && strings.Contains(protocolLine(log), "_fid="+fid)
+	})
+	waitFor(t, "the copy restored", func() bool {
+		_, err := os.Stat(p)
+		return err == nil
+	})
+	if st := w.ok("fsck_status"); st["num_MISS"] != "1" {
+		t.Errorf("fsck_status counts = %v; want num_MISS=1", st)
+	}
+	w.expect("fsck_stop", "OK ")
+	w.expect("fsck_clearlog", "OK ")
+	if log := w.ok("fsck_getlog"); log["row_count"] != "0" {
+		t.Errorf("fsck_getlog after clearlog = %v", log)
+	}
+	w.expect("fsck_reset", "OK ")
+	if st := w.ok("fsck_status"); st["max_fid_checked"] != "0" || st["running"] != "0" {
+		t.Errorf("fsck_status after reset = %v", st)
+	}
+}
+
+// rebalance moves copies off the source device to the others.
+func TestWireRebalance(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Layout: [][]int{{1, 2}, {3}}})
+	for _, k := range []string{"a", "b", "c", "d"} {
+		upload(t, w, "d", k, "one", []byte("file "+k))
+	}
+	w.code("rebalance_status", "no_rebal_state")
+	w.code("rebalance_start", "no_rebal_policy")
+	w.code("rebalance_set_policy", "bad_rebal_pol")
+	w.code("rebalance_set_policy policy=nope%3D1", "bad_rebal_pol")
+	w.code("rebalance_stop", "rebal_not_started")
+	w.expect("rebalance_set_policy policy=from_devices%3D1+to_devices%3D2%2C3", "OK ")
+	w.expect("rebalance_test", "OK ddevs=2,3&sdevs=1")
+	if a := w.ok("rebalance_start"); a["state"] == "" {
+		t.Errorf("rebalance_start = %v", a)
+	}
+	w.code("rebalance_start", "rebal_running")
+	w.code("fsck_start", "rebal_running")
+	w.code("rebalance_set_policy policy=from_devices%3D2", "no_set_rebal")
+	w.code("rebalance_reset", "rebal_running")
+	waitFor(t, "device 1 emptied", func() bool {
+		for _, k := range []string{"a", "b", "c", "d"} {
+			if strings.Contains(w.ok("file_info domain=d&key="+k+"&devices=1")["devids"], "1") {
+				return false
+			}
+		}
+		return true
+	})
+	if a := w.ok("rebalance_status"); a["state"] == "" {
+		t.Errorf("rebalance_status = %v", a)
+	}
+	w.do("rebalance_stop")
+	waitFor(t, "rebalance to stop", func() bool { return !strings.HasPrefix(w.do("rebalance_reset"), "ERR") })
+	w.code("rebalance_status", "no_rebal_state")
+}
