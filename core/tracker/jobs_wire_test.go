@@ -55,7 +55,7 @@ func TestWireFsck(t *testing.T) {
 	}
 	waitFor(t, "every file at two copies", func() bool {
 		for _, k := range []string{"a", "b", "c"} {
-			if w.ok("get_paths domain=d&key="+k)["paths"] != "2" {
+			if w.ok("get_paths domain=d&key=" + k)["paths"] != "2" {
 				return false
 			}
 		}
@@ -129,7 +129,7 @@ func TestWireRebalance(t *testing.T) {
 	w.code("rebalance_reset", "rebal_running")
 	waitFor(t, "device 1 emptied", func() bool {
 		for _, k := range []string{"a", "b", "c", "d"} {
-			if strings.Contains(w.ok("file_info domain=d&key="+k+"&devices=1")["devids"], "1") {
+			if strings.Contains(w.ok("file_info domain=d&key=" + k + "&devices=1")["devids"], "1") {
 				return false
 			}
 		}

@@ -124,7 +124,6 @@ func startWire(t *testing.T, opts clustertest.Options) (*clustertest.Cluster, *w
 
 func nodeURL(n *clustertest.Node) string { return fmt.Sprintf("http://%s:%d", n.IP, n.Port) }
 
-
 // protocolLine renders args as a reply's argument part.
 func protocolLine(a protocol.Args) string {
 	return strings.TrimSuffix(strings.TrimPrefix(protocol.OKLine(a), "OK "), "\r\n")
