@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,9 +66,9 @@ func TestWireFsck(t *testing.T) {
 	fid := fi["fid"]
 	// Remove b's copy on the first node.
 	n := c.Nodes[0]
-	var fidN int64
-	for _, ch := range fid {
-		fidN = fidN*10 + int64(ch-'0')
+	fidN, err := strconv.ParseInt(fid, 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
 	p := filepath.Join(n.DocRoot, core.FIDPath(n.Devids[0], fidN))
 	if err := os.Remove(p); err != nil {
