@@ -358,7 +358,7 @@ func bulkFigures(cfg Config, c *cluster, res Results) error {
 	if res["disk_read_mib_s"], err = cfg.repeat(func() (float64, error) { return readFile(local) }); err != nil {
 		return err
 	}
-	hc := client.NewHTTPClient()
+	nodes := client.NewNodeClient()
 	url := "http://" + c.nodes[0] + "/dev1/0/000/999/0000999999.fid"
 	put := func() (float64, error) {
 		f, err := os.Open(local)
@@ -367,24 +367,24 @@ func bulkFigures(cfg Config, c *cluster, res Results) error {
 		}
 		defer f.Close()
 		start := time.Now()
-		if err := (&client.Client{HTTP: hc}).PutFile(context.Background(), url, f, cfg.BigSize); err != nil {
+		if err := nodes.Put(context.Background(), url, f, cfg.BigSize, nil); err != nil {
 			return 0, err
 		}
 		return float64(cfg.BigSize) / (1 << 20) / time.Since(start).Seconds(), nil
 	}
 	get := func(u string) (float64, error) {
 		start := time.Now()
-		resp, err := hc.Get(u)
+		body, err := nodes.Get(context.Background(), u, 0, -1)
 		if err != nil {
 			return 0, err
 		}
-		defer resp.Body.Close()
+		defer body.Close()
 		// A plain loop with a large buffer: io.Copy to io.Discard would
 		// read 8 KiB at a time and measure the client, not the server.
 		buf := make([]byte, 1<<20)
 		var n int64
 		for {
-			k, err := resp.Body.Read(buf)
+			k, err := body.Read(buf)
 			n += int64(k)
 			if err == io.EOF {
 				break

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -84,19 +83,11 @@ func (c ClientCluster) GetPaths(ctx context.Context, dom, key string, noverify b
 
 // Modified implements Cluster with a HEAD request (Last-Modified).
 func (c ClientCluster) Modified(ctx context.Context, url string) (time.Time, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, url, nil)
-	if err != nil {
-		return time.Time{}, err
+	in, err := c.C.Nodes.Head(ctx, url)
+	if err == nil && in.Modified.IsZero() {
+		err = fmt.Errorf("HEAD %s: no Last-Modified", url)
 	}
-	resp, err := c.C.HTTP.Do(req)
-	if err != nil {
-		return time.Time{}, err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, fmt.Errorf("HEAD %s: %s", url, resp.Status)
-	}
-	return http.ParseTime(resp.Header.Get("Last-Modified"))
+	return in.Modified, err
 }
 
 // OpenRange implements Cluster.

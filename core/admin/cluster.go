@@ -1,8 +1,8 @@
 package admin
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
@@ -72,7 +73,8 @@ func (c *cmd) check() error {
 		return err
 	}
 	fmt.Fprintln(w, "\nChecking hosts...")
-	hc := &http.Client{Timeout: 5 * time.Second}
+	nodes := node.New(node.Options{ConnectTimeout: 5 * time.Second, HeaderTimeout: 5 * time.Second, UserAgent: "mogadm"})
+	defer nodes.CloseIdle()
 	for _, h := range hosts {
 		status := h["status"]
 		if status != "alive" && status != "readonly" {
@@ -84,11 +86,10 @@ func (c *cmd) check() error {
 			port = h["http_port"]
 		}
 		url := "http://" + net.JoinHostPort(h["hostip"], port) + "/"
-		resp, err := hc.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
+		// Any answer will do: the node is up and speaks HTTP.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := nodes.Probe(ctx, http.MethodGet, url)
+		cancel()
 		if err != nil {
 			failed = true
 			fmt.Fprintf(w, "  [%2s] %s ... FAILED: %v\n", h["hostid"], h["hostname"], err)

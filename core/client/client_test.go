@@ -227,8 +227,8 @@ func TestNonIdempotentNotResent(t *testing.T) {
 	}
 }
 
-// node is a storage node in memory for the byte paths.
-type node struct {
+// fakeNode is a storage node in memory for the byte paths.
+type fakeNode struct {
 	mu    sync.Mutex
 	files map[string][]byte
 	// cutAt, when > 0, ends GET bodies after that many bytes.
@@ -236,8 +236,8 @@ type node struct {
 	fail  bool
 }
 
-func newNode(t *testing.T) (*node, *httptest.Server) {
-	n := &node{files: map[string][]byte{}}
+func newNode(t *testing.T) (*fakeNode, *httptest.Server) {
+	n := &fakeNode{files: map[string][]byte{}}
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		fail, cut := n.fail, n.cutAt
@@ -294,7 +294,7 @@ func TestReaderFailsOverMidStream(t *testing.T) {
 	n2, s2 := newNode(t)
 	n1.files["/f"], n2.files["/f"] = data, data
 	n1.cutAt = 12345
-	c := &Client{HTTP: NewHTTPClient(), ReadRetries: 1}
+	c := &Client{Nodes: NewNodeClient(), ReadRetries: 1}
 	r := c.NewReader(context.Background(), []string{s1.URL + "/f", s2.URL + "/f"}, 0, -1)
 	got, err := io.ReadAll(r)
 	r.Close()
@@ -336,7 +336,7 @@ func TestStore(t *testing.T) {
 		},
 		"create_close": func(a protocol.Args) string { mu.Lock(); closes = append(closes, a); mu.Unlock(); return ok(nil) },
 	})
-	c := &Client{Tracker: tr, HTTP: NewHTTPClient()}
+	c := &Client{Tracker: tr, Nodes: NewNodeClient()}
 	body := []byte("hello world")
 	st, err := c.Store(context.Background(), "d", "k", "", bytes.NewReader(body), int64(len(body)), UploadOptions{Checksum: true, Meta: map[string]string{"mtime": "1"}})
 	if err != nil || st.FID != 9 || st.Size != int64(len(body)) {
@@ -356,7 +356,7 @@ func TestStore(t *testing.T) {
 		},
 		"create_close": func(a protocol.Args) string { mu.Lock(); closes = append(closes, a); mu.Unlock(); return ok(nil) },
 	})
-	c2 := &Client{Tracker: tr2, HTTP: NewHTTPClient()}
+	c2 := &Client{Tracker: tr2, Nodes: NewNodeClient()}
 	if _, err := c2.Upload(context.Background(), "d", "k", "", bytes.NewReader(body), -1, UploadOptions{}); err == nil {
 		t.Error("an upload to a failing node succeeded")
 	}

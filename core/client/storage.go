@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
@@ -20,26 +18,18 @@ import (
 // straight to and from the storage nodes.
 type Client struct {
 	Tracker *Tracker
-	HTTP    *http.Client
+	Nodes   *node.Client
 	// ReadRetries is how many more times a Reader asks the tracker for
 	// paths, with growing pauses, after every copy failed (a node may be
 	// restarting); default 3, negative for none.
 	ReadRetries int
 }
 
-// NewHTTPClient returns an HTTP client suited to storage nodes: bounded
-// connect and header waits, no limit on how long a body may stream.
-func NewHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          128,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       25 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		DisableCompression:    true,
-		WriteBufferSize:       256 << 10,
-		ReadBufferSize:        256 << 10,
-	}}
+// NewNodeClient returns a storage-node client suited to streaming files:
+// bounded connect and header waits, large buffers, no limit on how long a
+// body may stream.
+func NewNodeClient() *node.Client {
+	return node.New(node.Options{BufferSize: 256 << 10, UserAgent: "mogilefs-go-client"})
 }
 
 // New returns a client of the trackers at addrs.
@@ -48,12 +38,12 @@ func New(addrs []string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Tracker: t, HTTP: NewHTTPClient()}, nil
+	return &Client{Tracker: t, Nodes: NewNodeClient()}, nil
 }
 
 // Close releases idle connections.
 func (c *Client) Close() error {
-	c.HTTP.CloseIdleConnections()
+	c.Nodes.CloseIdle()
 	return c.Tracker.Close()
 }
 
@@ -76,22 +66,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // PutFile streams body (size bytes, or -1 when unknown: chunked) to a
 // storage-node URL.
 func (c *Client) PutFile(ctx context.Context, url string, body io.Reader, size int64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = size
-	if size == 0 {
-		req.Body = http.NoBody
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("mogilefs: PUT %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("mogilefs: PUT %s: %s: %s", url, resp.Status, msg)
+	if err := c.Nodes.Put(ctx, url, body, size, nil); err != nil {
+		return fmt.Errorf("mogilefs: %w", err)
 	}
 	return nil
 }
@@ -100,14 +76,7 @@ func (c *Client) PutFile(ctx context.Context, url string, body io.Reader, size i
 func (c *Client) deleteFile(ctx context.Context, url string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := c.HTTP.Do(req); err == nil {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-	}
+	c.Nodes.Delete(ctx, url)
 }
 
 // UploadOptions tune Upload.
@@ -252,45 +221,15 @@ func (r *Reader) openNext() error {
 		}
 		url := r.paths[r.next]
 		r.next++
-		req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		from := r.start + r.off
-		if from > 0 || r.end >= 0 {
-			rng := "bytes=" + strconv.FormatInt(from, 10) + "-"
-			if r.end >= 0 {
-				if from >= r.end {
-					r.body = io.NopCloser(eofReader{})
-					return nil
-				}
-				rng += strconv.FormatInt(r.end-1, 10)
-			}
-			req.Header.Set("Range", rng)
-		}
-		resp, err := r.c.HTTP.Do(req)
+		b, err := r.c.Nodes.Get(r.ctx, url, r.start+r.off, r.end)
 		if err != nil {
 			r.errs = append(r.errs, err)
 			continue
 		}
-		switch {
-		case resp.StatusCode == http.StatusPartialContent && req.Header.Get("Range") != "",
-			resp.StatusCode == http.StatusOK && req.Header.Get("Range") == "":
-			r.body = resp.Body
-			return nil
-		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
-			resp.Body.Close()
-			r.body = io.NopCloser(eofReader{})
-			return nil
-		}
-		resp.Body.Close()
-		r.errs = append(r.errs, fmt.Errorf("GET %s: %s", url, resp.Status))
+		r.body = b
+		return nil
 	}
 }
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // Read reads the next bytes, failing over between copies.
 func (r *Reader) Read(p []byte) (int, error) {

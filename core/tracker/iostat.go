@@ -1,12 +1,9 @@
 package tracker
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -64,46 +61,12 @@ func (w *iostat) follow(ctx context.Context, ip string) {
 }
 
 // stream reads one watch connection; it returns nil when the node closed
-// it after sending reports, an error when it could not be used.
+// it after sending reports, an error when it could not be used. A node
+// reports every second: silence for long means it is gone.
 func (w *iostat) stream(ctx context.Context, addr string) error {
-	d := net.Dialer{Timeout: w.m.s.cfg.ConnTimeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	if _, err := io.WriteString(c, "watch\n"); err != nil {
-		return err
-	}
-	r := bufio.NewReaderSize(c, 4096)
-	got := false
-	for {
-		// A node reports every second; silence for long means it is gone.
-		c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		line, err := r.ReadString('\n')
-		if err != nil {
-			if got {
-				return nil
-			}
-			return err
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if strings.HasPrefix(line, "ERR") {
-			return io.ErrUnexpectedEOF // iostat unavailable on that node
-		}
-		id, util, ok := strings.Cut(line, "\t")
-		devid, err := strconv.Atoi(id)
-		if !ok || err != nil {
-			continue // "." ends a report
-		}
-		got = true
-		if _, err := strconv.ParseFloat(util, 64); err != nil {
-			util = "" // "-": not known
-		}
+	return w.m.s.nodes.Watch(ctx, addr, 30*time.Second, func(devid int, util string) {
 		w.m.mu.Lock()
 		w.m.obsLocked(devid).utilization = util
 		w.m.mu.Unlock()
-	}
+	})
 }

@@ -1,12 +1,11 @@
 package tracker
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/node"
 )
 
 // Observed device states, as get_devices reports them.
@@ -265,21 +265,13 @@ func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage,
 	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.ConnTimeout)
 	defer cancel()
 	url := hostBase(h, nil, false, true) + "/dev" + strconv.Itoa(devid) + "/usage"
-	resp, err := m.s.nodeRequest(ctx, http.MethodGet, url, nil, nil)
+	body, hdr, err := m.s.nodes.Fetch(ctx, url, 64<<10)
 	if err != nil {
 		return usage{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return usage{}, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return usage{}, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	u, err := parseUsage(body)
 	u.received = time.Now()
-	if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+	if t, err := http.ParseTime(hdr.Get("Date")); err == nil {
 		u.nodeNow = t
 	}
 	return u, err
@@ -373,27 +365,17 @@ func (m *monitor) deviceRecovered(ctx context.Context, d core.Device) {
 func (m *monitor) putAndReadBack(ctx context.Context, h core.Host, devid int, url, body string) error {
 	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
 	defer cancel()
-	resp, err := m.s.nodeRequest(ctx, http.MethodPut, url, strings.NewReader(body), map[string]string{"Content-Type": "application/octet-stream"})
+	err := m.s.nodes.Put(ctx, url, strings.NewReader(body), int64(len(body)), http.Header{"Content-Type": {"application/octet-stream"}})
 	if err != nil {
 		return err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("PUT %s: %s", url, resp.Status)
 	}
 	getURL := hostBase(h, nil, false, true) + strings.TrimPrefix(url, hostBase(h, nil, false, false))
-	resp, err = m.s.nodeRequest(ctx, http.MethodGet, getURL, nil, nil)
+	got, _, err := m.s.nodes.Fetch(ctx, getURL, 4096)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK || string(got) != body {
-		return fmt.Errorf("GET %s: %s, read back %q", getURL, resp.Status, got)
+	if string(got) != body {
+		return fmt.Errorf("GET %s: read back %q", getURL, got)
 	}
 	return nil
 }
@@ -404,26 +386,17 @@ func (m *monitor) md5Probe(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
 	defer cancel()
 	sum := md5.Sum([]byte("!"))
-	resp, err := m.s.nodeRequest(ctx, http.MethodPut, url, bytes.NewReader([]byte(".")), map[string]string{"Content-MD5": base64.StdEncoding.EncodeToString(sum[:])})
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode/100 != 2
+	err := m.s.nodes.Put(ctx, url, strings.NewReader("."), 1, http.Header{"Content-Md5": {base64.StdEncoding.EncodeToString(sum[:])}})
+	var se *node.StatusError
+	return errors.As(err, &se)
 }
 
 // mkcol sends MKCOL for url and returns the status code (0 on error).
 func (s *Server) mkcol(ctx context.Context, url string) int {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
 	defer cancel()
-	resp, err := s.nodeRequest(ctx, "MKCOL", url, nil, nil)
-	if err != nil {
-		return 0
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	code, _ := s.nodes.Probe(ctx, "MKCOL", url)
+	return code
 }
 
 func (m *monitor) obsLocked(devid int) *observation {

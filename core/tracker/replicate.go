@@ -13,6 +13,7 @@ import (
 	"net/http"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
@@ -236,56 +237,40 @@ func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, ds
 	ctx, cancel := context.WithTimeout(ctx, secondsDur(copyTimeout(f.Length)))
 	defer cancel()
 	srcURL := fidURL(sn.hosts[src.HostID], src.ID, f.FID, nil, false, sn.settingBool("repl_use_get_port"))
-	resp, err := s.nodeRequest(ctx, http.MethodGet, srcURL, nil, nil)
+	body, err := s.nodes.Get(ctx, srcURL, 0, -1)
 	if err != nil {
 		return &sourceError{err}
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &sourceError{fmt.Errorf("GET %s: %s", srcURL, resp.Status)}
+	defer body.Close()
+	if body.Length != f.Length {
+		return &sourceError{fmt.Errorf("GET %s: length %d, file is %d bytes", srcURL, body.Length, f.Length)}
 	}
-	if resp.ContentLength != f.Length {
-		return &sourceError{fmt.Errorf("GET %s: length %d, file is %d bytes", srcURL, resp.ContentLength, f.Length)}
-	}
-	vr := &verifyingReader{r: resp.Body, length: f.Length, want: stored}
+	vr := &verifyingReader{r: body, length: f.Length, want: stored}
 	switch hashType {
 	case core.HashMD5:
 		vr.h = md5.New()
 	case core.HashSHA1:
 		vr.h = sha1.New()
 	}
-	hdr := map[string]string{}
+	hdr := http.Header{}
 	if storedType == core.HashMD5 && stored != nil {
-		hdr["Content-MD5"] = base64.StdEncoding.EncodeToString(stored)
+		hdr.Set("Content-MD5", base64.StdEncoding.EncodeToString(stored))
 	}
 	s.vivifyDirs(ctx, sn, dst, f.FID)
 	dstURL := fidURL(sn.hosts[dst.HostID], dst.ID, f.FID, nil, false, false)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, dstURL, vr)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = f.Length
-	if f.Length == 0 {
-		req.Body = http.NoBody
-	}
-	req.Header.Set("User-Agent", userAgent)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	presp, err := s.http.Do(req)
+	err = s.nodes.Put(ctx, dstURL, vr, f.Length, hdr)
 	if errors.Is(err, errChecksum) {
 		return &sourceError{fmt.Errorf("%s does not match the stored checksum", srcURL)}
 	}
-	if err != nil {
+	var se *node.StatusError
+	if err != nil && !errors.As(err, &se) {
 		if vr.n < f.Length && !isDestErr(err) {
 			return &sourceError{err}
 		}
-		return fmt.Errorf("PUT %s: %w", dstURL, err)
+		return err
 	}
-	io.Copy(io.Discard, io.LimitReader(presp.Body, 4096))
-	presp.Body.Close()
-	if presp.StatusCode/100 != 2 {
-		return fmt.Errorf("PUT %s: %s", dstURL, presp.Status)
+	if err != nil {
+		return err
 	}
 	s.stats.ReplicatedBytes.Add(f.Length)
 	if vr.h == nil {
@@ -295,7 +280,7 @@ func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, ds
 	// Unless the destination proved it checks Content-MD5, read its copy
 	// back by digest.
 	o, _ := s.mon.observed(dst.ID, dst.HostID)
-	if hdr["Content-MD5"] == "" || !o.rejectBadMD5 {
+	if hdr.Get("Content-MD5") == "" || !o.rejectBadMD5 {
 		got, err := s.digest(ctx, sn.hosts[dst.HostID], core.FIDPath(dst.ID, f.FID), dstURL, hashType, f.Length)
 		if err != nil || string(got) != string(sum) {
 			s.deleteURL(ctx, dstURL)
@@ -381,17 +366,9 @@ func (s *Server) deleteURL(ctx context.Context, url string) error {
 func (s *Server) deleteCopy(ctx context.Context, url string) (removed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout*5)
 	defer cancel()
-	resp, err := s.nodeRequest(ctx, http.MethodDelete, url, nil, nil)
-	if err != nil {
-		return false, err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode/100 == 2:
-		return true, nil
-	case resp.StatusCode == http.StatusNotFound:
+	err = s.nodes.Delete(ctx, url)
+	if node.IsStatus(err, http.StatusNotFound) {
 		return false, nil
 	}
-	return false, fmt.Errorf("DELETE %s: %s", url, resp.Status)
+	return err == nil, err
 }

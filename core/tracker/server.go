@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/listener"
+	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
@@ -38,7 +38,7 @@ type Server struct {
 	log      *slog.Logger
 	state    atomic.Pointer[snapshot]
 	mon      *monitor
-	http     *http.Client
+	nodes    *node.Client // the storage nodes
 	handlers map[string]handler
 	started  time.Time
 	minFID   int64
@@ -126,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 		s.jobWorkers[job] = new(atomic.Int32)
 		s.jobWorkers[job].Store(int32(n))
 	}
-	s.http = newNodeClient(cfg)
+	s.nodes = newNodeClient(cfg)
 	s.handlers = s.commandTable()
 	return s, nil
 }
@@ -239,7 +239,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-done:
 		// Copies written but not recorded by jobs cut short: one last try.
 		s.removeStrays(ctx)
-		s.http.CloseIdleConnections()
+		s.nodes.CloseIdle()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

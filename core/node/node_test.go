@@ -1,0 +1,230 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
+
+// fakeNode serves files from memory, with what a storage node answers.
+func fakeNode(t *testing.T) (*httptest.Server, map[string]string) {
+	files := map[string]string{"/dev1/f": "0123456789"}
+	modified := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			body, ok := files[r.URL.Path]
+			if !ok {
+				http.Error(w, "no such file", http.StatusNotFound)
+				return
+			}
+			http.ServeContent(w, r, "", modified, strings.NewReader(body))
+		case http.MethodPut:
+			if r.URL.Path == "/dev9/full" {
+				http.Error(w, "device full", http.StatusInsufficientStorage)
+				return
+			}
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				return
+			}
+			files[r.URL.Path] = string(b)
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodDelete:
+			if _, ok := files[r.URL.Path]; !ok {
+				http.Error(w, "no such file", http.StatusNotFound)
+				return
+			}
+			delete(files, r.URL.Path)
+			w.WriteHeader(http.StatusNoContent)
+		case "MKCOL":
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, files
+}
+
+func TestHTTPVerbs(t *testing.T) {
+	srv, files := fakeNode(t)
+	c := New(Options{UserAgent: "test"})
+	defer c.CloseIdle()
+	ctx := context.Background()
+
+	in, err := c.Head(ctx, srv.URL+"/dev1/f")
+	if err != nil || in.Size != 10 || in.Modified.Year() != 2026 {
+		t.Errorf("Head = %+v, %v", in, err)
+	}
+	if _, err := c.Head(ctx, srv.URL+"/dev1/nope"); !core.Is(core.NotFound, err) || !IsStatus(err, 404) {
+		t.Errorf("Head of a missing file: %v (kind %v)", err, core.KindOf(err))
+	}
+	for _, tc := range []struct {
+		from, to int64
+		want     string
+	}{{0, -1, "0123456789"}, {3, -1, "3456789"}, {2, 5, "234"}, {10, -1, ""}, {4, 4, ""}, {12, 20, ""}} {
+		b, err := c.Get(ctx, srv.URL+"/dev1/f", tc.from, tc.to)
+		if err != nil {
+			t.Errorf("Get [%d,%d): %v", tc.from, tc.to, err)
+			continue
+		}
+		got, _ := io.ReadAll(b)
+		b.Close()
+		if string(got) != tc.want {
+			t.Errorf("Get [%d,%d) = %q; want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+	if data, _, err := c.Fetch(ctx, srv.URL+"/dev1/f", 4); err != nil || string(data) != "0123" {
+		t.Errorf("Fetch with a limit = %q, %v", data, err)
+	}
+
+	if err := c.Put(ctx, srv.URL+"/dev1/g", strings.NewReader("new"), 3, nil); err != nil || files["/dev1/g"] != "new" {
+		t.Errorf("Put = %v; stored %q", err, files["/dev1/g"])
+	}
+	if err := c.Put(ctx, srv.URL+"/dev1/h", strings.NewReader("chunked"), -1, nil); err != nil || files["/dev1/h"] != "chunked" {
+		t.Errorf("Put of unknown size = %v; stored %q", err, files["/dev1/h"])
+	}
+	if err := c.Put(ctx, srv.URL+"/dev1/empty", nil, 0, nil); err != nil {
+		t.Errorf("Put of nothing = %v", err)
+	}
+	err = c.Put(ctx, srv.URL+"/dev9/full", strings.NewReader("x"), 1, nil)
+	var se *StatusError
+	if !core.Is(core.NoSpace, err) || !errors.As(err, &se) || se.Message != "device full" {
+		t.Errorf("Put to a full device: %v (kind %v)", err, core.KindOf(err))
+	}
+
+	if err := c.Delete(ctx, srv.URL+"/dev1/g"); err != nil {
+		t.Errorf("Delete = %v", err)
+	}
+	if err := c.Delete(ctx, srv.URL+"/dev1/g"); !core.Is(core.NotFound, err) {
+		t.Errorf("second Delete: %v (kind %v)", err, core.KindOf(err))
+	}
+	if code, err := c.Probe(ctx, "MKCOL", srv.URL+"/dev1/x/"); err != nil || code != http.StatusMethodNotAllowed {
+		t.Errorf("Probe MKCOL = %d, %v", code, err)
+	}
+}
+
+// A node that cannot be reached is Unavailable; a request out of time is
+// a deadline error, not Unavailable (the node may be fine).
+func TestUnreachableAndTimeout(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	c := New(Options{ConnectTimeout: time.Second})
+	if _, err := c.Head(context.Background(), dead+"/dev1/f"); !core.Is(core.Unavailable, err) {
+		t.Errorf("a dead node: %v (kind %v)", err, core.KindOf(err))
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Get(ctx, slow.URL+"/dev1/f", 0, -1); !errors.Is(err, context.DeadlineExceeded) || core.Is(core.Unavailable, err) {
+		t.Errorf("a request out of time: %v (kind %v)", err, core.KindOf(err))
+	}
+}
+
+// Put streams: the node has the first bytes while the caller is still
+// writing the rest.
+func TestPutStreams(t *testing.T) {
+	first := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 5)
+		io.ReadFull(r.Body, buf)
+		first <- string(buf)
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- New(Options{}).Put(context.Background(), srv.URL+"/dev1/s", pr, -1, nil) }()
+	pw.Write([]byte("hello"))
+	select {
+	case got := <-first:
+		if got != "hello" {
+			t.Errorf("the node got %q first", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node got nothing before the body ended: the body was buffered")
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// sideChannel answers each line of a connection with answer(line).
+func sideChannel(t *testing.T, answer func(line string, w io.Writer)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					answer(strings.TrimRight(line, "\r\n"), c)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestSideChannel(t *testing.T) {
+	addr := sideChannel(t, func(line string, w io.Writer) {
+		switch line {
+		case "MD5 /dev1/f":
+			io.WriteString(w, "/dev1/f MD5=781e5e245d69b566979b86e28d23f2c7\r\n")
+		case "MD5 /dev1/nope":
+			io.WriteString(w, "/dev1/nope MD5=-1\r\n")
+		case "MD5 /dev1/odd":
+			io.WriteString(w, "what?\r\n")
+		case "watch":
+			io.WriteString(w, "1\t12.50\n2\t-\n.\n1\t13.00\n.\n")
+			w.(net.Conn).Close()
+		}
+	})
+	c := New(Options{})
+	ctx := context.Background()
+	if sum, err := c.Digest(ctx, addr, "MD5", "/dev1/f"); err != nil || len(sum) != 16 || sum[0] != 0x78 {
+		t.Errorf("Digest = %x, %v", sum, err)
+	}
+	if _, err := c.Digest(ctx, addr, "MD5", "/dev1/nope"); !core.Is(core.NotFound, err) {
+		t.Errorf("Digest of a missing file: %v", err)
+	}
+	if _, err := c.Digest(ctx, addr, "MD5", "/dev1/odd"); err == nil {
+		t.Error("an odd answer was taken for a digest")
+	}
+	var got []string
+	err := c.Watch(ctx, addr, 5*time.Second, func(devid int, util string) {
+		got = append(got, strings.Join([]string{string(rune('0' + devid)), util}, "="))
+	})
+	if err != nil || strings.Join(got, " ") != "1=12.50 2= 1=13.00" {
+		t.Errorf("Watch = %v, %v", got, err)
+	}
+	refusing := sideChannel(t, func(line string, w io.Writer) { io.WriteString(w, "ERR iostat not available\n") })
+	if err := c.Watch(ctx, refusing, 5*time.Second, func(int, string) {}); !errors.Is(err, ErrNoWatch) {
+		t.Errorf("Watch of a node without iostat = %v", err)
+	}
+}
