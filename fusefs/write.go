@@ -668,6 +668,6 @@ func (f *FS) orderDests(ds []client.Dest) []client.Dest {
 // metaArgs encodes metadata as create_close's plugin.meta.* pairs.
 func metaArgs(meta map[string]string) protocol.Args {
 	a := protocol.Args{}
-	client.MetaArgs(a, meta)
+	protocol.EncodeMeta(a, meta)
 	return a
 }

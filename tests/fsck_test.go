@@ -10,6 +10,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
 // diskPath returns where a copy of key lives on disk, on the node holding devid.
@@ -64,7 +65,7 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 		if st["running"] != "0" || st["max_fid_checked"] != st["end_fid"] {
 			return false
 		}
-		n, _ := c.Store.QueueLength(ctx, "file_to_queue type=1")
+		n, _ := c.Store.QueueLength(ctx, store.FsckQueue)
 		return n == 0 && copiesOK(t, c, "test", files, 2, nil)
 	})
 	st := c.Must("fsck_status", nil)

@@ -10,6 +10,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
 	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 )
 
@@ -136,7 +137,7 @@ func TestDeleteRemovesBytes(t *testing.T) {
 		}
 	}
 	waitFor(t, 20*time.Second, "bytes deleted and the delete queue empty", func() bool {
-		n, _ := c.Store.QueueLength(context.Background(), "file_to_delete2")
+		n, _ := c.Store.QueueLength(context.Background(), store.DeleteQueue)
 		return len(fidFiles(c)) == 0 && n == 0
 	})
 }

@@ -158,7 +158,8 @@ func (t *Tracker) FileInfo(ctx context.Context, domain, key string) (FileInfo, e
 	if err != nil {
 		return FileInfo{}, err
 	}
-	fi := FileInfo{Domain: r["domain"], Class: r["class"], Key: r["key"], Checksum: r["checksum"], Raw: r, Meta: Meta(r)}
+	fi := FileInfo{Domain: r["domain"], Class: r["class"], Key: r["key"], Checksum: r["checksum"], Raw: r}
+	fi.Meta, _ = protocol.DecodeMeta(r) // a reply past the limits: no metadata
 	fi.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
 	fi.Length, _ = strconv.ParseInt(r["length"], 10, 64)
 	fi.DevCount, _ = strconv.Atoi(r["devcount"])

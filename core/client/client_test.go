@@ -151,11 +151,6 @@ func TestParseEntriesAndMeta(t *testing.T) {
 	if e := p.Entries[1]; !e.IsDir || e.Meta != nil {
 		t.Errorf("dir entry %+v", e)
 	}
-	a := protocol.Args{}
-	MetaArgs(a, map[string]string{"k": "v"})
-	if m := Meta(a); len(m) != 1 || m["k"] != "v" {
-		t.Errorf("meta round trip: %v", m)
-	}
 	recs := Records(protocol.Args{"devices": "2", "dev1_devid": "1", "dev2_devid": "2", "dev2_status": "dead"}, "devices", "dev")
 	if len(recs) != 2 || recs[1]["status"] != "dead" {
 		t.Errorf("Records = %v", recs)

@@ -122,37 +122,11 @@ func parseEntries(r protocol.Args) DirPage {
 	return page
 }
 
-// MetaArgs encodes metadata as plugin.meta.* pairs into a.
-func MetaArgs(a protocol.Args, meta map[string]string) {
-	i := 0
-	for k, v := range meta {
-		a["plugin.meta.key"+strconv.Itoa(i)] = k
-		a["plugin.meta.value"+strconv.Itoa(i)] = v
-		i++
-	}
-	a["plugin.meta.keys"] = strconv.Itoa(i)
-}
-
-// Meta reads plugin.meta.* pairs from a reply.
-func Meta(r protocol.Args) map[string]string {
-	n, _ := strconv.Atoi(r["plugin.meta.keys"])
-	if n == 0 {
-		return nil
-	}
-	out := map[string]string{}
-	for i := 0; i < n; i++ {
-		if k := r["plugin.meta.key"+strconv.Itoa(i)]; k != "" {
-			out[k] = r["plugin.meta.value"+strconv.Itoa(i)]
-		}
-	}
-	return out
-}
-
 // SetMeta changes a file's metadata (mogilefs-go trackers only; a plain
 // tracker answers unknown_command).
 func (t *Tracker) SetMeta(ctx context.Context, domain, key string, meta map[string]string) error {
 	a := protocol.Args{"domain": domain, "key": key}
-	MetaArgs(a, meta)
+	protocol.EncodeMeta(a, meta)
 	_, err := t.Do(ctx, "plugin_meta_set", a)
 	return err
 }

@@ -135,7 +135,7 @@ func (c *Client) Store(ctx context.Context, domain, key, class string, body io.R
 	}
 	if len(opts.Meta) > 0 {
 		ca.Extra = protocol.Args{}
-		MetaArgs(ca.Extra, opts.Meta)
+		protocol.EncodeMeta(ca.Extra, opts.Meta)
 	}
 	if err := c.Tracker.CreateClose(ctx, ca); err != nil {
 		var pe *protocol.Error

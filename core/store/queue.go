@@ -10,25 +10,42 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// Queue names a work queue table.
-type Queue string
+// Queue is one of the work queues the tracker's background jobs consume.
+type Queue uint8
 
-// The work queues the tracker's background jobs consume.
+// The work queues.
 const (
-	ReplicateQueue Queue = "file_to_replicate"
-	DeleteQueue    Queue = "file_to_delete2"
-	// FsckQueue and RebalanceQueue are file_to_queue rows of type 1 and 2.
-	FsckQueue      Queue = "file_to_queue type=1"
-	RebalanceQueue Queue = "file_to_queue type=2"
+	ReplicateQueue Queue = iota + 1 // file_to_replicate
+	DeleteQueue                     // file_to_delete2
+	FsckQueue                       // file_to_queue rows of type 1
+	RebalanceQueue                  // file_to_queue rows of type 2
 )
 
-// table splits a queue name into its table and row filter.
-func (q Queue) table() (table, where string) {
-	t, w, ok := strings.Cut(string(q), " ")
-	if !ok {
-		return t, "1=1"
+// queueTables are the table and row filter of each queue: fixed SQL text,
+// never built from a value that comes from outside.
+var queueTables = map[Queue]struct{ name, table, where string }{
+	ReplicateQueue: {"replicate", "file_to_replicate", "1=1"},
+	DeleteQueue:    {"delete", "file_to_delete2", "1=1"},
+	FsckQueue:      {"fsck", "file_to_queue", "type=1"},
+	RebalanceQueue: {"rebalance", "file_to_queue", "type=2"},
+}
+
+// String names the queue for logs.
+func (q Queue) String() string {
+	if t, ok := queueTables[q]; ok {
+		return t.name
 	}
-	return t, w
+	return fmt.Sprintf("queue(%d)", uint8(q))
+}
+
+// table returns the queue's table and row filter; a Queue that is not
+// one of the constants is a programming error.
+func (q Queue) table() (table, where string) {
+	t, ok := queueTables[q]
+	if !ok {
+		panic(fmt.Sprintf("store: unknown queue %d", uint8(q)))
+	}
+	return t.table, t.where
 }
 
 // NeverRetry is the nexttry of a queue row that needs an operator.
@@ -73,7 +90,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 	if err == nil && due == 0 {
 		return nil, nil
 	}
-	err = s.tx(ctx, "claim "+string(q), func(tx *sql.Tx) error {
+	err = s.tx(ctx, "claim "+q.String(), func(tx *sql.Tx) error {
 		out = out[:0]
 		query := func() (*sql.Rows, error) {
 			return tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
@@ -112,7 +129,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
 	table, where := q.table()
-	return s.writeOne(ctx, "finish "+string(q), fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+	return s.writeOne(ctx, "finish "+q.String(), fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
 }
 
 // RetryQueue reschedules a row delay seconds from now with the given
@@ -125,7 +142,7 @@ func (s *Store) RetryQueue(ctx context.Context, q Queue, fid int64, delay int64,
 	failcount = min(failcount, 255)
 	table, where := q.table()
 	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE %s AND fid = ?`, table, next, where), failcount, fid)
-	return wrap("retry "+string(q), err)
+	return wrap("retry "+q.String(), err)
 }
 
 // EnqueueReplication queues fid for replication in delay seconds (no-op
@@ -272,7 +289,7 @@ func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid 
 	if devid > 0 {
 		dev = devid
 	}
-	return s.tx(ctx, "enqueue "+string(q), func(tx *sql.Tx) error {
+	return s.tx(ctx, "enqueue "+q.String(), func(tx *sql.Tx) error {
 		for _, fid := range fids {
 			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, ?, `+s.now+`, 0, 0, ?)`, fid, dev, typ, arg); err != nil {
 				return err

@@ -256,7 +256,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
-	meta, err := metaArgs(a)
+	meta, err := protocol.DecodeMeta(a)
 	if err != nil {
 		abandon()
 		return nil, err
@@ -539,7 +539,7 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 	if err != nil {
 		return nil, err
 	}
-	putMeta(out, meta)
+	protocol.EncodeMeta(out, meta)
 	if c.args.Bool("devices") {
 		out["devids"] = joinInts(devids)
 	}

@@ -2,58 +2,10 @@ package tracker
 
 import (
 	"context"
-	"strconv"
 	"strings"
 
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
-
-// Per-file metadata travels in the shape of the original's MetaData
-// plugin: plugin.meta.keys=N, plugin.meta.key<i>=name,
-// plugin.meta.value<i>=value (i from 0).
-
-// Limits on metadata.
-const (
-	maxMetaKeys     = 32
-	maxMetaNameLen  = 64
-	maxMetaValueLen = 255
-)
-
-// metaArgs reads plugin.meta.* pairs from a request.
-func metaArgs(a protocol.Args) (map[string]string, error) {
-	v := a.Get("plugin.meta.keys")
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > maxMetaKeys {
-		return nil, protocol.Errf("bad_params", "plugin.meta.keys must be 0..%d", maxMetaKeys)
-	}
-	out := map[string]string{}
-	for i := 0; i < n; i++ {
-		k := a.Get("plugin.meta.key" + strconv.Itoa(i))
-		val := a.Get("plugin.meta.value" + strconv.Itoa(i))
-		if k == "" || len(k) > maxMetaNameLen || len(val) > maxMetaValueLen {
-			return nil, protocol.Errf("bad_params", "metadata %d: name must be 1..%d bytes and value at most %d", i, maxMetaNameLen, maxMetaValueLen)
-		}
-		out[k] = val
-	}
-	return out, nil
-}
-
-// putMeta adds metadata to a reply as plugin.meta.* pairs.
-func putMeta(out protocol.Args, meta map[string]string) {
-	if len(meta) == 0 {
-		return
-	}
-	i := 0
-	for k, v := range meta {
-		out["plugin.meta.key"+strconv.Itoa(i)] = k
-		out["plugin.meta.value"+strconv.Itoa(i)] = v
-		i++
-	}
-	out["plugin.meta.keys"] = strconv.Itoa(i)
-}
 
 // cmdSetMeta (plugin_meta_set, an extension) changes a file's metadata
 // without rewriting it: mogmount's chmod and utimes.
@@ -62,7 +14,7 @@ func (s *Server) cmdSetMeta(ctx context.Context, c *call) (protocol.Args, error)
 	if err != nil {
 		return nil, err
 	}
-	meta, err := metaArgs(c.args)
+	meta, err := protocol.DecodeMeta(c.args)
 	if err != nil {
 		return nil, err
 	}

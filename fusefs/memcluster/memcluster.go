@@ -525,7 +525,7 @@ func (c *Cluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 	}
 	f := &File{FID: a.FID, Data: b, Mtime: time.Now()}
 	if !c.Plain {
-		f.Meta = client.Meta(a.Extra)
+		f.Meta, _ = protocol.DecodeMeta(a.Extra)
 	}
 	for _, u := range c.urls(a.FID) {
 		c.blobs[u] = b // replicated at once
