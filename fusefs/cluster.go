@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
@@ -134,18 +134,16 @@ func (c ClientCluster) UpdateClass(ctx context.Context, dom, key, class string) 
 
 // Space implements Cluster: the sum over devices not dead.
 func (c ClientCluster) Space(ctx context.Context) (int64, int64, error) {
-	reply, err := c.C.Tracker.Do(ctx, "get_devices", nil)
+	devs, err := c.C.Tracker.Devices(ctx)
 	if err != nil {
 		return 0, 0, err
 	}
 	var total, used int64
-	for _, d := range client.Records(reply, "devices", "dev") {
-		if d["status"] == "dead" {
+	for _, d := range devs {
+		if d.Status == core.DevDead || d.MBTotal < 0 || d.MBUsed < 0 {
 			continue
 		}
-		t, _ := strconv.ParseInt(d["mb_total"], 10, 64)
-		u, _ := strconv.ParseInt(d["mb_used"], 10, 64)
-		total, used = total+t, used+u
+		total, used = total+d.MBTotal, used+d.MBUsed
 	}
 	return total, used, nil
 }

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
@@ -64,11 +65,11 @@ func (c *cmd) check() error {
 			fmt.Fprintf(w, "  %s ... OK\n", a)
 		}
 	}
-	hosts, err := c.hosts()
+	hosts, err := c.c.Tracker.Hosts(c.ctx)
 	if err != nil {
 		return err
 	}
-	devs, err := c.devices()
+	devs, err := c.c.Tracker.Devices(c.ctx)
 	if err != nil {
 		return err
 	}
@@ -76,53 +77,52 @@ func (c *cmd) check() error {
 	nodes := node.New(node.Options{ConnectTimeout: 5 * time.Second, HeaderTimeout: 5 * time.Second, UserAgent: "mogadm"})
 	defer nodes.CloseIdle()
 	for _, h := range hosts {
-		status := h["status"]
-		if status != "alive" && status != "readonly" {
-			fmt.Fprintf(w, "  [%2s] %s ... skipped (%s)\n", h["hostid"], h["hostname"], status)
+		if h.Status != core.HostAlive && h.Status != core.HostReadonly {
+			fmt.Fprintf(w, "  [%2d] %s ... skipped (%s)\n", h.ID, h.Name, h.Status)
 			continue
 		}
-		port := h["http_get_port"]
-		if port == "" {
-			port = h["http_port"]
-		}
-		url := "http://" + net.JoinHostPort(h["hostip"], port) + "/"
+		url := "http://" + net.JoinHostPort(h.IP, strconv.Itoa(h.GetPort())) + "/"
 		// Any answer will do: the node is up and speaks HTTP.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 		_, err := nodes.Probe(ctx, http.MethodGet, url)
 		cancel()
 		if err != nil {
 			failed = true
-			fmt.Fprintf(w, "  [%2s] %s ... FAILED: %v\n", h["hostid"], h["hostname"], err)
+			fmt.Fprintf(w, "  [%2d] %s ... FAILED: %v\n", h.ID, h.Name, err)
 		} else {
-			fmt.Fprintf(w, "  [%2s] %s ... OK\n", h["hostid"], h["hostname"])
+			fmt.Fprintf(w, "  [%2d] %s ... OK\n", h.ID, h.Name)
 		}
 	}
 	fmt.Fprintln(w, "\nChecking devices...")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "host\tdevice\tsize(G)\tused(G)\tfree(G)\tuse% \tob state\tI/O%\t")
 	fmt.Fprintln(tw, "----\t------\t-------\t-------\t-------\t-----\t--------\t----\t")
-	name := map[string]string{}
+	name := map[int]string{}
 	for _, h := range hosts {
-		name[h["hostid"]] = h["hostname"]
+		name[h.ID] = h.Name
+	}
+	gib := func(mb int64) string {
+		if mb < 0 {
+			return "?"
+		}
+		return fmt.Sprintf("%.3f", float64(mb)/1024)
 	}
 	var tot, used float64
 	for _, d := range devs {
-		if d["status"] == "dead" {
+		if d.Status == core.DevDead {
 			continue
 		}
-		t, _ := strconv.ParseFloat(d["mb_total"], 64)
-		u, _ := strconv.ParseFloat(d["mb_used"], 64)
-		tot, used = tot+t, used+u
 		pct := "?"
-		if t > 0 {
-			pct = fmt.Sprintf("%.2f", u*100/t)
+		if d.MBTotal > 0 && d.MBUsed >= 0 {
+			tot, used = tot+float64(d.MBTotal), used+float64(d.MBUsed)
+			pct = fmt.Sprintf("%.2f", float64(d.MBUsed)*100/float64(d.MBTotal))
 		}
-		util := d["utilization"]
+		util := d.Utilization
 		if util == "" {
 			util = "-"
 		}
-		fmt.Fprintf(tw, "[%s] %s\tdev%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", d["hostid"], name[d["hostid"]], d["devid"],
-			gb(d["mb_total"]), gb(d["mb_used"]), gb(d["mb_free"]), pct, d["observed_state"], util)
+		fmt.Fprintf(tw, "[%d] %s\tdev%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", d.HostID, name[d.HostID], d.ID,
+			gib(d.MBTotal), gib(d.MBUsed), gib(d.MBFree()), pct, d.Observed, util)
 	}
 	fmt.Fprintln(tw, "\t\t-------\t-------\t-------\t-----\t\t\t")
 	pct := 0.0

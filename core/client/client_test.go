@@ -408,3 +408,30 @@ func TestErrorKinds(t *testing.T) {
 		t.Errorf("a request out of time: %v; want a deadline error", err)
 	}
 }
+
+// get_devices and get_hosts come back as the model's types.
+func TestDevicesAndHosts(t *testing.T) {
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"get_devices": func(protocol.Args) string {
+			return "OK devices=2&dev1_devid=7&dev1_hostid=2&dev1_status=alive&dev1_weight=100&dev1_mb_total=1000&dev1_mb_used=250&dev1_observed_state=writeable&dev1_utilization=12.5" +
+				"&dev2_devid=3&dev2_hostid=1&dev2_status=dead&dev2_mb_total=&dev2_mb_used=\r\n"
+		},
+		"get_hosts": func(protocol.Args) string {
+			return "OK hosts=1&host1_hostid=1&host1_hostname=h&host1_hostip=10.0.0.1&host1_http_port=7500&host1_http_get_port=7600&host1_status=alive\r\n"
+		},
+	})
+	devs, err := tr.Devices(context.Background())
+	if err != nil || len(devs) != 2 {
+		t.Fatalf("Devices = %+v, %v", devs, err)
+	}
+	if d := devs[0]; d.ID != 3 || d.Status != core.DevDead || d.MBTotal != -1 || d.MBFree() != -1 {
+		t.Errorf("device with unknown space = %+v", d)
+	}
+	if d := devs[1]; d.ID != 7 || d.HostID != 2 || d.MBFree() != 750 || d.Observed != "writeable" || d.Utilization != "12.5" {
+		t.Errorf("device = %+v", d)
+	}
+	hosts, err := tr.Hosts(context.Background())
+	if err != nil || len(hosts) != 1 || hosts[0].IP != "10.0.0.1" || hosts[0].GetPort() != 7600 || hosts[0].HTTPPort != 7500 {
+		t.Errorf("Hosts = %+v, %v", hosts, err)
+	}
+}

@@ -1,0 +1,75 @@
+package client
+
+import (
+	"context"
+	"sort"
+	"strconv"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
+)
+
+// DeviceInfo is a device as get_devices reports it: its row, and what
+// the tracker observes of it.
+type DeviceInfo struct {
+	core.Device
+	// Observed is the tracker's view: writeable, readable, unreachable,
+	// or "" before its first look.
+	Observed string
+	// Utilization is the device's I/O utilization in percent as the node
+	// reports it, "" when unknown.
+	Utilization string
+}
+
+// Devices returns every device, by devid.
+func (t *Tracker) Devices(ctx context.Context) ([]DeviceInfo, error) {
+	r, err := t.Do(ctx, "get_devices", nil)
+	if err != nil {
+		return nil, err
+	}
+	recs := Records(r, "devices", "dev")
+	out := make([]DeviceInfo, 0, len(recs))
+	for _, d := range recs {
+		out = append(out, DeviceInfo{
+			Device: core.Device{
+				ID: num(d["devid"]), HostID: num(d["hostid"]), Status: d["status"], Weight: num(d["weight"]),
+				MBTotal: mb(d["mb_total"]), MBUsed: mb(d["mb_used"]), MBAsOf: int64(num(d["mb_asof"])),
+			},
+			Observed: d["observed_state"], Utilization: d["utilization"],
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Hosts returns every host, by hostid.
+func (t *Tracker) Hosts(ctx context.Context) ([]core.Host, error) {
+	r, err := t.Do(ctx, "get_hosts", nil)
+	if err != nil {
+		return nil, err
+	}
+	recs := Records(r, "hosts", "host")
+	out := make([]core.Host, 0, len(recs))
+	for _, h := range recs {
+		out = append(out, core.Host{
+			ID: num(h["hostid"]), Name: h["hostname"], Status: h["status"], IP: h["hostip"],
+			HTTPPort: num(h["http_port"]), HTTPGetPort: num(h["http_get_port"]), AltIP: h["altip"], AltMask: h["altmask"],
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// num parses a decimal field; 0 when absent or malformed.
+func num(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// mb parses a megabyte figure; -1 (unknown) when absent or malformed.
+func mb(s string) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
