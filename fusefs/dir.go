@@ -293,8 +293,11 @@ func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 	out := make([]fuse.Dirent, len(ents))
 	for i, e := range ents {
 		out[i] = fuse.Dirent{Name: e.name, Type: fuse.DT_File, Inode: e.ino}
-		if e.isDir {
+		switch {
+		case e.isDir:
 			out[i].Type = fuse.DT_Dir
+		case e.link:
+			out[i].Type = fuse.DT_Link
 		}
 	}
 	return out, nil
@@ -304,6 +307,7 @@ func (d *dirNode) ReadDirAll(ctx context.Context) ([]fuse.Dirent, error) {
 type dirEntry struct {
 	name  string
 	isDir bool
+	link  bool // a symbolic link
 	ino   uint64
 }
 
@@ -342,7 +346,7 @@ func (d *dirNode) entries(ctx context.Context) ([]dirEntry, error) {
 			if n, ok := d.fs.nodes["f\x00"+ck(dom, prefix+e.name)].(*fileNode); ok {
 				ino = n.ino
 			}
-			out = append(out, dirEntry{name: e.name, ino: ino})
+			out = append(out, dirEntry{name: e.name, ino: ino, link: e.detailed && e.attr.link})
 		}
 	}
 	for _, n := range d.fs.pending {
@@ -615,9 +619,16 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 	return errno(d.fs.renameFile(ctx, dom, from, to))
 }
 
-// Symlink is not supported: MogileFS has no links.
+// Symlink makes a symbolic link (see FS.symlink).
 func (d *dirNode) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fs.Node, error) {
-	return nil, fuse.Errno(syscall.ENOTSUP)
+	if err := d.writable(); err != nil {
+		return nil, err
+	}
+	n, err := d.symlink(ctx, req.NewName, req.Target)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n, nil
 }
 
 // Link is not supported: MogileFS has no links.

@@ -26,6 +26,7 @@ type fileAttr struct {
 	size   int64
 	mtime  time.Time // zero: unknown
 	mode   os.FileMode
+	link   bool // a symbolic link: its target is the content
 }
 
 // metaFromAttr encodes mtime and mode as file metadata.
@@ -44,6 +45,7 @@ func applyMeta(a *fileAttr, meta map[string]string) {
 	if v, err := strconv.ParseUint(meta["mode"], 8, 32); err == nil {
 		a.mode = os.FileMode(v).Perm()
 	}
+	a.link = meta[metaType] == typeSymlink
 }
 
 func attrFromEntry(e client.Entry) fileAttr {
@@ -167,11 +169,15 @@ type fileNode struct {
 	// the key still names the same fid a new open keeps the page cache.
 	keptFID  int64
 	unlinked bool // the name was removed (or replaced) while open
+	// target is the link target read for the version linkFID.
+	target  string
+	linkFID int64
 }
 
 var (
 	_ fs.Node              = (*fileNode)(nil)
 	_ fs.NodeOpener        = (*fileNode)(nil)
+	_ fs.NodeReadlinker    = (*fileNode)(nil)
 	_ fs.NodeSetattrer     = (*fileNode)(nil)
 	_ fs.NodeFsyncer       = (*fileNode)(nil)
 	_ fs.NodeForgetter     = (*fileNode)(nil)
@@ -307,6 +313,9 @@ func (f *FS) fillAttr(a *fuse.Attr, n *fileNode, fa fileAttr) {
 	a.Mode = fa.mode
 	if a.Mode == 0 {
 		a.Mode = f.cfg.FileMode
+	}
+	if fa.link {
+		a.Mode = os.ModeSymlink | 0o777
 	}
 	a.Mtime = fa.mtime
 	if a.Mtime.IsZero() {

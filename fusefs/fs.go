@@ -125,6 +125,7 @@ type FS struct {
 
 	spoolUsed atomic.Int64
 	noMeta    atomic.Bool // the tracker lacks plugin_meta_set
+	metaOK    atomic.Bool // the tracker has it (probed by hasMeta)
 
 	Stats Stats
 }

@@ -732,9 +732,6 @@ func TestKernelSession(t *testing.T) {
 		t.Errorf("keys after renames: %v", keys)
 	}
 	// What MogileFS cannot do, and statfs.
-	if _, err := d.Symlink(ctx, &fuse.SymlinkRequest{NewName: "l", Target: "x"}); !isErrno(err, syscall.ENOTSUP) {
-		t.Errorf("symlink: %v", err)
-	}
 	if _, err := d.Link(ctx, &fuse.LinkRequest{NewName: "h"}, fn); !isErrno(err, syscall.EPERM) {
 		t.Errorf("link: %v", err)
 	}

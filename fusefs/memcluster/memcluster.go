@@ -577,11 +577,12 @@ func (c *Cluster) Delete(ctx context.Context, dom, key string) error {
 }
 
 // SetMeta merges metadata into a key's.
+// A plain tracker does not know the command, whatever the key.
 func (c *Cluster) SetMeta(ctx context.Context, dom, key string, meta map[string]string) error {
+	if c.Plain {
+		return errCode("unknown_command", "Unknown server command")
+	}
 	return c.withKey(ctx, "plugin_meta_set", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
-		if c.Plain {
-			return errCode("unknown_command", "Unknown server command")
-		}
 		nf := *f
 		nf.Meta = copyMeta(f.Meta)
 		if nf.Meta == nil {
