@@ -17,6 +17,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
 // fileAttr is what the mount knows of a key.
@@ -41,6 +42,8 @@ func metaOf(mtime time.Time, mode os.FileMode) map[string]string {
 func applyMeta(a *fileAttr, meta map[string]string) {
 	if v, err := strconv.ParseInt(meta["mtime"], 10, 64); err == nil {
 		a.mtime = time.Unix(0, v)
+	} else if v, err := strconv.ParseInt(meta[protocol.MetaCreated], 10, 64); err == nil {
+		a.mtime = time.Unix(0, v) // stored by another client, with no mtime of its own
 	}
 	if v, err := strconv.ParseUint(meta["mode"], 8, 32); err == nil {
 		a.mode = os.FileMode(v).Perm()

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"bazil.org/fuse"
 
+	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
 )
 
@@ -106,5 +108,48 @@ func TestSymlinkOnPlainTracker(t *testing.T) {
 	}
 	if keys := c.Keys("d"); len(keys) != 0 {
 		t.Errorf("keys stored: %v", keys)
+	}
+}
+
+// A file stored by another client without an mtime shows the time the
+// tracker recorded at create_close, the same on every mount; never the
+// mount's start time.
+func TestMtimeOfFilesFromOtherClients(t *testing.T) {
+	c := memcluster.New("d")
+	ctx := context.Background()
+	o, err := c.CreateOpen(ctx, "d", "perl.txt", "", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, o.Dests[0].Path, strings.NewReader("hello"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateClose(ctx, client.CloseArgs{Domain: "d", Key: "perl.txt", FID: o.FID, Dest: o.Dests[0], Size: 5}); err != nil {
+		t.Fatal(err)
+	}
+	fl, _ := c.Get("d", "perl.txt")
+	// Each copy on the nodes has a Last-Modified of its own (replication
+	// writes them later): the time must not come from there.
+	c.On("head", func(ctx context.Context, n int, dom, url string) error { return errors.New("no HEAD wanted") })
+	for i := 0; i < 2; i++ {
+		time.Sleep(20 * time.Millisecond) // each mount starts later
+		f := newTestFS(t, c, nil)
+		for _, viaListing := range []bool{true, false} {
+			if viaListing {
+				if _, err := f.dirNode("d", "").ReadDirAll(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				f.attrs.Purge()
+				f.dirs.Purge()
+			}
+			var a fuse.Attr
+			if err := f.fileNode("d", "perl.txt").Attr(ctx, &a); err != nil {
+				t.Fatal(err)
+			}
+			if !a.Mtime.Equal(fl.Mtime) {
+				t.Errorf("mount %d (listing %v): mtime %v; want the recorded %v (mount started %v)", i, viaListing, a.Mtime, fl.Mtime, f.start)
+			}
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
@@ -275,4 +277,30 @@ func uploadingNode(t *testing.T, c *clustertest.Cluster) *clustertest.Node {
 	}
 	t.Fatal("no node received the upload")
 	return nil
+}
+
+// A file uploaded by another client without an mtime (mogupload, the Perl
+// client) shows the same mtime on every mount, before and after a
+// remount: the time the tracker recorded, not a mount's start time nor
+// one copy's Last-Modified.
+func TestMountMtimeOfUploadedFileStable(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	ctx := context.Background()
+	if _, err := c.Client.Upload(ctx, "test", "up.txt", "two", strings.NewReader("uploaded\n"), 9, client.UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uploaded := time.Now()
+	var seen []string
+	for i := 0; i < 2; i++ {
+		time.Sleep(1100 * time.Millisecond) // a later mount, a later second
+		mnt := mountCluster(t, c, nil)
+		seen = append(seen, sh(t, fmt.Sprintf("stat -c %%Y %q", filepath.Join(mnt, "test", "up.txt"))))
+	}
+	if seen[0] != seen[1] {
+		t.Errorf("mtime differs between mounts: %q vs %q", seen[0], seen[1])
+	}
+	if got := strings.TrimSpace(seen[0]); got != fmt.Sprint(uploaded.Unix()) && got != fmt.Sprint(uploaded.Unix()-1) {
+		t.Errorf("mtime %s; the file was uploaded at %d", got, uploaded.Unix())
+	}
 }

@@ -154,7 +154,7 @@ type FileInfo struct {
 
 // FileInfo asks about a key (with its device list).
 func (t *Tracker) FileInfo(ctx context.Context, domain, key string) (FileInfo, error) {
-	r, err := t.Do(ctx, "file_info", protocol.Args{"domain": domain, "key": key, "devices": "1"})
+	r, err := t.Do(ctx, "file_info", protocol.Args{"domain": domain, "key": key, "devices": "1", "created": "1"})
 	if err != nil {
 		return FileInfo{}, err
 	}

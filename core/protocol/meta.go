@@ -17,6 +17,13 @@ const (
 	MaxMetaValueLen = 255
 )
 
+// MetaCreated is the metadata name under which a mogilefs-go tracker
+// records when a file was stored (Unix nanoseconds) if its client gave no
+// "mtime": files stored by other clients get a stable time too. file_info
+// shows it only when asked (created=1), so that its replies to the
+// original's clients stay as they were.
+const MetaCreated = "mogilefs.created"
+
 // EncodeMeta adds meta to a as plugin.meta.* pairs, names in order; it
 // adds nothing when meta is empty.
 func EncodeMeta(a Args, meta map[string]string) {

@@ -261,8 +261,14 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
-	if s.cfg.Plain {
+	switch {
+	case s.cfg.Plain:
 		meta = nil
+	case meta["mtime"] == "":
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		meta[protocol.MetaCreated] = strconv.FormatInt(time.Now().UnixNano(), 10)
 	}
 	wantSize := int64(-1)
 	if n, err := strconv.ParseInt(a.Get("size"), 10, 64); err == nil && n > 0 {
@@ -538,6 +544,9 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 	meta, err := s.store().FileMeta(ctx, f.FID)
 	if err != nil {
 		return nil, err
+	}
+	if !c.args.Bool("created") {
+		delete(meta, protocol.MetaCreated)
 	}
 	protocol.EncodeMeta(out, meta)
 	if c.args.Bool("devices") {

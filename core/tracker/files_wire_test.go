@@ -2,8 +2,10 @@ package tracker_test
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 )
@@ -141,4 +143,26 @@ func TestWireMetaListingsChecksums(t *testing.T) {
 	if fi := w.ok("file_info domain=d&key=sum"); fi["checksum"] != "MD5:900150983cd24fb0d6963f7d28e17f72" {
 		t.Errorf("file_info checksum = %v", fi)
 	}
+}
+
+// A file stored without an mtime gets the time of its create_close,
+// shown by file_info only when asked (the original's replies unchanged).
+func TestWireCreatedTime(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	before := time.Now().UnixNano()
+	upload(t, w, "d", "perl", "one", []byte("x"))
+	after := time.Now().UnixNano()
+	w.expect("file_info domain=d&key=perl", "OK class=one&devcount=1&domain=d&fid=1&key=perl&length=1")
+	fi := w.ok("file_info domain=d&key=perl&created=1")
+	if fi["plugin.meta.keys"] != "1" || fi["plugin.meta.key0"] != "mogilefs.created" {
+		t.Fatalf("file_info created=1 = %v", fi)
+	}
+	if at, err := strconv.ParseInt(fi["plugin.meta.value0"], 10, 64); err != nil || at < before || at > after {
+		t.Errorf("recorded %v, not between %d and %d", fi["plugin.meta.value0"], before, after)
+	}
+	// A client that gives its own mtime gets nothing recorded.
+	o := w.ok("create_open domain=d&key=mount&class=one")
+	put(t, o["path"], []byte("y"))
+	w.expect("create_close domain=d&key=mount&fid="+o["fid"]+"&devid="+o["devid"]+"&path="+o["path"]+"&size=1&plugin.meta.keys=1&plugin.meta.key0=mtime&plugin.meta.value0=5", "OK ")
+	w.expect("file_info domain=d&key=mount&created=1", "OK class=one&devcount=1&domain=d&fid=2&key=mount&length=1&plugin.meta.key0=mtime&plugin.meta.keys=1&plugin.meta.value0=5")
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -526,6 +527,12 @@ func (c *Cluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 	f := &File{FID: a.FID, Data: b, Mtime: time.Now()}
 	if !c.Plain {
 		f.Meta, _ = protocol.DecodeMeta(a.Extra)
+		if f.Meta["mtime"] == "" { // recorded by the tracker, as ours does
+			if f.Meta == nil {
+				f.Meta = map[string]string{}
+			}
+			f.Meta[protocol.MetaCreated] = strconv.FormatInt(f.Mtime.UnixNano(), 10)
+		}
 	}
 	for _, u := range c.urls(a.FID) {
 		c.blobs[u] = b // replicated at once
