@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -148,18 +149,36 @@ func (d *dirNode) isTop() bool { return d.dom == "" }
 // Attr describes the directory.
 func (d *dirNode) Attr(ctx context.Context, a *fuse.Attr) error {
 	dom, prefix := d.where()
+	mtime, mode, err := d.dirAttr(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	if mode == 0 {
+		mode = d.fs.cfg.DirMode
+	}
 	a.Inode = dirInode(dom, prefix)
-	a.Mode = os.ModeDir | d.fs.cfg.DirMode
+	a.Mode = os.ModeDir | mode
 	a.Uid, a.Gid = d.fs.cfg.UID, d.fs.cfg.GID
 	a.Nlink = 2
-	a.Mtime, a.Ctime, a.Atime = d.fs.start, d.fs.start, d.fs.start
+	a.Mtime, a.Ctime, a.Atime = mtime, mtime, mtime
 	a.Valid = d.fs.cfg.KernelTTL
 	return nil
 }
 
-// Setattr accepts chmod, chown and utimes on directories (cp -a, tar
-// and rsync set them) without storing them.
+// Setattr stores chmod and utimes of a directory (cp -a, tar and rsync
+// set them) on its marker; owners are accepted and not stored.
 func (d *dirNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
+	var mode os.FileMode
+	var mtime time.Time
+	if req.Valid.Mode() {
+		mode = req.Mode.Perm()
+	}
+	if req.Valid.Mtime() {
+		mtime = req.Mtime
+	}
+	if err := d.setattr(ctx, mode, mtime); err != nil {
+		return errno(err)
+	}
 	return d.Attr(ctx, &resp.Attr)
 }
 
@@ -506,10 +525,14 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 		return nil, err
 	}
 	marker := prefix + req.Name + "/"
-	if _, err := d.fs.store(ctx, dom, marker, nil, 0, nil); err != nil {
+	mode := req.Mode.Perm() &^ req.Umask.Perm()
+	mtime := time.Now()
+	fid, err := d.fs.store(ctx, dom, marker, nil, 0, metaOf(mtime, mode))
+	if err != nil {
 		return nil, errno(err)
 	}
 	d.fs.removed.Remove(ck(dom, marker))
+	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode})
 	d.fs.invalidateDir(dom, prefix)
 	return d.fs.dirNode(dom, marker), nil
 }

@@ -1,0 +1,76 @@
+package fusefs
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
+)
+
+// Directory times and modes set by utimes and chmod persist on the
+// directory's marker key, for every mount; a directory without a marker
+// shows its newest file's time, the same on every mount.
+func TestDirectoryTimes(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	d := f.dirNode("d", "")
+	before := time.Now()
+	sub, err := d.Mkdir(ctx, &fuse.MkdirRequest{Name: "sub", Mode: os.ModeDir | 0o750, Umask: 0o022})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a fuse.Attr
+	if err := sub.(*dirNode).Attr(ctx, &a); err != nil || a.Mode != os.ModeDir|0o750 || a.Mtime.Before(before) {
+		t.Errorf("after mkdir: mode %v mtime %v (made after %v), %v", a.Mode, a.Mtime, before, err)
+	}
+	set := time.Unix(1500000000, 0)
+	var sr fuse.SetattrResponse
+	if err := sub.(*dirNode).Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMtime | fuse.SetattrMode, Mtime: set, Mode: os.ModeDir | 0o700}, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if sr.Attr.Mtime != set || sr.Attr.Mode != os.ModeDir|0o700 {
+		t.Errorf("setattr answered %v %v", sr.Attr.Mtime, sr.Attr.Mode)
+	}
+	if fl, ok := c.Get("d", "sub/"); !ok || fl.Meta["mtime"] != strconv.FormatInt(set.UnixNano(), 10) || fl.Meta["mode"] != "700" {
+		t.Errorf("marker = %+v", fl)
+	}
+
+	// A directory made implicitly by another client's keys gets a marker
+	// on utimes; before that it shows its newest file's mtime.
+	c.PutFile("d", "other/x", []byte("x"), map[string]string{"mtime": strconv.FormatInt(time.Unix(1600000000, 0).UnixNano(), 10)})
+	c.PutFile("d", "other/y", []byte("y"), map[string]string{"mtime": strconv.FormatInt(time.Unix(1600000500, 0).UnixNano(), 10)})
+	for i := 0; i < 2; i++ {
+		g := newTestFS(t, c, nil)
+		var oa, sa fuse.Attr
+		if err := g.dirNode("d", "other/").Attr(ctx, &oa); err != nil || oa.Mtime.Unix() != 1600000500 {
+			t.Errorf("mount %d: a directory without a marker shows %v, %v; want its newest file's time", i, oa.Mtime, err)
+		}
+		if err := g.dirNode("d", "sub/").Attr(ctx, &sa); err != nil || !sa.Mtime.Equal(set) || sa.Mode != os.ModeDir|0o700 {
+			t.Errorf("mount %d: sub/ = %v %v, %v", i, sa.Mtime, sa.Mode, err)
+		}
+	}
+	if err := f.dirNode("d", "other/").Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMtime, Mtime: set}, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if fl, ok := c.Get("d", "other/"); !ok || fl.Meta["mtime"] != strconv.FormatInt(set.UnixNano(), 10) {
+		t.Errorf("utimes made no marker: %+v", fl)
+	}
+	ents, _ := newTestFS(t, c, nil).dirNode("d", "").ReadDirAll(ctx)
+	if len(ents) != 2 {
+		t.Errorf("the top lists %v; want sub and other, once each", ents)
+	}
+	// A renamed directory keeps its time.
+	if err := d.Rename(ctx, &fuse.RenameRequest{OldName: "sub", NewName: "sub2"}, d); err != nil {
+		t.Fatal(err)
+	}
+	var ra fuse.Attr
+	if err := newTestFS(t, c, nil).dirNode("d", "sub2/").Attr(ctx, &ra); err != nil || !ra.Mtime.Equal(set) {
+		t.Errorf("renamed directory = %v, %v", ra.Mtime, err)
+	}
+}
