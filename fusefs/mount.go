@@ -49,6 +49,10 @@ func Mount(dir string, f *FS, o MountOptions) (*Mounted, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("mount point %s is not a directory", dir)
 	}
+	if isMounted(dir) {
+		// FUSE would stack a second mount over the live one and hide it.
+		return nil, fmt.Errorf("mount point %s: something is already mounted there (unmount it first: fusermount3 -u %s)", dir, dir)
+	}
 	if o.MaxReadahead == 0 {
 		o.MaxReadahead = 1 << 20
 	}

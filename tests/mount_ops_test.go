@@ -204,3 +204,32 @@ wait
 		t.Errorf("w2-15 size = %s", got)
 	}
 }
+
+// mogmount refuses clearly what cannot work: --help is not an error, a
+// class no domain has is refused before mounting, and a second mount on
+// a live mount point is refused instead of hiding the first.
+func TestMogmountRefusals(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	bin := binaries(t)
+	out, err := exec.Command(bin+"/mogmount", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "usage: mogmount") || !strings.Contains(string(out), "MOUNTPOINT") {
+		t.Errorf("mogmount --help: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	out, err = exec.Command(bin+"/mogmount", "--trackers="+c.TrackerAddr, "--class=thumbs", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "class thumbs does not exist in any domain (test)") {
+		t.Errorf("mogmount --class=thumbs: %v\n%s", err, out)
+	}
+	if isMountPoint(dir) {
+		t.Error("mounted with a class that does not exist")
+	}
+	p := startMogmount(t, c.TrackerAddr)
+	out, err = exec.Command(bin+"/mogmount", "--trackers="+c.TrackerAddr, p.dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "already mounted") {
+		t.Errorf("a second mogmount on a live mount point: %v\n%s", err, out)
+	}
+	if got := sh(t, fmt.Sprintf("ls %q", p.dir)); got != "test\n" {
+		t.Errorf("the first mount after the second was refused: %q", got)
+	}
+}

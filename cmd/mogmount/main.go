@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -50,7 +51,17 @@ func run() error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	gcPercent := fs.Int("gc-percent", fusefs.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins)")
 	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, ...")
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: mogmount [--trackers=HOST:7001,...] [options] MOUNTPOINT\n"+
+			"       mogmount TRACKERS MOUNTPOINT -o OPTIONS   (as mount(8) runs it from /etc/fstab)\n\n"+
+			"Mounts a MogileFS cluster at MOUNTPOINT: domains are directories, keys are files.\n"+
+			"Runs in the foreground; SIGINT or SIGTERM unmounts.\n\nOptions:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if os.Getenv("GOGC") == "" {
@@ -111,6 +122,15 @@ func run() error {
 	cancel()
 	if err != nil {
 		return fmt.Errorf("no tracker answers at %s: %w", *trackers, err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	lacking, err := fusefs.CheckClass(ctx, cl.Tracker, *class)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("--class: %w", err)
+	}
+	if len(lacking) > 0 {
+		log.Warn("mogmount: the class does not exist in some domains; writes there fail with EINVAL", "class", *class, "domains", strings.Join(lacking, ","))
 	}
 	f, err := fusefs.New(fusefs.Config{
 		Client: cl, Class: *class, ReadOnly: *ro, UID: *uid, GID: *gid,

@@ -73,3 +73,30 @@ func mb(s string) int64 {
 	}
 	return n
 }
+
+// DomainClasses is a domain and its classes as get_domains reports them.
+type DomainClasses struct {
+	Name    string
+	Classes []core.Class // Name, MinDevCount, HashType and ReplPolicy set
+}
+
+// DomainsWithClasses returns every domain with its classes.
+func (t *Tracker) DomainsWithClasses(ctx context.Context) ([]DomainClasses, error) {
+	r, err := t.Do(ctx, "get_domains", nil)
+	if err != nil {
+		return nil, err
+	}
+	n := num(r["domains"])
+	out := make([]DomainClasses, 0, n)
+	for i := 1; i <= n; i++ {
+		p := "domain" + strconv.Itoa(i)
+		d := DomainClasses{Name: r[p]}
+		for j := 1; j <= num(r[p+"classes"]); j++ {
+			q := p + "class" + strconv.Itoa(j)
+			ht, _ := core.HashType(r[q+"hashtype"])
+			d.Classes = append(d.Classes, core.Class{Name: r[q+"name"], MinDevCount: num(r[q+"mindevcount"]), HashType: ht, ReplPolicy: r[q+"replpolicy"]})
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
