@@ -13,7 +13,6 @@ import (
 	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
-	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
 // dirNode is the top directory (dom == ""), a domain (prefix == "") or
@@ -380,9 +379,19 @@ func (d *dirNode) entries(ctx context.Context) ([]dirEntry, error) {
 	return out, nil
 }
 
-// checkName refuses names that cannot be keys.
-func checkName(prefix, name string) error {
-	if len(prefix)+len(name) > client.MaxKeyBytes {
+// nameMax is the longest name of one directory entry, as on local file
+// systems (NAME_MAX); the whole key may be longer.
+const nameMax = 255
+
+// checkName refuses names that cannot be keys: a name longer than
+// nameMax, or a key longer than the tracker stores (Config.MaxKeyBytes),
+// which the log says.
+func (f *FS) checkName(prefix, name string) error {
+	if len(strings.TrimSuffix(name, "/")) > nameMax {
+		return syscall.ENAMETOOLONG
+	}
+	if n := len(prefix) + len(name); n > f.cfg.MaxKeyBytes {
+		f.log.Info("fusefs: name too long for a key", "bytes", n, "limit", f.cfg.MaxKeyBytes, "name", name)
 		return syscall.ENAMETOOLONG
 	}
 	return nil
@@ -419,7 +428,7 @@ func (d *dirNode) lookup(ctx context.Context, name string) (*fileNode, *dirNode,
 		}
 		return nil, nil, syscall.ENOENT
 	}
-	if err := checkName(prefix, name); err != nil {
+	if err := d.fs.checkName(prefix, name); err != nil {
 		return nil, nil, err
 	}
 	key := prefix + name
@@ -501,7 +510,7 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		return nil, nil, err
 	}
 	dom, prefix := d.where()
-	if err := checkName(prefix, req.Name); err != nil {
+	if err := d.fs.checkName(prefix, req.Name); err != nil {
 		return nil, nil, err
 	}
 	key := prefix + req.Name
@@ -521,7 +530,7 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 		return nil, err
 	}
 	dom, prefix := d.where()
-	if err := checkName(prefix, req.Name+"/"); err != nil {
+	if err := d.fs.checkName(prefix, req.Name+"/"); err != nil {
 		return nil, err
 	}
 	marker := prefix + req.Name + "/"
@@ -628,7 +637,7 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 	if nd.isTop() || ndom != dom {
 		return fuse.Errno(syscall.EXDEV)
 	}
-	if err := checkName(nprefix, req.NewName); err != nil {
+	if err := d.fs.checkName(nprefix, req.NewName); err != nil {
 		return err
 	}
 	from, to := prefix+req.OldName, nprefix+req.NewName

@@ -83,6 +83,10 @@ type Config struct {
 	// RenameDirLimit is the most keys a directory rename moves; larger
 	// trees answer EXDEV so that mv copies instead (default 1000).
 	RenameDirLimit int
+	// MaxKeyBytes is the longest key the tracker stores (ask it with
+	// client.Tracker.KeyLimit); longer names answer ENAMETOOLONG. Default
+	// client.MaxKeyBytes, the original's 255.
+	MaxKeyBytes int
 	// StallTimeout is how long an upload may wait for a storage node to
 	// take bytes (or to answer after the last) before it fails (default
 	// 60 s); the bytes still in the spool are then saved elsewhere.
@@ -169,6 +173,9 @@ func New(cfg Config) (*FS, error) {
 	}
 	if cfg.RenameDirLimit <= 0 {
 		cfg.RenameDirLimit = DefaultRenameDirLimit
+	}
+	if cfg.MaxKeyBytes <= 0 {
+		cfg.MaxKeyBytes = client.MaxKeyBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -55,7 +55,7 @@ func (f *FS) hasMeta(ctx context.Context, dom string) (bool, error) {
 // symlink stores a link name -> target in the directory.
 func (d *dirNode) symlink(ctx context.Context, name, target string) (*fileNode, error) {
 	dom, prefix := d.where()
-	if err := checkName(prefix, name); err != nil {
+	if err := d.fs.checkName(prefix, name); err != nil {
 		return nil, err
 	}
 	switch {

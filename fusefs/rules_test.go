@@ -15,6 +15,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
 )
 
 // The rules of the mount that need no FUSE and no cluster (those that
@@ -115,11 +116,25 @@ func TestMetaRoundTrip(t *testing.T) {
 }
 
 func TestCheckName(t *testing.T) {
-	if err := checkName("a/", strings.Repeat("n", client.MaxKeyBytes-2)); err != nil {
-		t.Errorf("a key of exactly the limit refused: %v", err)
-	}
-	if err := checkName("a/", strings.Repeat("n", client.MaxKeyBytes-1)); !isErrno(err, syscall.ENAMETOOLONG) {
-		t.Errorf("a key past the limit: %v; want ENAMETOOLONG", err)
+	for _, limit := range []int{0, 1024} { // 0: the default, the original's 255
+		f, err := New(Config{Cluster: memcluster.New("d"), SpoolDir: t.TempDir(), MaxKeyBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := limit
+		if want == 0 {
+			want = client.MaxKeyBytes
+		}
+		prefix := strings.Repeat("p/", (want-200)/2) // a deep key: the names are short
+		if err := f.checkName(prefix, strings.Repeat("n", want-len(prefix))); err != nil {
+			t.Errorf("limit %d: a key of exactly the limit refused: %v", want, err)
+		}
+		if err := f.checkName(prefix, strings.Repeat("n", want-len(prefix)+1)); !isErrno(err, syscall.ENAMETOOLONG) {
+			t.Errorf("limit %d: a key past the limit: %v; want ENAMETOOLONG", want, err)
+		}
+		if err := f.checkName("", strings.Repeat("n", 256)); !isErrno(err, syscall.ENAMETOOLONG) {
+			t.Errorf("limit %d: a name of 256 bytes: %v; want ENAMETOOLONG (NAME_MAX)", want, err)
+		}
 	}
 }
 

@@ -55,8 +55,12 @@ func mountClusterFS(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
+	keyLimit, err := cl.Tracker.KeyLimit(context.Background()) // as mogmount does
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := fusefs.Config{Client: cl, SpoolDir: filepath.Join(dir, "spool"), Logger: clustertest.TestLogger(t, slog.LevelWarn),
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MaxKeyBytes: keyLimit}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -196,10 +200,10 @@ func TestMountWithRealTools(t *testing.T) {
 	}
 	// Errors: hard links, a too-long name, rmdir of a non-empty dir.
 	for cmd, want := range map[string]string{
-		fmt.Sprintf("ln %q %q", d+"/y", d+"/hard"):              "Operation not permitted",
+		fmt.Sprintf("ln %q %q", d+"/y", d+"/hard"): "Operation not permitted",
 		fmt.Sprintf("touch %q", d+"/"+strings.Repeat("n", 300)): "File name too long",
-		fmt.Sprintf("rmdir %q", d+"/tree/big"):                  "Directory not empty",
-		fmt.Sprintf("mv %q %q", d+"/y", mnt+"/nosuchdomain/y"):  "No such file or directory",
+		fmt.Sprintf("rmdir %q", d+"/tree/big"):                 "Directory not empty",
+		fmt.Sprintf("mv %q %q", d+"/y", mnt+"/nosuchdomain/y"): "No such file or directory",
 	} {
 		out, err := shErr(cmd)
 		if err == nil || !strings.Contains(out, want) {

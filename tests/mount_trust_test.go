@@ -12,6 +12,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/store/storetest"
 	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
@@ -306,5 +307,40 @@ func TestMountMtimeOfUploadedFileStable(t *testing.T) {
 	}
 	if got := strings.TrimSpace(seen[0]); got != fmt.Sprint(uploaded.Unix()) && got != fmt.Sprint(uploaded.Unix()-1) {
 		t.Errorf("mtime %s; the file was uploaded at %d", got, uploaded.Unix())
+	}
+}
+
+// Keys of 1,000 bytes (deep trees: node_modules, Java packages) are
+// written and read back through the mount, on SQLite and on MariaDB; past
+// the database's limit the name is too long.
+func TestMountLongKeys(t *testing.T) {
+	condSkipFUSE(t)
+	for backend, dsn := range storetest.DSNs(t) {
+		t.Run(string(backend), func(t *testing.T) {
+			c := clustertest.Start(t, clustertest.Options{DSN: dsn, Domain: "test"})
+			mnt := mountCluster(t, c, nil)
+			deep := filepath.Join(mnt, "test")
+			var rel []string
+			for i := 0; i < 9; i++ {
+				rel = append(rel, fmt.Sprintf("%02d-%s", i, strings.Repeat("d", 100)))
+			}
+			dir := filepath.Join(append([]string{deep}, rel...)...)
+			file := filepath.Join(dir, "file.txt")
+			key := strings.TrimPrefix(file, deep+"/")
+			if len(key) < 900 || len(key) > 1024 {
+				t.Fatalf("the key is %d bytes", len(key))
+			}
+			sh(t, fmt.Sprintf("mkdir -p %q && echo deep > %q", dir, file))
+			if got := sh(t, fmt.Sprintf("cat %q", file)); got != "deep\n" {
+				t.Errorf("read back %q", got)
+			}
+			if got, err := c.Client.Tracker.FileInfo(context.Background(), "test", key); err != nil || got.Length != 5 {
+				t.Errorf("file_info of the %d-byte key = %+v, %v", len(key), got, err)
+			}
+			out, err := shErr(fmt.Sprintf("touch %q", filepath.Join(dir, strings.Repeat("x", 200))))
+			if err == nil || !strings.Contains(out, "File name too long") {
+				t.Errorf("a key past 1,024 bytes: %v %s", err, out)
+			}
+		})
 	}
 }

@@ -94,6 +94,25 @@ func run() error {
 		return err
 	}
 	defer st.Close()
+	switch args := fs.Args(); {
+	case len(args) == 1 && args[0] == "widen-keys":
+		// An explicit step: widen file.dkey and tempfile.dkey to take keys
+		// of store.WideKeyBytes. Idempotent; the original tracker keeps
+		// working on the widened tables. Running trackers pick the new
+		// limit up when restarted.
+		before, after, err := st.WidenKeys(ctx)
+		if err != nil {
+			return fmt.Errorf("widen-keys: %w", err)
+		}
+		if before == after {
+			fmt.Printf("keys of up to %d bytes already; nothing to do\n", after)
+		} else {
+			fmt.Printf("keys of up to %d bytes now (were %d); restart the trackers to use them\n", after, before)
+		}
+		return nil
+	case len(args) > 0:
+		return fmt.Errorf("unknown command %q (the one command is widen-keys)", strings.Join(args, " "))
+	}
 
 	admin, err := core.ParseNetworks(*adminNets)
 	if err != nil {

@@ -129,6 +129,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--class: %w", err)
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	keyLimit, err := cl.Tracker.KeyLimit(ctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ask the tracker its key limit: %w", err)
+	}
 	if len(lacking) > 0 {
 		log.Warn("mogmount: the class does not exist in some domains; writes there fail with EINVAL", "class", *class, "domains", strings.Join(lacking, ","))
 	}
@@ -137,7 +143,7 @@ func run() error {
 		FileMode: os.FileMode(fm), DirMode: os.FileMode(dm),
 		KernelTTL: *kernelTTL, CacheTTL: *cacheTTL, CacheSize: *cacheSize,
 		SpoolDir: *spoolDir, SpoolLimit: *spoolLimit, RenameDirLimit: *renameLimit,
-		StallTimeout: *stallTimeout, Logger: log,
+		StallTimeout: *stallTimeout, MaxKeyBytes: keyLimit, Logger: log,
 	})
 	if err != nil {
 		return err

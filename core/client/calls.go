@@ -225,5 +225,23 @@ func Records(r protocol.Args, count, prefix string) []map[string]string {
 	return out
 }
 
-// MaxKeyBytes is the longest key a tracker stores.
+// MaxKeyBytes is the longest key the original's schema stores, and what
+// KeyLimit assumes of a tracker that cannot say.
 const MaxKeyBytes = 255
+
+// KeyLimit returns the longest key the tracker's database stores (the
+// get_limits extension); MaxKeyBytes from a tracker without it.
+func (t *Tracker) KeyLimit(ctx context.Context) (int, error) {
+	r, err := t.Do(ctx, "get_limits", nil)
+	if core.Is(core.Unsupported, err) {
+		return MaxKeyBytes, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(r["key_bytes"])
+	if err != nil || n <= 0 {
+		return MaxKeyBytes, nil
+	}
+	return n, nil
+}

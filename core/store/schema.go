@@ -4,9 +4,10 @@ package store
 const SchemaVersion = 17
 
 // mysqlTables is the original's schema 17 in creation order, as MySQL DDL.
-// New installs use BIGINT fids. dkey is VARBINARY so that keys are
-// arbitrary bytes compared exactly (a latin1 VARCHAR, the original's
-// default, folds case).
+// New installs use BIGINT fids and keys of up to WideKeyBytes (the
+// original: 255; WidenKeys widens an existing database). dkey is
+// VARBINARY so that keys are arbitrary bytes compared exactly (a latin1
+// VARCHAR, the original's default, folds case).
 var mysqlTables = []string{
 	`CREATE TABLE IF NOT EXISTS domain (
   dmid SMALLINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -25,7 +26,7 @@ var mysqlTables = []string{
   fid BIGINT UNSIGNED NOT NULL,
   PRIMARY KEY (fid),
   dmid SMALLINT UNSIGNED NOT NULL,
-  dkey VARBINARY(255),
+  dkey VARBINARY(1024),
   UNIQUE dkey (dmid, dkey),
   length BIGINT UNSIGNED,
   classid TINYINT UNSIGNED NOT NULL,
@@ -37,7 +38,7 @@ var mysqlTables = []string{
   createtime INT UNSIGNED NOT NULL,
   classid TINYINT UNSIGNED NOT NULL,
   dmid SMALLINT UNSIGNED NOT NULL,
-  dkey VARBINARY(255),
+  dkey VARBINARY(1024),
   devids VARCHAR(60))`,
 	`CREATE TABLE IF NOT EXISTS file_to_delete (
   fid BIGINT UNSIGNED NOT NULL,
@@ -151,7 +152,7 @@ var sqliteTables = []string{
 	`CREATE TABLE IF NOT EXISTS file (
   fid BIGINT UNSIGNED NOT NULL PRIMARY KEY,
   dmid SMALLINT UNSIGNED NOT NULL,
-  dkey VARCHAR(255),
+  dkey VARCHAR(1024),
   length BIGINT UNSIGNED,
   classid TINYINT UNSIGNED NOT NULL,
   devcount TINYINT UNSIGNED NOT NULL,
@@ -161,7 +162,7 @@ var sqliteTables = []string{
   createtime INT UNSIGNED NOT NULL,
   classid TINYINT UNSIGNED NOT NULL,
   dmid SMALLINT UNSIGNED NOT NULL,
-  dkey VARCHAR(255),
+  dkey VARCHAR(1024),
   devids VARCHAR(60))`,
 	`CREATE TABLE IF NOT EXISTS file_to_delete (fid BIGINT UNSIGNED NOT NULL PRIMARY KEY)`,
 	`CREATE TABLE IF NOT EXISTS unreachable_fids (

@@ -57,9 +57,11 @@ func (s *Server) commandTable() map[string]handler {
 		"rebalance_reset":      s.cmdRebalanceReset,
 		"rebalance_status":     s.cmdRebalanceStatus,
 		"plugin_meta_set":      s.cmdSetMeta,
+		"get_limits":           s.cmdGetLimits,
 	}
 	if s.cfg.Plain {
 		delete(t, "plugin_meta_set")
+		delete(t, "get_limits")
 	}
 	return t
 }

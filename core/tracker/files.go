@@ -14,14 +14,19 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
-// MaxKeyBytes is the longest key the schema stores (file.dkey).
-const MaxKeyBytes = 255
-
-func checkKey(key string) error {
-	if len(key) > MaxKeyBytes {
-		return protocol.Errf("invalid_key", "key is %d bytes long; the most is %d", len(key), MaxKeyBytes)
+// checkKey refuses a key longer than the database's dkey columns take
+// (read at start: 255 on the original's schema, 1,024 on ours).
+func (s *Server) checkKey(key string) error {
+	if len(key) > s.keyLimit {
+		return protocol.Errf("invalid_key", "key is %d bytes long; the most this database stores is %d (mogilefsd widen-keys raises it to %d)", len(key), s.keyLimit, store.WideKeyBytes)
 	}
 	return nil
+}
+
+// cmdGetLimits (get_limits, an extension) tells clients the tracker's
+// limits: key_bytes, the longest key.
+func (s *Server) cmdGetLimits(ctx context.Context, c *call) (protocol.Args, error) {
+	return protocol.Args{"key_bytes": itoa(s.keyLimit)}, nil
 }
 
 func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, error) {
@@ -30,7 +35,7 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 		return nil, err
 	}
 	key := c.args.Get("key")
-	if err := checkKey(key); err != nil {
+	if err := s.checkKey(key); err != nil {
 		return nil, err
 	}
 	cls, ok := sn.class(dom.ID, c.args.Get("class"))
@@ -252,7 +257,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, nil
 	}
-	if err := checkKey(key); err != nil {
+	if err := s.checkKey(key); err != nil {
 		abandon()
 		return nil, err
 	}
@@ -468,7 +473,7 @@ func (s *Server) cmdRename(ctx context.Context, c *call) (protocol.Args, error) 
 	if from == "" || to == "" {
 		return nil, errf("no_key")
 	}
-	if err := checkKey(to); err != nil {
+	if err := s.checkKey(to); err != nil {
 		return nil, err
 	}
 	switch err := s.store().RenameKey(ctx, dom.ID, from, to); {

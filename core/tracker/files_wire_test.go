@@ -85,7 +85,11 @@ func TestWireFileRefusals(t *testing.T) {
 	w.code("create_open key=a", "no_domain")
 	w.code("create_open domain=nope&key=a", "unreg_domain")
 	w.code("create_open domain=d&key=a&class=nope", "unreg_class")
-	w.code("create_open domain=d&key="+strings.Repeat("k", 256), "invalid_key")
+	w.code("create_open domain=d&key="+strings.Repeat("k", 1025), "invalid_key")
+	w.expect("get_limits", "OK key_bytes=1024")
+	if o := w.ok("create_open domain=d&key=" + strings.Repeat("k", 1024)); o["fid"] == "" {
+		t.Errorf("a key of 1,024 bytes: %v", o)
+	}
 	w.code("create_open domain=d&key=a&fid=-1", "bad_params")
 	w.code("create_open domain=d&key=a&size=big", "bad_params")
 	w.code("get_paths domain=d", "no_key")

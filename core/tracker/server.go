@@ -42,6 +42,7 @@ type Server struct {
 	handlers map[string]handler
 	started  time.Time
 	minFID   int64
+	keyLimit int // longest key the database stores, read at start
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -142,6 +143,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("tracker: read max fid: %w", err)
 	}
 	s.minFID = max
+	if s.keyLimit, err = s.cfg.Store.KeyLimit(ctx); err != nil {
+		return fmt.Errorf("tracker: read the key width: %w", err)
+	}
 	s.mon = newMonitor(s)
 	s.wg.Add(1)
 	go func() {
