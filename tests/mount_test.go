@@ -200,10 +200,10 @@ func TestMountWithRealTools(t *testing.T) {
 	}
 	// Errors: hard links, a too-long name, rmdir of a non-empty dir.
 	for cmd, want := range map[string]string{
-		fmt.Sprintf("ln %q %q", d+"/y", d+"/hard"): "Operation not permitted",
+		fmt.Sprintf("ln %q %q", d+"/y", d+"/hard"):              "Operation not permitted",
 		fmt.Sprintf("touch %q", d+"/"+strings.Repeat("n", 300)): "File name too long",
-		fmt.Sprintf("rmdir %q", d+"/tree/big"):                 "Directory not empty",
-		fmt.Sprintf("mv %q %q", d+"/y", mnt+"/nosuchdomain/y"): "No such file or directory",
+		fmt.Sprintf("rmdir %q", d+"/tree/big"):                  "Directory not empty",
+		fmt.Sprintf("mv %q %q", d+"/y", mnt+"/nosuchdomain/y"):  "No such file or directory",
 	} {
 		out, err := shErr(cmd)
 		if err == nil || !strings.Contains(out, want) {
