@@ -148,34 +148,45 @@ func (d *dirNode) isTop() bool { return d.dom == "" }
 // Attr describes the directory.
 func (d *dirNode) Attr(ctx context.Context, a *fuse.Attr) error {
 	dom, prefix := d.where()
-	mtime, mode, err := d.dirAttr(ctx)
+	da, err := d.dirAttr(ctx)
 	if err != nil {
 		return errno(err)
 	}
+	mode := da.mode
 	if mode == 0 {
 		mode = d.fs.cfg.DirMode
 	}
 	a.Inode = dirInode(dom, prefix)
 	a.Mode = os.ModeDir | mode
 	a.Uid, a.Gid = d.fs.cfg.UID, d.fs.cfg.GID
+	if da.own.set {
+		a.Uid, a.Gid = da.own.uid, da.own.gid
+	}
 	a.Nlink = 2
-	a.Mtime, a.Ctime, a.Atime = mtime, mtime, mtime
+	a.Mtime, a.Ctime, a.Atime = da.mtime, da.mtime, da.mtime
 	a.Valid = d.fs.cfg.KernelTTL
 	return nil
 }
 
-// Setattr stores chmod and utimes of a directory (cp -a, tar and rsync
-// set them) on its marker; owners are accepted and not stored.
+// Setattr stores chmod, chown and utimes of a directory (cp -a, tar and
+// rsync set them) on its marker.
 func (d *dirNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	var mode os.FileMode
 	var mtime time.Time
 	if req.Valid.Mode() {
-		mode = req.Mode.Perm()
+		mode = req.Mode & modeMask
+		if err := d.fs.checkMode(mode); err != nil {
+			return errno(err)
+		}
 	}
 	if req.Valid.Mtime() {
 		mtime = req.Mtime
 	}
-	if err := d.setattr(ctx, mode, mtime); err != nil {
+	var uid, gid *uint32
+	if req.Valid.Uid() || req.Valid.Gid() {
+		uid, gid = optUint(req.Valid.Uid(), req.Uid), optUint(req.Valid.Gid(), req.Gid)
+	}
+	if err := d.setattr(ctx, mode, mtime, req.Header.Uid, uid, gid); err != nil {
 		return errno(err)
 	}
 	return d.Attr(ctx, &resp.Attr)
@@ -514,7 +525,10 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		return nil, nil, err
 	}
 	key := prefix + req.Name
-	n, h, err := d.fs.create(ctx, dom, key, req.Mode&^req.Umask&os.ModePerm)
+	if err := d.fs.checkMode(req.Mode & modeMask &^ req.Umask); err != nil {
+		return nil, nil, errno(err)
+	}
+	n, h, err := d.fs.create(ctx, dom, key, req.Mode&^req.Umask&modeMask, d.fs.creator(req.Header))
 	if err != nil {
 		return nil, nil, errno(err)
 	}
@@ -534,14 +548,20 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 		return nil, err
 	}
 	marker := prefix + req.Name + "/"
-	mode := req.Mode.Perm() &^ req.Umask.Perm()
+	mode := req.Mode & modeMask &^ req.Umask
+	if err := d.fs.checkMode(mode); err != nil {
+		return nil, errno(err)
+	}
 	mtime := time.Now()
-	fid, err := d.fs.store(ctx, dom, marker, nil, 0, metaOf(mtime, mode))
+	own := d.fs.creator(req.Header)
+	meta := metaOf(mtime, mode)
+	own.addTo(meta)
+	fid, err := d.fs.store(ctx, dom, marker, nil, 0, meta)
 	if err != nil {
 		return nil, errno(err)
 	}
 	d.fs.removed.Remove(ck(dom, marker))
-	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode})
+	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode, own: own})
 	d.fs.invalidateDir(dom, prefix)
 	return d.fs.dirNode(dom, marker), nil
 }
@@ -604,10 +624,10 @@ func (f *FS) hasPendingBelow(dom, prefix string) bool {
 // create makes a new file, open for writing; it is listed at once and
 // saved when first flushed. An existing file of that name is replaced
 // then (O_CREAT without O_EXCL on a name the kernel did not find).
-func (f *FS) create(ctx context.Context, dom, key string, mode os.FileMode) (*fileNode, *writeHandle, error) {
+func (f *FS) create(ctx context.Context, dom, key string, mode os.FileMode, own owner) (*fileNode, *writeHandle, error) {
 	n := f.fileNode(dom, key)
 	n.mu.Lock()
-	n.mode = mode
+	n.mode, n.own = mode, own
 	n.mu.Unlock()
 	f.mu.Lock()
 	f.pending[ck(dom, key)] = n
@@ -656,7 +676,7 @@ func (d *dirNode) Symlink(ctx context.Context, req *fuse.SymlinkRequest) (fs.Nod
 	if err := d.writable(); err != nil {
 		return nil, err
 	}
-	n, err := d.symlink(ctx, req.NewName, req.Target)
+	n, err := d.symlink(ctx, req.NewName, req.Target, d.fs.creator(req.Header))
 	if err != nil {
 		return nil, errno(err)
 	}

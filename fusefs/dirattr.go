@@ -14,25 +14,27 @@ import (
 // directory without a marker (its keys stored by another client) shows
 // the newest mtime among its files, which stays put while they do.
 
-// dirAttr returns a directory's mtime and mode (0: the mount's default).
-func (d *dirNode) dirAttr(ctx context.Context) (time.Time, os.FileMode, error) {
+// dirAttr returns a directory's attributes as its marker has them: mtime,
+// mode (0: the mount's default) and owner.
+func (d *dirNode) dirAttr(ctx context.Context) (fileAttr, error) {
 	dom, prefix := d.where()
 	if d.isTop() || prefix == "" {
-		return d.fs.start, 0, nil // the mount's top and the domains: no key to keep them
+		return fileAttr{mtime: d.fs.start}, nil // the mount's top and the domains: no key to keep them
 	}
 	a, err := d.fs.stat(ctx, dom, prefix)
 	if err != nil {
-		return time.Time{}, 0, err
+		return fileAttr{}, err
 	}
 	if a.exists && !a.mtime.IsZero() {
-		return a.mtime, a.mode, nil
+		return a, nil
 	}
 	if d.fs.noMeta.Load() {
-		return d.fs.start, a.mode, nil
+		a.mtime = d.fs.start
+		return a, nil
 	}
 	ents, err := d.list(ctx)
 	if err != nil {
-		return time.Time{}, 0, err
+		return fileAttr{}, err
 	}
 	var newest time.Time
 	for _, e := range ents {
@@ -43,15 +45,16 @@ func (d *dirNode) dirAttr(ctx context.Context) (time.Time, os.FileMode, error) {
 	if newest.IsZero() {
 		newest = d.fs.start
 	}
-	return newest, a.mode, nil
+	a.mtime = newest
+	return a, nil
 }
 
-// setattr stores a directory's new mode and/or mtime on its marker,
-// making the marker when there is none. On a tracker without the
-// metadata extension they are accepted and not kept.
-func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time) error {
+// setattr stores a directory's new mode, mtime and/or owner (for caller)
+// on its marker, making the marker when there is none. On a tracker
+// without the metadata extension they are accepted and not kept.
+func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time, caller uint32, uid, gid *uint32) error {
 	dom, prefix := d.where()
-	if (mode == 0 && mtime.IsZero()) || d.isTop() || prefix == "" {
+	if (mode == 0 && mtime.IsZero() && uid == nil && gid == nil) || d.isTop() || prefix == "" {
 		return nil
 	}
 	if d.fs.cfg.ReadOnly {
@@ -66,9 +69,16 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 		return err
 	}
 	meta := map[string]string{}
+	if uid != nil || gid != nil {
+		if err := chownAllowed(caller, a.own, d.fs.defaultOwner(), uid, gid); err != nil {
+			return err
+		}
+		a.own = applyOwner(a.own, d.fs.defaultOwner(), uid, gid)
+		a.own.addTo(meta)
+	}
 	if mode != 0 {
-		meta["mode"] = strconv.FormatUint(uint64(mode.Perm()), 8)
-		a.mode = mode.Perm()
+		meta["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
+		a.mode = mode
 	}
 	if !mtime.IsZero() {
 		meta["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)

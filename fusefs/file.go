@@ -27,14 +27,15 @@ type fileAttr struct {
 	size   int64
 	mtime  time.Time // zero: unknown
 	mode   os.FileMode
-	link   bool // a symbolic link: its target is the content
+	link   bool  // a symbolic link: its target is the content
+	own    owner // stored owner; unset: --uid/--gid
 }
 
 // metaFromAttr encodes mtime and mode as file metadata.
 func metaOf(mtime time.Time, mode os.FileMode) map[string]string {
 	m := map[string]string{"mtime": strconv.FormatInt(mtime.UnixNano(), 10)}
 	if mode != 0 {
-		m["mode"] = strconv.FormatUint(uint64(mode.Perm()), 8)
+		m["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
 	}
 	return m
 }
@@ -46,8 +47,9 @@ func applyMeta(a *fileAttr, meta map[string]string) {
 		a.mtime = time.Unix(0, v) // stored by another client, with no mtime of its own
 	}
 	if v, err := strconv.ParseUint(meta["mode"], 8, 32); err == nil {
-		a.mode = os.FileMode(v).Perm()
+		a.mode = fromModeBits(uint32(v))
 	}
+	a.own = ownerOf(meta)
 	a.link = meta[metaType] == typeSymlink
 }
 
@@ -90,6 +92,9 @@ func (f *FS) overlay(dom, key string, a *fileAttr) {
 		}
 		if m.mode != 0 {
 			a.mode = m.mode
+		}
+		if m.own.set {
+			a.own = m.own
 		}
 	}
 }
@@ -167,6 +172,7 @@ type fileNode struct {
 	writer  *writeHandle          // the handle whose view Attr shows
 	writers map[*writeHandle]bool // open for writing
 	mode    os.FileMode           // mode given at create, until committed
+	own     owner                 // the creator, when not --uid/--gid
 	// keptFID is the version whose pages the kernel may keep from one
 	// open to the next (0: none). A fid's bytes never change, so while
 	// the key still names the same fid a new open keeps the page cache.
@@ -330,6 +336,9 @@ func (f *FS) fillAttr(a *fuse.Attr, n *fileNode, fa fileAttr) {
 		a.Nlink = 0
 	}
 	a.Uid, a.Gid = f.cfg.UID, f.cfg.GID
+	if fa.own.set {
+		a.Uid, a.Gid = fa.own.uid, fa.own.gid
+	}
 	a.Valid = f.cfg.KernelTTL
 }
 
@@ -426,8 +435,8 @@ func (n *fileNode) setattr(ctx context.Context, size *int64, mode os.FileMode, m
 	return n.fs.setMeta(ctx, dom, key, mode, mtime)
 }
 
-// Setattr: size truncates; mode and mtime are stored as metadata;
-// owners are accepted and not stored.
+// Setattr: size truncates; mode, mtime and owners are stored as
+// metadata.
 func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *fuse.SetattrResponse) error {
 	if n.fs.cfg.ReadOnly && req.Valid&(fuse.SetattrSize|fuse.SetattrMode|fuse.SetattrMtime) != 0 {
 		return fuse.Errno(syscall.EROFS)
@@ -440,13 +449,24 @@ func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *
 	var mode os.FileMode
 	var mtime time.Time
 	if req.Valid.Mode() {
-		mode = req.Mode.Perm()
+		mode = req.Mode & modeMask
+		if err := n.fs.checkMode(mode); err != nil {
+			return errno(err)
+		}
 	}
 	if req.Valid.Mtime() {
 		mtime = req.Mtime
 	}
 	if err := n.setattr(ctx, size, mode, mtime); err != nil {
 		return errno(err)
+	}
+	if req.Valid.Uid() || req.Valid.Gid() {
+		if n.fs.cfg.ReadOnly {
+			return fuse.Errno(syscall.EROFS)
+		}
+		if err := n.chown(ctx, req.Header.Uid, optUint(req.Valid.Uid(), req.Uid), optUint(req.Valid.Gid(), req.Gid)); err != nil {
+			return errno(err)
+		}
 	}
 	return n.Attr(ctx, &resp.Attr)
 }
@@ -468,23 +488,55 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 	}
 	meta := map[string]string{}
 	if mode != 0 {
-		meta["mode"] = strconv.FormatUint(uint64(mode), 8)
+		meta["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
 	}
 	if !mtime.IsZero() {
 		meta["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)
 	}
-	if !f.noMeta.Load() {
-		err := f.cl.SetMeta(ctx, dom, key, meta)
-		switch {
-		case core.Is(core.Unsupported, err):
-			f.noMeta.Store(true)
-			f.log.Warn("fusefs: the tracker cannot store mtime and mode; they are kept only while mounted")
-		case err != nil:
-			return err
-		}
+	if err := f.storeMeta(ctx, dom, key, meta); err != nil {
+		return err
 	}
 	f.noteAttr(dom, key, a)
 	return nil
+}
+
+// storeMeta merges meta into a committed file's metadata; on a tracker
+// without the extension it is kept by this mount only (see overlay).
+func (f *FS) storeMeta(ctx context.Context, dom, key string, meta map[string]string) error {
+	if f.noMeta.Load() {
+		return nil
+	}
+	err := f.cl.SetMeta(ctx, dom, key, meta)
+	switch {
+	case core.Is(core.Unsupported, err):
+		f.noMeta.Store(true)
+		f.log.Warn("fusefs: the tracker cannot store mtime, mode and owners; they are kept only while mounted")
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
+// chown changes the file's owner and/or group for caller: with the
+// content when a writer has changes to commit, else as metadata.
+func (n *fileNode) chown(ctx context.Context, caller uint32, uid, gid *uint32) error {
+	if w := n.view(); w != nil {
+		if ok, err := w.setOwner(caller, uid, gid); ok || err != nil {
+			return err
+		}
+	}
+	n.opMu.Lock()
+	defer n.opMu.Unlock()
+	dom, key := n.where()
+	return n.fs.chown(ctx, dom, key, caller, uid, gid)
+}
+
+// optUint is &v when set, else nil.
+func optUint(set bool, v uint32) *uint32 {
+	if !set {
+		return nil
+	}
+	return &v
 }
 
 // Fsync commits unsaved changes and waits for the tracker to take them;

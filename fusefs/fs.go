@@ -331,6 +331,7 @@ type localMeta struct {
 	fid   int64
 	mtime time.Time
 	mode  os.FileMode
+	own   owner
 }
 
 // committed records a version this mount just saved.
@@ -345,7 +346,7 @@ func (f *FS) committed(dom, key string, a fileAttr) {
 // either that is in flight is not cached: it may predate the change.
 func (f *FS) noteAttr(dom, key string, a fileAttr) {
 	if f.noMeta.Load() && a.fid != 0 {
-		f.localMeta.Add(ck(dom, key), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode})
+		f.localMeta.Add(ck(dom, key), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode, own: a.own})
 	}
 	f.attrs.Add(ck(dom, key), a)
 	parent := parentOf(key)

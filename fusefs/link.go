@@ -53,7 +53,7 @@ func (f *FS) hasMeta(ctx context.Context, dom string) (bool, error) {
 }
 
 // symlink stores a link name -> target in the directory.
-func (d *dirNode) symlink(ctx context.Context, name, target string) (*fileNode, error) {
+func (d *dirNode) symlink(ctx context.Context, name, target string, own owner) (*fileNode, error) {
 	dom, prefix := d.where()
 	if err := d.fs.checkName(prefix, name); err != nil {
 		return nil, err
@@ -80,11 +80,12 @@ func (d *dirNode) symlink(ctx context.Context, name, target string) (*fileNode, 
 	mtime := time.Now()
 	meta := metaOf(mtime, 0o777)
 	meta[metaType] = typeSymlink
+	own.addTo(meta)
 	fid, err := d.fs.store(ctx, dom, key, strings.NewReader(target), int64(len(target)), meta)
 	if err != nil {
 		return nil, err
 	}
-	d.fs.committed(dom, key, fileAttr{exists: true, fid: fid, size: int64(len(target)), mtime: mtime, mode: 0o777, link: true})
+	d.fs.committed(dom, key, fileAttr{exists: true, fid: fid, size: int64(len(target)), mtime: mtime, mode: 0o777, link: true, own: own})
 	n := d.fs.fileNode(dom, key)
 	n.mu.Lock()
 	n.target, n.linkFID = target, fid

@@ -47,7 +47,7 @@ func within(t *testing.T, d time.Duration, what string, fn func()) {
 func writeFile(t *testing.T, f *FS, dom, key string, data []byte) *fileNode {
 	t.Helper()
 	ctx := context.Background()
-	n, h, err := f.create(ctx, dom, key, 0o644)
+	n, h, err := f.create(ctx, dom, key, 0o644, owner{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestUnlinkWhileOpenNotResurrected(t *testing.T) {
 	ctx := context.Background()
 	for _, committedFirst := range []bool{false, true} {
 		key := fmt.Sprintf("db-shm-%v", committedFirst)
-		_, h, err := f.create(ctx, "d", key, 0o644)
+		_, h, err := f.create(ctx, "d", key, 0o644, owner{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestUtimesShownAtOnce(t *testing.T) {
 		}
 	}
 	// A new file made with a given mtime (touch -d) shows it once saved.
-	n2, h, _ := f.create(ctx, "d", "dir/new", 0o644)
+	n2, h, _ := f.create(ctx, "d", "dir/new", 0o644, owner{})
 	h.setMeta(0, want)
 	h.commit(ctx)
 	h.release()
@@ -175,7 +175,7 @@ func TestUtimesShownAtOnce(t *testing.T) {
 	// The kernel flushes before the utimes of touch, and releases the
 	// handle only later: a handle with nothing to commit does not show
 	// its own idea of the time.
-	n3, h3, _ := f.create(ctx, "d", "dir/touched", 0o644)
+	n3, h3, _ := f.create(ctx, "d", "dir/touched", 0o644, owner{})
 	h3.commit(ctx)
 	if err := n3.setattr(ctx, nil, 0, want); err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestInodeStableAcrossRewrite(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, nil)
 	ctx := context.Background()
-	n, h, _ := f.create(ctx, "d", "f", 0o644)
+	n, h, _ := f.create(ctx, "d", "f", 0o644, owner{})
 	var before fuse.Attr
 	f.fillAttr(&before, n, h.attr())
 	h.write(ctx, []byte("one"), 0)
@@ -233,7 +233,7 @@ func TestFailedStreamDoesNotDeadlock(t *testing.T) {
 	f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolLimit = 1 })
 	c.OnPut(memcluster.DiesAfter("", 8191))
 	ctx := context.Background()
-	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	_, h, _ := f.create(ctx, "d", "f", 0o644, owner{})
 	var werr error
 	for i := 0; i < 10 && werr == nil; i++ {
 		werr = h.write(ctx, bytes.Repeat([]byte("x"), 4096), int64(i)*4096)
@@ -311,7 +311,7 @@ func TestStalledNodeFailsWithinDeadline(t *testing.T) {
 	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond; cfg.SpoolLimit = 1 })
 	c.OnPut(memcluster.Stalls(""))
 	ctx := context.Background()
-	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	_, h, _ := f.create(ctx, "d", "f", 0o644, owner{})
 	start := time.Now()
 	var err error
 	within(t, 5*time.Second, "writing to a stalled node", func() {
@@ -332,7 +332,7 @@ func TestStalledNodeFailsWithinDeadline(t *testing.T) {
 
 	// An interrupt ends a write blocked on a stalled node at once.
 	f2 := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = time.Hour; cfg.SpoolLimit = 1 })
-	_, h2, _ := f2.create(ctx, "d", "g", 0o644)
+	_, h2, _ := f2.create(ctx, "d", "g", 0o644, owner{})
 	ictx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(100*time.Millisecond, cancel)
 	within(t, 5*time.Second, "an interrupted write", func() {
@@ -358,7 +358,7 @@ func TestNodeDiesMidWriteFileStoredWhole(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rand.IntN(256))
 	}
-	_, h, _ := f.create(ctx, "d", "big", 0o644)
+	_, h, _ := f.create(ctx, "d", "big", 0o644, owner{})
 	writeChunks(t, h, data, 65536)
 	if err := h.commit(ctx); err != nil {
 		t.Fatalf("close: %v", err)
@@ -378,7 +378,7 @@ func TestRenameDuringCommit(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, nil)
 	ctx := context.Background()
-	_, h, _ := f.create(ctx, "d", "a", 0o644)
+	_, h, _ := f.create(ctx, "d", "a", 0o644, owner{})
 	h.write(ctx, []byte("data"), 0)
 	release := make(chan struct{})
 	entered := make(chan struct{})
@@ -422,7 +422,7 @@ func TestRetriedCommitResendsBytes(t *testing.T) {
 	ctx := context.Background()
 	c.On("create_close", memcluster.FailOnce(context.DeadlineExceeded))
 	data := bytes.Repeat([]byte("z"), 12804)
-	_, h, _ := f.create(ctx, "d", "f", 0o644)
+	_, h, _ := f.create(ctx, "d", "f", 0o644, owner{})
 	h.write(ctx, data, 0)
 	if err := h.commit(ctx); err != nil {
 		t.Errorf("commit with a spool after a create_close timeout: %v", err)
@@ -437,7 +437,7 @@ func TestRetriedCommitResendsBytes(t *testing.T) {
 	c2 := memcluster.New("d")
 	f2 := newTestFS(t, c2, func(cfg *Config) { cfg.SpoolLimit = 1 })
 	c2.On("create_close", memcluster.FailOnce(context.DeadlineExceeded))
-	_, h2, _ := f2.create(ctx, "d", "f", 0o644)
+	_, h2, _ := f2.create(ctx, "d", "f", 0o644, owner{})
 	h2.write(ctx, data, 0)
 	if err := h2.commit(ctx); err == nil {
 		t.Error("a failed commit reported success")
@@ -824,7 +824,7 @@ func TestReadOfFileBeingWritten(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, nil)
 	ctx := context.Background()
-	n, h, _ := f.create(ctx, "d", "f", 0o644)
+	n, h, _ := f.create(ctx, "d", "f", 0o644, owner{})
 	h.write(ctx, []byte("not yet"), 0)
 	r, _, err := n.openRead(ctx)
 	if err != nil {

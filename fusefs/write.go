@@ -93,6 +93,7 @@ type writeHandle struct {
 	size     int64
 	mtime    time.Time   // set by utimes while open; zero = time of commit
 	mode     os.FileMode // set by chmod while open
+	own      owner       // set by chown while open, or at create
 	reader   *readHandle // reads of unchanged content
 	failed   error       // changes lost: returned by every later call
 	released bool
@@ -105,8 +106,20 @@ type writeHandle struct {
 func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle, error) {
 	h := &writeHandle{n: n, fresh: fresh, dirty: fresh, complete: fresh}
 	n.mu.Lock()
-	h.mode = n.mode
+	h.mode, h.own = n.mode, n.own
 	n.mu.Unlock()
+	if fresh && !n.isPending() {
+		// O_TRUNC of a committed file: the new version keeps its mode and
+		// owner, as on a local disk.
+		dom, key := n.where()
+		a, err := n.fs.stat(ctx, dom, key)
+		if err != nil {
+			return nil, err
+		}
+		if a.exists {
+			h.mode, h.own = a.mode, a.own
+		}
+	}
 	if !fresh {
 		dom, key := n.where()
 		a, err := n.fs.stat(ctx, dom, key)
@@ -114,7 +127,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 			return nil, err
 		}
 		if a.exists {
-			h.size, h.mode = a.size, a.mode
+			h.size, h.mode, h.own = a.size, a.mode, a.own
 		} else if !n.isPending() {
 			return nil, syscall.ENOENT
 		} else {
@@ -130,7 +143,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 func (h *writeHandle) attr() fileAttr {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	a := fileAttr{exists: true, size: h.size, mtime: h.mtime, mode: h.mode}
+	a := fileAttr{exists: true, size: h.size, mtime: h.mtime, mode: h.mode, own: h.own}
 	if a.mtime.IsZero() {
 		a.mtime = time.Now()
 	}
@@ -142,6 +155,22 @@ func (h *writeHandle) hasChanges() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.dirty
+}
+
+// setOwner records chown for the next commit; false when there is
+// nothing to commit (the caller then stores it directly).
+func (h *writeHandle) setOwner(caller uint32, uid, gid *uint32) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.dirty {
+		return false, nil
+	}
+	def := h.n.fs.defaultOwner()
+	if err := chownAllowed(caller, h.own, def, uid, gid); err != nil {
+		return true, err
+	}
+	h.own = applyOwner(h.own, def, uid, gid)
+	return true, nil
 }
 
 // setMeta records chmod/utimes for the next commit; false when there is
@@ -506,6 +535,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		mtime = time.Now()
 	}
 	meta := metaOf(mtime, h.mode)
+	h.own.addTo(meta)
 	var fid int64
 	var err error
 	if st := h.st; st != nil {
@@ -539,7 +569,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	}
 	f.Stats.Commits.Add(1)
 	h.dirty = false
-	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode}
+	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own}
 	f.committed(dom, key, a)
 	n.clearPending()
 	return nil

@@ -344,3 +344,24 @@ func TestMountLongKeys(t *testing.T) {
 		})
 	}
 }
+
+// chown and chmod u+s persist across a remount; a rewrite keeps them.
+func TestMountOwnersPersist(t *testing.T) {
+	condSkipFUSE(t)
+	if os.Getuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	d := filepath.Join(mnt, "test")
+	sh(t, fmt.Sprintf("cd %q && echo x > f && chown 1234:5678 f && chmod 4750 f && mkdir dir && chown 42:43 dir && chmod 2770 dir && echo y > f", d))
+	again := mountCluster(t, c, nil)
+	got := sh(t, fmt.Sprintf("cd %q && stat -c '%%u %%g %%a %%s' f dir", filepath.Join(again, "test")))
+	if want := "1234 5678 4750 2\n42 43 2770 0\n"; got != want {
+		t.Errorf("after a remount:\n%s\nwant:\n%s", got, want)
+	}
+	// The sticky bit cannot be shown through FUSE here: chmod +t fails.
+	if out, err := shErr(fmt.Sprintf("chmod +t %q", filepath.Join(again, "test", "dir"))); err == nil || !strings.Contains(out, "not permitted") {
+		t.Errorf("chmod +t: %v %s", err, out)
+	}
+}
