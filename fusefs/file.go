@@ -27,8 +27,9 @@ type fileAttr struct {
 	size   int64
 	mtime  time.Time // zero: unknown
 	mode   os.FileMode
-	link   bool  // a symbolic link: its target is the content
-	own    owner // stored owner; unset: --uid/--gid
+	link   bool              // a symbolic link: its target is the content
+	own    owner             // stored owner; unset: --uid/--gid
+	xattrs map[string]string // the file's own user.* attributes (shared: copy to change)
 }
 
 // metaFromAttr encodes mtime and mode as file metadata.
@@ -50,6 +51,7 @@ func applyMeta(a *fileAttr, meta map[string]string) {
 		a.mode = fromModeBits(uint32(v))
 	}
 	a.own = ownerOf(meta)
+	a.xattrs = xattrsOf(meta)
 	a.link = meta[metaType] == typeSymlink
 }
 
@@ -568,15 +570,37 @@ const (
 	xattrDevcount = "user.mogilefs.devcount"
 )
 
-// Listxattr lists the MogileFS attributes.
+// Listxattr lists the file's own attributes. The user.mogilefs.* ones
+// are read by name and not listed: copying tools (rsync -X, cp
+// --preserve=xattr) would copy them or try to remove them.
 func (n *fileNode) Listxattr(ctx context.Context, req *fuse.ListxattrRequest, resp *fuse.ListxattrResponse) error {
-	resp.Append(xattrClass, xattrChecksum, xattrFID, xattrDevcount)
+	a, err := n.attr(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	for _, name := range sortedNames(a.xattrs) {
+		resp.Append("user." + name)
+	}
 	return nil
 }
 
-// Getxattr reads class, checksum, fid or devcount from file_info.
+// Getxattr reads class, checksum, fid or devcount from file_info, and the
+// file's own user.* attributes from its metadata.
 func (n *fileNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {
 	dom, key := n.where()
+	name, user := userXattr(req.Name)
+	if user {
+		a, err := n.attr(ctx)
+		if err != nil {
+			return errno(err)
+		}
+		v, ok := a.xattrs[name]
+		if !ok {
+			return fuse.ErrNoXattr
+		}
+		resp.Xattr = []byte(v)
+		return nil
+	}
 	if !strings.HasPrefix(req.Name, "user.mogilefs.") {
 		return fuse.ErrNoXattr
 	}
@@ -604,21 +628,33 @@ func (n *fileNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp
 	return nil
 }
 
-// Setxattr changes the class (updateclass); other names are not stored.
+// Setxattr sets the class (user.mogilefs.class) or one of the file's own
+// user.* attributes; other namespaces are not supported.
 func (n *fileNode) Setxattr(ctx context.Context, req *fuse.SetxattrRequest) error {
-	if req.Name != xattrClass {
-		return fuse.Errno(syscall.ENOTSUP)
-	}
 	if n.fs.cfg.ReadOnly {
 		return fuse.Errno(syscall.EROFS)
 	}
 	dom, key := n.where()
-	return errno(n.fs.cl.UpdateClass(ctx, dom, key, string(req.Xattr)))
+	if req.Name == xattrClass {
+		return errno(n.fs.cl.UpdateClass(ctx, dom, key, string(req.Xattr)))
+	}
+	name, user := userXattr(req.Name)
+	if !user {
+		return fuse.Errno(syscall.ENOTSUP)
+	}
+	return errno(n.setXattr(ctx, name, string(req.Xattr), req.Flags, false))
 }
 
-// Removexattr is not supported.
+// Removexattr removes one of the file's own user.* attributes.
 func (n *fileNode) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest) error {
-	return fuse.Errno(syscall.ENOTSUP)
+	if n.fs.cfg.ReadOnly {
+		return fuse.Errno(syscall.EROFS)
+	}
+	name, user := userXattr(req.Name)
+	if !user {
+		return fuse.Errno(syscall.ENOTSUP)
+	}
+	return errno(n.setXattr(ctx, name, "", 0, true))
 }
 
 // lockNames takes the operation locks of the nodes known for keys (in

@@ -91,11 +91,12 @@ type writeHandle struct {
 	complete bool  // the spool holds the whole current content
 	reserved int64 // spool bytes counted against SpoolLimit
 	size     int64
-	mtime    time.Time   // set by utimes while open; zero = time of commit
-	mode     os.FileMode // set by chmod while open
-	own      owner       // set by chown while open, or at create
-	reader   *readHandle // reads of unchanged content
-	failed   error       // changes lost: returned by every later call
+	mtime    time.Time         // set by utimes while open; zero = time of commit
+	mode     os.FileMode       // set by chmod while open
+	own      owner             // set by chown while open, or at create
+	xattrs   map[string]string // the file's user.* attributes, kept by the next version
+	reader   *readHandle       // reads of unchanged content
+	failed   error             // changes lost: returned by every later call
 	released bool
 }
 
@@ -117,7 +118,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 			return nil, err
 		}
 		if a.exists {
-			h.mode, h.own = a.mode, a.own
+			h.mode, h.own, h.xattrs = a.mode, a.own, a.xattrs
 		}
 	}
 	if !fresh {
@@ -127,7 +128,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 			return nil, err
 		}
 		if a.exists {
-			h.size, h.mode, h.own = a.size, a.mode, a.own
+			h.size, h.mode, h.own, h.xattrs = a.size, a.mode, a.own, a.xattrs
 		} else if !n.isPending() {
 			return nil, syscall.ENOENT
 		} else {
@@ -143,7 +144,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 func (h *writeHandle) attr() fileAttr {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	a := fileAttr{exists: true, size: h.size, mtime: h.mtime, mode: h.mode, own: h.own}
+	a := fileAttr{exists: true, size: h.size, mtime: h.mtime, mode: h.mode, own: h.own, xattrs: h.xattrs}
 	if a.mtime.IsZero() {
 		a.mtime = time.Now()
 	}
@@ -155,6 +156,22 @@ func (h *writeHandle) hasChanges() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.dirty
+}
+
+// setXattrs changes the attributes for the next commit with apply; false
+// when there is nothing to commit (the caller then stores them directly).
+func (h *writeHandle) setXattrs(apply func(map[string]string) (map[string]string, error)) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.dirty {
+		return false, nil
+	}
+	xs, err := apply(h.xattrs)
+	if err != nil {
+		return true, err
+	}
+	h.xattrs = xs
+	return true, nil
 }
 
 // setOwner records chown for the next commit; false when there is
@@ -536,6 +553,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	}
 	meta := metaOf(mtime, h.mode)
 	h.own.addTo(meta)
+	addXattrs(meta, h.xattrs)
 	var fid int64
 	var err error
 	if st := h.st; st != nil {
@@ -569,7 +587,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	}
 	f.Stats.Commits.Add(1)
 	h.dirty = false
-	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own}
+	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own, xattrs: h.xattrs}
 	f.committed(dom, key, a)
 	n.clearPending()
 	return nil

@@ -11,6 +11,7 @@ if [ "${1:-run}" = test ]; then
 	command -v ip >/dev/null || need+=(iproute2)
 	command -v python3 >/dev/null || need+=(python3)
 	command -v git >/dev/null || need+=(git)
+	command -v setfattr >/dev/null || need+=(attr)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

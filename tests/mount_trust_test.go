@@ -365,3 +365,31 @@ func TestMountOwnersPersist(t *testing.T) {
 		t.Errorf("chmod +t: %v %s", err, out)
 	}
 }
+
+// user.* extended attributes round-trip through rsync -X and cp
+// --preserve=xattr, and another mount reads them.
+func TestMountUserXattrs(t *testing.T) {
+	condSkipFUSE(t)
+	for _, tool := range []string{"setfattr", "getfattr"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is missing (make test installs the attr package)", tool)
+		}
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	mnt := mountCluster(t, c, nil)
+	src := filepath.Join(t.TempDir(), "src")
+	sh(t, fmt.Sprintf(`mkdir -p %[1]q && echo a > %[1]q/a && setfattr -n user.origin -v https://example.org/a %[1]q/a && setfattr -n user.tag -v 0x00ff01 %[1]q/a`, src))
+	d := filepath.Join(mnt, "test")
+	sh(t, fmt.Sprintf("rsync -aX %q/ %q/", src, d+"/rs"))
+	sh(t, fmt.Sprintf("cp -r --preserve=xattr %q %q", src, d+"/cp"))
+	want := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a", src))
+	other := mountCluster(t, c, nil)
+	for _, dir := range []string{"rs", "cp"} {
+		if got := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a", filepath.Join(other, "test", dir))); got != want {
+			t.Errorf("%s: getfattr on another mount:\n%s\nwant:\n%s", dir, got, want)
+		}
+	}
+	if out := sh(t, fmt.Sprintf(`rsync -aXi %q/ %q/ | grep -v '^\.d' || true`, src, d+"/rs")); strings.TrimSpace(out) != "" {
+		t.Errorf("a second rsync -aXi still has work:\n%s", out)
+	}
+}
