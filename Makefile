@@ -5,7 +5,7 @@ CMDS    := mogilefsd mogstored mogadm mogmount
 PKGS    := ./...
 TESTFLAGS ?=
 
-.PHONY: all build test test-short lint fmt-check vet staticcheck run bench clean deps
+.PHONY: install all build test test-short lint fmt-check vet staticcheck run bench clean deps
 
 all: build
 
@@ -41,6 +41,22 @@ lint: fmt-check vet staticcheck
 # nodes, a domain, mounted. Ctrl-C stops it.
 run: build
 	bash scripts/run.sh
+
+# Installs the binaries, the mount(8) helper for fstab entries of type
+# fuse.mogmount, example configs (kept when present) and the systemd units.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/sbin $(DESTDIR)/etc/mogilefs $(DESTDIR)/etc/systemd/system
+	install -m 755 $(CMDS:%=$(BIN)/%) $(DESTDIR)$(PREFIX)/bin/
+	for t in mogupload mogfetch mogdelete mogrename mogfileinfo mogfiledebug moglistkeys moglistfids; do \
+		ln -sf mogadm $(DESTDIR)$(PREFIX)/bin/$$t; done
+	sed 's|@BINDIR@|$(PREFIX)/bin|' packaging/mount.fuse.mogmount > $(DESTDIR)/sbin/mount.fuse.mogmount
+	chmod 755 $(DESTDIR)/sbin/mount.fuse.mogmount
+	for f in packaging/conf/*.conf; do \
+		test -e $(DESTDIR)/etc/mogilefs/$$(basename $$f) || install -m 644 $$f $(DESTDIR)/etc/mogilefs/; done
+	for f in packaging/systemd/*.service; do \
+		sed 's|/usr/local/bin|$(PREFIX)/bin|g' $$f > $(DESTDIR)/etc/systemd/system/$$(basename $$f); done
 
 bench: build
 	bash scripts/bench.sh

@@ -13,6 +13,12 @@ RUNDIR=${RUNDIR:-$PWD/tmp/cluster}
 if [ "$(id -u)" = 0 ]; then MOUNTPOINT=${MOUNTPOINT:-/mnt/mogile}; else MOUNTPOINT=${MOUNTPOINT:-$RUNDIR/mnt}; fi
 TRACKER=127.0.0.1:7001
 BIN=$PWD/bin
+# A mount left by a killed run answers "Transport endpoint is not
+# connected": clear it first.
+if ! stat "$MOUNTPOINT" >/dev/null 2>&1 && [ -n "$(grep -F " $MOUNTPOINT " /proc/self/mountinfo 2>/dev/null)" ]; then
+	echo "clearing a stale mount at $MOUNTPOINT"
+	fusermount3 -uz "$MOUNTPOINT" 2>/dev/null || umount -l "$MOUNTPOINT" 2>/dev/null || true
+fi
 mkdir -p "$RUNDIR/node1/dev1" "$RUNDIR/node2/dev2" "$RUNDIR/log" "$MOUNTPOINT"
 
 for addr in 127.0.0.1:7001 127.0.0.1:7500 127.0.0.1:7501 127.0.0.2:7500 127.0.0.2:7501; do
@@ -33,11 +39,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$BIN/mogstored" --skipconfig --docroot="$RUNDIR/node1" --httplisten=127.0.0.1:7500 --mgmtlisten=127.0.0.1:7501 >"$RUNDIR/log/mogstored1.log" 2>&1 &
+"$BIN/mogstored" --skipconfig --docroot="$RUNDIR/node1" --httplisten=127.0.0.1:7500 --mgmtlisten=127.0.0.1:7501 >>"$RUNDIR/log/mogstored1.log" 2>&1 &
 pids+=($!)
-"$BIN/mogstored" --skipconfig --docroot="$RUNDIR/node2" --httplisten=127.0.0.2:7500 --mgmtlisten=127.0.0.2:7501 >"$RUNDIR/log/mogstored2.log" 2>&1 &
+"$BIN/mogstored" --skipconfig --docroot="$RUNDIR/node2" --httplisten=127.0.0.2:7500 --mgmtlisten=127.0.0.2:7501 >>"$RUNDIR/log/mogstored2.log" 2>&1 &
 pids+=($!)
-"$BIN/mogilefsd" --skipconfig --dsn="DBI:SQLite:dbname=$RUNDIR/mogilefs.db" --listen=$TRACKER >"$RUNDIR/log/mogilefsd.log" 2>&1 &
+"$BIN/mogilefsd" --skipconfig --dsn="DBI:SQLite:dbname=$RUNDIR/mogilefs.db" --listen=$TRACKER >>"$RUNDIR/log/mogilefsd.log" 2>&1 &
 pids+=($!)
 
 adm() { "$BIN/mogadm" --trackers=$TRACKER "$@"; }
@@ -49,7 +55,7 @@ adm device list | grep -q 'dev2:' || adm device add node2 2
 adm domain list | grep -q '^ files ' || adm domain add files
 
 if [ -x "$BIN/mogmount" ]; then
-	"$BIN/mogmount" --trackers=$TRACKER "$MOUNTPOINT" >"$RUNDIR/log/mogmount.log" 2>&1 &
+	"$BIN/mogmount" --trackers=$TRACKER "$MOUNTPOINT" >>"$RUNDIR/log/mogmount.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 1 50); do mountpoint -q "$MOUNTPOINT" && break; sleep 0.2; done
 fi

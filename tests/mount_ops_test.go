@@ -233,3 +233,65 @@ func TestMogmountRefusals(t *testing.T) {
 		t.Errorf("the first mount after the second was refused: %q", got)
 	}
 }
+
+// An /etc/fstab entry of type fuse.mogmount works through mount(8) and
+// the helper make install puts in /sbin: mount returns once the mount is
+// up (mogmount goes to the background), and umount ends the daemon.
+func TestMountFromFstab(t *testing.T) {
+	condSkipFUSE(t)
+	if os.Getuid() != 0 {
+		t.Skip("mount(8) with a helper in /sbin needs root")
+	}
+	if _, err := exec.LookPath("mount"); err != nil {
+		t.Skip("no mount(8)")
+	}
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	bin := binaries(t)
+	helper := "/sbin/mount.fuse.mogmount"
+	if old, err := os.ReadFile(helper); err == nil {
+		t.Cleanup(func() { os.WriteFile(helper, old, 0o755) })
+	} else {
+		t.Cleanup(func() { os.Remove(helper) })
+	}
+	tmpl, err := os.ReadFile("../packaging/mount.fuse.mogmount")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(helper, []byte(strings.ReplaceAll(string(tmpl), "@BINDIR@", bin)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(dir, 0o755)
+	logPath := filepath.Join(t.TempDir(), "mogmount.log")
+	fstab := filepath.Join(t.TempDir(), "fstab")
+	line := fmt.Sprintf("%s  %s  fuse.mogmount  allow_other,_netdev,log_file=%s,spool_dir=%s  0 0\n", c.TrackerAddr, dir, logPath, t.TempDir())
+	os.WriteFile(fstab, []byte(line), 0o644)
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+
+	start := time.Now()
+	cmd := exec.Command("mount", "-T", fstab, dir)
+	cmd.Env = []string{} // mount(8) runs its helpers with an empty PATH
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(logPath)
+		t.Fatalf("mount: %v\n%s\nlog:\n%s", err, out, log)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("mount took %v", took)
+	}
+	if !isMountPoint(dir) {
+		t.Fatal("mount returned without the mount up")
+	}
+	if got := sh(t, fmt.Sprintf("ls %q", dir)); got != "test\n" {
+		t.Errorf("ls = %q", got)
+	}
+	pid := strings.TrimSpace(sh(t, fmt.Sprintf("pgrep -f -- '^[^ ]*/mogmount .*%s' || true", dir)))
+	if pid == "" || strings.Contains(pid, "\n") {
+		t.Fatalf("mogmount processes: %q; want one", pid)
+	}
+	if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v\n%s", err, out)
+	}
+	waitFor(t, 10*time.Second, "the daemon to exit after umount", func() bool {
+		return exec.Command("kill", "-0", pid).Run() != nil
+	})
+}

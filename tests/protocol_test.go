@@ -116,9 +116,9 @@ func TestOversizedKeyAndArgs(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
-	long := strings.Repeat("k", 300)
-	if _, err := c.Do("create_open", protocol.Args{"domain": "test", "key": long}); err == nil || !strings.Contains(err.Error(), "255") {
-		t.Errorf("300-byte key = %v; want a clear error naming the limit", err)
+	long := strings.Repeat("k", 1025) // a new database takes 1,024
+	if _, err := c.Do("create_open", protocol.Args{"domain": "test", "key": long}); err == nil || !strings.Contains(err.Error(), "1024") {
+		t.Errorf("1,025-byte key = %v; want a clear error naming the limit", err)
 	}
 	if _, err := c.Do("create_open", protocol.Args{"domain": "test", "fid": "notanumber"}); err == nil {
 		t.Error("non-numeric fid accepted")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,13 +23,18 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	rep := reporter() // set in the background copy started for mount(8)
+	if err := run(rep); err != nil {
+		if rep != nil {
+			fmt.Fprintln(rep, err)
+		}
 		fmt.Fprintln(os.Stderr, "mogmount:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(rep io.WriteCloser) error {
+	ensurePath()
 	fs := pflag.NewFlagSet("mogmount", pflag.ContinueOnError)
 	trackers := fs.String("trackers", "", "tracker addresses, comma-separated (default: trackers= from /etc/mogilefs/mogilefs.conf, else 127.0.0.1:7001)")
 	config := fs.String("config", "/etc/mogilefs/mogilefs.conf", "client config file (trackers = ...)")
@@ -50,12 +56,22 @@ func run() error {
 	metrics := fs.String("metrics", "", "serve counters at this address (e.g. 127.0.0.1:7600): /metrics, and profiles at /debug/pprof/")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	gcPercent := fs.Int("gc-percent", fusefs.DefaultGCPercent, "garbage collector target (as GOGC; the GOGC environment variable wins)")
-	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, ...")
+	opts := fs.StringArrayP("options", "o", nil, "fstab-style options: ro, allow_other, uid=, gid=, class=, trackers=, spool_dir=, foreground, log_file=, ...")
+	foreground := fs.BoolP("foreground", "f", false, "stay in the foreground when started as mount(8) starts it (TRACKERS MOUNTPOINT)")
+	logFile := fs.String("log-file", "", "where a mogmount that went to the background logs (default /var/log/mogmount.log, else $TMPDIR/mogmount.log)")
+	// mount(8) passes these to its helpers; they change nothing here.
+	for _, f := range []struct{ long, short string }{{"no-mtab", "n"}, {"sloppy", "s"}, {"verbose", "v"}} {
+		fs.BoolP(f.long, f.short, false, "from mount(8): ignored")
+		fs.MarkHidden(f.long)
+	}
+	fs.StringP("type", "t", "", "from mount(8): ignored")
+	fs.MarkHidden("type")
 	fs.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: mogmount [--trackers=HOST:7001,...] [options] MOUNTPOINT\n"+
 			"       mogmount TRACKERS MOUNTPOINT -o OPTIONS   (as mount(8) runs it from /etc/fstab)\n\n"+
 			"Mounts a MogileFS cluster at MOUNTPOINT: domains are directories, keys are files.\n"+
-			"Runs in the foreground; SIGINT or SIGTERM unmounts.\n\nOptions:\n")
+			"With one argument it runs in the foreground; as mount(8) runs it, it goes to the\n"+
+			"background once mounted (--foreground to stay). SIGINT, SIGTERM or umount unmounts.\n\nOptions:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -87,12 +103,22 @@ func run() error {
 			case "rw", "defaults", "-netdev", "nofail", "auto", "noauto", "user", "users", "nodev", "nosuid", "exec", "noexec", "dev", "suid":
 			case "allow-other":
 				*allowOther = true
+			case "foreground":
+				*foreground = true
 			default:
 				if err := fs.Set(k, v); err != nil {
 					return fmt.Errorf("-o %s: %w", kv, err)
 				}
 			}
 		}
+	}
+	if len(fs.Args()) == 2 && !*foreground && rep == nil {
+		// Started as mount(8) starts it: mount in the background and
+		// return once the mount is up.
+		if *logFile == "" {
+			*logFile = defaultLogPath()
+		}
+		return background(*logFile)
 	}
 	if *trackers == "" {
 		cf := pflag.NewFlagSet("conf", pflag.ContinueOnError)
@@ -160,6 +186,10 @@ func run() error {
 		return err
 	}
 	log.Info("mogmount: mounted", "dir", args[0], "trackers", *trackers)
+	if rep != nil {
+		fmt.Fprintln(rep, "ok")
+		rep.Close()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	select {
