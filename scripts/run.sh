@@ -66,7 +66,7 @@ MogileFS is running.
   tracker:   $TRACKER   (mogadm --trackers=$TRACKER check)
   storage:   127.0.0.1:7500, 127.0.0.2:7500   data in $RUNDIR
   domain:    files
-  mounted:   $MOUNTPOINT   (try: cp -rL /usr/share/common-licenses $MOUNTPOINT/files/ && ls -l $MOUNTPOINT/files/common-licenses)
+  mounted:   $MOUNTPOINT   (try: cp -r /usr/share/common-licenses $MOUNTPOINT/files/ && ls -l $MOUNTPOINT/files/common-licenses)
   logs:      $RUNDIR/log/
 Press Ctrl-C to stop.
 MSG
