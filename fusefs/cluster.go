@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
@@ -132,18 +131,7 @@ func (c ClientCluster) UpdateClass(ctx context.Context, dom, key, class string) 
 	return c.C.Tracker.UpdateClass(ctx, dom, key, class)
 }
 
-// Space implements Cluster: the sum over devices not dead.
+// Space implements Cluster (see client.Tracker.Space).
 func (c ClientCluster) Space(ctx context.Context) (int64, int64, error) {
-	devs, err := c.C.Tracker.Devices(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	var total, used int64
-	for _, d := range devs {
-		if d.Status == core.DevDead || d.MBTotal < 0 || d.MBUsed < 0 {
-			continue
-		}
-		total, used = total+d.MBTotal, used+d.MBUsed
-	}
-	return total, used, nil
+	return c.C.Tracker.Space(ctx)
 }

@@ -435,3 +435,21 @@ func TestDevicesAndHosts(t *testing.T) {
 		t.Errorf("Hosts = %+v, %v", hosts, err)
 	}
 }
+
+// Space asks get_space; a tracker without it gets the devices summed.
+func TestSpace(t *testing.T) {
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"get_space": func(protocol.Args) string { return "OK total_mb=100&used_mb=40&devices=2&filesystems=1\r\n" },
+	})
+	if total, used, err := tr.Space(context.Background()); err != nil || total != 100 || used != 40 {
+		t.Errorf("Space = %d, %d, %v", total, used, err)
+	}
+	plain, _ := scripted(t, map[string]func(protocol.Args) string{
+		"get_devices": func(protocol.Args) string {
+			return "OK devices=3&dev1_devid=1&dev1_status=alive&dev1_mb_total=100&dev1_mb_used=10&dev2_devid=2&dev2_status=dead&dev2_mb_total=100&dev2_mb_used=10&dev3_devid=3&dev3_status=alive&dev3_mb_total=50&dev3_mb_used=5\r\n"
+		},
+	})
+	if total, used, err := plain.Space(context.Background()); err != nil || total != 150 || used != 15 {
+		t.Errorf("Space from a plain tracker = %d, %d, %v", total, used, err)
+	}
+}

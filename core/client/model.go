@@ -100,3 +100,30 @@ func (t *Tracker) DomainsWithClasses(ctx context.Context) ([]DomainClasses, erro
 	}
 	return out, nil
 }
+
+// Space returns the cluster's total and used megabytes over the devices
+// not dead: from the tracker's get_space extension, which counts a disk
+// shared by several devices once; from a tracker without it, the sum over
+// the devices.
+func (t *Tracker) Space(ctx context.Context) (totalMB, usedMB int64, err error) {
+	r, err := t.Do(ctx, "get_space", nil)
+	if err == nil {
+		totalMB, _ = strconv.ParseInt(r["total_mb"], 10, 64)
+		usedMB, _ = strconv.ParseInt(r["used_mb"], 10, 64)
+		return totalMB, usedMB, nil
+	}
+	if !core.Is(core.Unsupported, err) {
+		return 0, 0, err
+	}
+	devs, err := t.Devices(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range devs {
+		if d.Status == core.DevDead || d.MBTotal < 0 || d.MBUsed < 0 {
+			continue
+		}
+		totalMB, usedMB = totalMB+d.MBTotal, usedMB+d.MBUsed
+	}
+	return totalMB, usedMB, nil
+}

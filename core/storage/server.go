@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -233,6 +234,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", contentType(name))
+	if rest == "usage" && devDirRE.MatchString(first) {
+		if id := filesystemID(filepath.Join(s.cfg.DocRoot, first)); id != "" {
+			w.Header().Set(FilesystemHeader, id)
+		}
+	}
 	cw := &countingWriter{ResponseWriter: w}
 	http.ServeContent(cw, r, "", st.ModTime(), f)
 	s.stats.BytesOut.Add(cw.n)

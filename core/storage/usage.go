@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -204,4 +205,28 @@ func (s *Server) SweepTemp(ctx context.Context, now time.Time) int {
 		})
 	}
 	return removed
+}
+
+// FilesystemHeader is the response header of a usage file that names the
+// file system the device is on (machine and device number), so that a
+// tracker counts devices that share a disk once. The usage file itself
+// stays in the original's format.
+const FilesystemHeader = "X-Mogstored-Filesystem"
+
+// machineID identifies this machine: /etc/machine-id, else the host name.
+var machineID = sync.OnceValue(func() string {
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b))
+	}
+	h, _ := os.Hostname()
+	return h
+})
+
+// filesystemID names the file system holding dir on this machine.
+func filesystemID(dir string) string {
+	major, minor, ok := devNumbers(dir)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d:%d", machineID(), major, minor)
 }

@@ -558,3 +558,41 @@ func (s *Server) cmdSetWeight(ctx context.Context, c *call) (protocol.Args, erro
 	}
 	return nil, s.changed(ctx)
 }
+
+// cmdGetSpace (get_space, an extension) answers the cluster's space for
+// df: the devices not dead, each disk counted once (devices that a node
+// says share a file system, as in a test cluster on one machine), in MB.
+func (s *Server) cmdGetSpace(ctx context.Context, c *call) (protocol.Args, error) {
+	sn := s.snap()
+	type disk struct{ total, used int64 }
+	disks := map[string]disk{}
+	devices := 0
+	for _, id := range sn.sortedDeviceIDs() {
+		d := sn.devices[id]
+		if d.Status == core.DevDead {
+			continue
+		}
+		s.mon.mu.Lock()
+		o := s.mon.obsLocked(d.ID)
+		total, used, fsys := o.totalMB, o.usedMB, o.filesystem
+		known := o.haveUsage
+		s.mon.mu.Unlock()
+		if !known {
+			total, used = d.MBTotal, d.MBUsed
+		}
+		if total < 0 || used < 0 {
+			continue
+		}
+		devices++
+		key := fsys
+		if key == "" {
+			key = "dev" + itoa(d.ID)
+		}
+		disks[key] = disk{total, used}
+	}
+	var total, used int64
+	for _, d := range disks {
+		total, used = total+d.total, used+d.used
+	}
+	return protocol.Args{"total_mb": i64toa(total), "used_mb": i64toa(used), "devices": itoa(devices), "filesystems": itoa(len(disks))}, nil
+}

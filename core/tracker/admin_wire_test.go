@@ -118,3 +118,18 @@ func TestWireHostsDevicesSettings(t *testing.T) {
 	w.expect("sleep duration=0", "OK ")
 	w.expect("replicate_now", "OK count=0")
 }
+
+// Devices that their nodes say share a disk (two nodes on one machine,
+// as here) count once in get_space, the figure df shows.
+func TestWireGetSpaceCountsDisksOnce(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	var sp map[string]string
+	waitFor(t, "both devices measured", func() bool {
+		sp = w.ok("get_space")
+		return sp["devices"] == "2"
+	})
+	devs := w.ok("get_devices")
+	if sp["filesystems"] != "1" || sp["total_mb"] != devs["dev1_mb_total"] {
+		t.Errorf("get_space = %v; want one file system of %s MB (get_devices %v)", sp, devs["dev1_mb_total"], devs)
+	}
+}

@@ -58,10 +58,12 @@ func (s *Server) commandTable() map[string]handler {
 		"rebalance_status":     s.cmdRebalanceStatus,
 		"plugin_meta_set":      s.cmdSetMeta,
 		"get_limits":           s.cmdGetLimits,
+		"get_space":            s.cmdGetSpace,
 	}
 	if s.cfg.Plain {
 		delete(t, "plugin_meta_set")
 		delete(t, "get_limits")
+		delete(t, "get_space")
 	}
 	return t
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/node"
+	"github.com/mogilefs-go/mogilefs-go/core/storage"
 )
 
 // Observed device states, as get_devices reports them.
@@ -38,6 +39,7 @@ type observation struct {
 	// about to fill must stop getting files before its report says so.
 	haveUsage       bool
 	totalMB, usedMB int64
+	filesystem      string // the node's name for the disk the device is on; "" unknown
 	placed          []placement
 	placedBytes     int64 // the sum of placed, kept so that readers need not add
 }
@@ -200,6 +202,7 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 // it (its `time:` line) and the node's clock when it answered.
 type usage struct {
 	total, used int64
+	filesystem  string    // from the node's X-Mogstored-Filesystem header
 	measured    time.Time // zero when the report has no time
 	nodeNow     time.Time // the response's Date; zero when absent
 	received    time.Time // this tracker's clock on receipt
@@ -218,7 +221,7 @@ func (m *monitor) noteUsage(devid int, u usage) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	o := m.obsLocked(devid)
-	o.haveUsage, o.totalMB, o.usedMB = true, u.total/1024, u.used/1024
+	o.haveUsage, o.totalMB, o.usedMB, o.filesystem = true, u.total/1024, u.used/1024, u.filesystem
 	keep := o.placed[:0]
 	for _, p := range o.placed {
 		if p.at.After(cutoff) {
@@ -271,6 +274,7 @@ func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage,
 	}
 	u, err := parseUsage(body)
 	u.received = time.Now()
+	u.filesystem = hdr.Get(storage.FilesystemHeader)
 	if t, err := http.ParseTime(hdr.Get("Date")); err == nil {
 		u.nodeNow = t
 	}
