@@ -572,11 +572,7 @@ func (s *Server) cmdGetSpace(ctx context.Context, c *call) (protocol.Args, error
 		if d.Status == core.DevDead {
 			continue
 		}
-		s.mon.mu.Lock()
-		o := s.mon.obsLocked(d.ID)
-		total, used, fsys := o.totalMB, o.usedMB, o.filesystem
-		known := o.haveUsage
-		s.mon.mu.Unlock()
+		total, used, fsys, known := s.mon.space(d.ID)
 		if !known {
 			total, used = d.MBTotal, d.MBUsed
 		}

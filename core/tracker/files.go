@@ -122,10 +122,7 @@ func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fi
 	if sn.settingBool("skip_mkcol") {
 		return
 	}
-	s.mon.mu.Lock()
-	no := s.mon.obsLocked(d.ID).noMkcol
-	s.mon.mu.Unlock()
-	if no {
+	if s.mon.refusesMkcol(d.ID) {
 		return
 	}
 	h := sn.hosts[d.HostID]
@@ -134,26 +131,16 @@ func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fi
 	base := hostBase(h, nil, false, false)
 	for i := 3; i <= 5; i++ {
 		url := base + strings.Join(parts[:i], "/") + "/"
-		s.mon.mu.Lock()
-		_, seen := s.mon.mkcolSeen[url]
-		s.mon.mu.Unlock()
-		if seen {
+		if s.mon.mkcolDone(url) {
 			continue
 		}
 		code := s.mkcol(ctx, url)
 		if code == 400 || code == 501 {
-			s.mon.mu.Lock()
-			s.mon.obsLocked(d.ID).noMkcol = true
-			s.mon.mu.Unlock()
+			s.mon.noteRefusesMkcol(d.ID)
 			return
 		}
 		if code/100 == 2 || code == 405 {
-			s.mon.mu.Lock()
-			if len(s.mon.mkcolSeen) > 100000 {
-				s.mon.mkcolSeen = map[string]time.Time{}
-			}
-			s.mon.mkcolSeen[url] = time.Now()
-			s.mon.mu.Unlock()
+			s.mon.noteMkcolDone(url)
 		}
 	}
 }
@@ -377,25 +364,7 @@ func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error
 	}
 	noverify := c.args.Bool("noverify")
 	zoneAlt := c.args.Get("zone") == "alt"
-	ordered := weightedOrder(devids, func(id int) float64 {
-		d, ok := sn.devices[id]
-		if !ok {
-			return 1
-		}
-		s.mon.mu.Lock()
-		util := ""
-		if o, ok := s.mon.obs[id]; ok {
-			util = o.utilization
-		}
-		s.mon.mu.Unlock()
-		if n, err := strconv.Atoi(util); err == nil {
-			return float64(102 - n)
-		}
-		if d.Weight <= 0 {
-			return 100
-		}
-		return float64(d.Weight)
-	})
+	ordered := weightedOrder(devids, func(id int) float64 { return s.readWeight(sn, id) })
 	var paths, drain []string
 	backup := ""
 	for _, id := range ordered {
@@ -524,6 +493,23 @@ func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args
 		kick(s.replKick)
 	}
 	return nil, nil
+}
+
+// readWeight is how often a device is offered first for reads: the less
+// busy its disk (the I/O utilization its node reports), the more; without
+// a report, its weight.
+func (s *Server) readWeight(sn *snapshot, id int) float64 {
+	d, ok := sn.devices[id]
+	if !ok {
+		return 1
+	}
+	if util, ok := s.mon.utilization(id); ok {
+		return max(102-util, 1)
+	}
+	if d.Weight <= 0 {
+		return 100
+	}
+	return float64(d.Weight)
 }
 
 func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error) {

@@ -469,3 +469,62 @@ func (s *Server) canWrite(sn *snapshot, d core.Device) bool {
 	}
 	return true
 }
+
+// The device state the handlers read and note, each under the monitor's
+// lock, so that no code outside the monitor takes it.
+
+// refusesMkcol reports whether devid's node refused MKCOL.
+func (m *monitor) refusesMkcol(devid int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.obsLocked(devid).noMkcol
+}
+
+// noteRefusesMkcol records that devid's node refuses MKCOL.
+func (m *monitor) noteRefusesMkcol(devid int) {
+	m.mu.Lock()
+	m.obsLocked(devid).noMkcol = true
+	m.mu.Unlock()
+}
+
+// mkcolDone reports whether a MKCOL of url succeeded already.
+func (m *monitor) mkcolDone(url string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.mkcolSeen[url]
+	return ok
+}
+
+// noteMkcolDone records a MKCOL of url that succeeded (the set is
+// bounded: past 100,000 URLs it starts again).
+func (m *monitor) noteMkcolDone(url string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.mkcolSeen) > 100000 {
+		m.mkcolSeen = map[string]time.Time{}
+	}
+	m.mkcolSeen[url] = time.Now()
+}
+
+// utilization returns devid's I/O utilization in percent, when its node
+// reports one.
+func (m *monitor) utilization(devid int) (float64, bool) {
+	m.mu.Lock()
+	o, ok := m.obs[devid]
+	util := ""
+	if ok {
+		util = o.utilization
+	}
+	m.mu.Unlock()
+	v, err := strconv.ParseFloat(util, 64)
+	return v, err == nil
+}
+
+// space returns devid's space in MB and the name of its file system as
+// its last usage report gave them; ok is false before the first.
+func (m *monitor) space(devid int) (totalMB, usedMB int64, filesystem string, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.obsLocked(devid)
+	return o.totalMB, o.usedMB, o.filesystem, o.haveUsage
+}

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -106,5 +107,25 @@ func TestSettingValue(t *testing.T) {
 		if (err != nil) != tt.bad || v != tt.want || del != tt.del {
 			t.Errorf("settingValue(%q, %q) = %q, %v, %v", tt.key, tt.value, v, del, err)
 		}
+	}
+}
+
+// Reads go first to the least busy disk: nodes report utilization with
+// decimals ("12.50"), which used to be ignored (parsed as an integer), so
+// every read ordering fell back to the weights.
+func TestReadWeightUsesUtilization(t *testing.T) {
+	s := newStarted(t, nil)
+	defer s.Close(context.Background())
+	sn := &snapshot{devices: map[int]core.Device{1: {ID: 1, Weight: 100}, 2: {ID: 2, Weight: 100}}}
+	s.mon.mu.Lock()
+	s.mon.obsLocked(1).utilization = "12.50"
+	s.mon.obsLocked(2).utilization = "95.00"
+	s.mon.mu.Unlock()
+	if w1, w2 := s.readWeight(sn, 1), s.readWeight(sn, 2); w1 != 89.5 || w2 != 7 {
+		t.Errorf("read weights = %v, %v; want 89.5 (12.5%% busy) and 7 (95%% busy)", w1, w2)
+	}
+	sn.devices[3] = core.Device{ID: 3, Weight: 40}
+	if w := s.readWeight(sn, 3); w != 40 {
+		t.Errorf("a device without a report weighs %v; want its weight 40", w)
 	}
 }
