@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts MariaDB on 127.0.0.1:3306 if it is not running, creates a test
-# user, and prints the DSN for MOGILEFS_TEST_MYSQL_DSN.
+# user (which may create users and grant, for the tests of restricted
+# database users), and prints the DSN for MOGILEFS_TEST_MYSQL_DSN.
 set -euo pipefail
 if ! mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1; then
 	mkdir -p /run/mysqld
@@ -16,5 +17,5 @@ if ! mysqladmin --protocol=socket -uroot ping >/dev/null 2>&1; then
 fi
 mysqladmin --protocol=socket -uroot ping >/dev/null || { echo "MariaDB did not start; see /tmp/mogilefs-mariadb.log" >&2; exit 1; }
 mysql --protocol=socket -uroot -e "CREATE USER IF NOT EXISTS 'mogtest'@'127.0.0.1' IDENTIFIED BY 'mogtest';
-GRANT ALL PRIVILEGES ON *.* TO 'mogtest'@'127.0.0.1'; FLUSH PRIVILEGES;"
+GRANT ALL PRIVILEGES ON *.* TO 'mogtest'@'127.0.0.1' WITH GRANT OPTION; FLUSH PRIVILEGES;"
 echo 'mogtest:mogtest@tcp(127.0.0.1:3306)/'

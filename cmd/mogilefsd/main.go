@@ -110,8 +110,18 @@ func run() error {
 			fmt.Printf("keys of up to %d bytes now (were %d); restart the trackers to use them\n", after, before)
 		}
 		return nil
+	case len(args) == 1 && args[0] == "setup-db":
+		// An explicit, idempotent step: make a fresh schema-17 database, or
+		// add the extension tables to an existing one, with a user that
+		// may create tables. The trackers may then run with one that may
+		// only SELECT, INSERT, UPDATE and DELETE.
+		if err := st.Setup(ctx); err != nil {
+			return fmt.Errorf("setup-db: %w", err)
+		}
+		fmt.Println("the database is set up (schema 17 and the extension tables)")
+		return nil
 	case len(args) > 0:
-		return fmt.Errorf("unknown command %q (the one command is widen-keys)", strings.Join(args, " "))
+		return fmt.Errorf("unknown command %q (commands: setup-db, widen-keys)", strings.Join(args, " "))
 	}
 
 	admin, err := core.ParseNetworks(*adminNets)

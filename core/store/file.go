@@ -285,6 +285,9 @@ func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced in
 }
 
 func (s *Store) setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[string]string) error {
+	if s.noMeta {
+		return nil // no extension table: see HasMeta
+	}
 	for k, v := range meta {
 		if _, err := s.txExec(ctx, tx, `REPLACE INTO file_meta (fid, name, value) VALUES (?, ?, ?)`, fid, k, v); err != nil {
 			return err
@@ -300,6 +303,9 @@ func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]stri
 
 // FileMeta returns the metadata of fid (empty when none).
 func (s *Store) FileMeta(ctx context.Context, fid int64) (map[string]string, error) {
+	if s.noMeta {
+		return map[string]string{}, nil
+	}
 	rows, err := s.query(ctx, stmtFileMeta, fid)
 	if err != nil {
 		return nil, wrap("file meta", err)

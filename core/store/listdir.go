@@ -111,7 +111,7 @@ func (s *Store) fillMeta(ctx context.Context, es []DirEntry) error {
 			idx[e.FID] = i
 		}
 	}
-	if len(fids) == 0 {
+	if len(fids) == 0 || s.noMeta {
 		return nil
 	}
 	q := `SELECT fid, name, value FROM file_meta WHERE fid IN (?` + strings.Repeat(",?", len(fids)-1) + `)`

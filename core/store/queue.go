@@ -194,6 +194,9 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
 	return s.writeTx(ctx, "forget fid", func(ctx context.Context, tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
+			if s.noMeta && strings.Contains(q, "file_meta") {
+				continue
+			}
 			if _, err := s.txExec(ctx, tx, q, fid); err != nil {
 				return err
 			}

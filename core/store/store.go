@@ -76,6 +76,9 @@ type Store struct {
 	ignore string // "INSERT IGNORE" or "INSERT OR IGNORE"
 
 	noSkipLocked atomic.Bool // the MySQL server does not know SKIP LOCKED
+	// noMeta: the extension table file_meta is missing and the database
+	// user may not create it; metadata is then neither stored nor read.
+	noMeta bool
 
 	group *groupCommitter // SQLite: batches CommitFile calls
 
@@ -442,15 +445,66 @@ func (s *Store) setup(ctx context.Context, noCheck bool) error {
 	return s.setupExtensions(ctx)
 }
 
-// setupExtensions creates mogilefs-go's extra tables when missing.
+// extensionFeatures names what needs the extension tables, for the
+// warning of a tracker that runs without them.
+const extensionFeatures = "file metadata: mogmount's mtime, mode, owners, symbolic links, extended attributes and directory times, plugin_meta_set, recorded creation times"
+
+// setupExtensions creates mogilefs-go's extra tables when missing. A
+// database user that may not create tables (the original runs with one
+// that may only SELECT, INSERT, UPDATE and DELETE) is no reason not to
+// start: the store then runs without them, and says what is missing.
 func (s *Store) setupExtensions(ctx context.Context) error {
+	s.noMeta = false
+	exists, err := s.tableExists(ctx, "file_meta")
+	if err != nil {
+		return fmt.Errorf("store: look for extension tables: %w", err)
+	}
+	if exists {
+		return nil
+	}
 	for _, stmt := range extensionTables {
 		if s.kind == MySQL {
 			stmt += " ENGINE=InnoDB"
 		}
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			var me *mysql.MySQLError
+			if errors.As(err, &me) && (me.Number == 1142 || me.Number == 1044) { // CREATE command denied
+				s.noMeta = true
+				s.log.Warn("store: the database user may not create the extension table file_meta; running without "+extensionFeatures+
+					". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", err)
+				return nil
+			}
 			return fmt.Errorf("store: set up extension tables: %w", err)
 		}
+	}
+	return nil
+}
+
+// tableExists reports whether the database has table.
+func (s *Store) tableExists(ctx context.Context, table string) (bool, error) {
+	q := `SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`
+	if s.kind == SQLite {
+		q = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, q, table).Scan(&n)
+	return n > 0, err
+}
+
+// HasMeta reports whether the store keeps file metadata (the extension
+// table exists).
+func (s *Store) HasMeta() bool { return !s.noMeta }
+
+// Setup sets the schema up, or completes it (the extension tables), on a
+// database this user may create tables in; it is idempotent. Open does
+// the same, but carries on without the extension tables when the user
+// may not create them.
+func (s *Store) Setup(ctx context.Context) error {
+	if err := s.setup(ctx, false); err != nil {
+		return err
+	}
+	if s.noMeta {
+		return fmt.Errorf("store: the database user may not create the extension tables")
 	}
 	return nil
 }

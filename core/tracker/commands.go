@@ -60,8 +60,10 @@ func (s *Server) commandTable() map[string]handler {
 		"get_limits":           s.cmdGetLimits,
 		"get_space":            s.cmdGetSpace,
 	}
+	if s.cfg.Plain || !s.cfg.Store.HasMeta() {
+		delete(t, "plugin_meta_set") // no metadata kept: as the original without its plugin
+	}
 	if s.cfg.Plain {
-		delete(t, "plugin_meta_set")
 		delete(t, "get_limits")
 		delete(t, "get_space")
 	}

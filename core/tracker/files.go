@@ -254,7 +254,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		return nil, err
 	}
 	switch {
-	case s.cfg.Plain:
+	case s.cfg.Plain || !s.store().HasMeta():
 		meta = nil
 	case meta["mtime"] == "":
 		if meta == nil {

@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+	"github.com/mogilefs-go/mogilefs-go/core/store/storetest"
+)
+
+// The original runs with a database user that may only SELECT, INSERT,
+// UPDATE and DELETE. Our tracker starts with one too, on a database with
+// the extension tables and on one without them (made by the original);
+// without them it keeps no metadata and says so, and setup-db (Setup)
+// with a user that may create tables adds them.
+func TestTrackerWithDMLOnlyUser(t *testing.T) {
+	env := os.Getenv(storetest.MySQLEnv)
+	if env == "" {
+		t.Skip(storetest.MySQLEnv + " not set")
+	}
+	ctx := context.Background()
+	for _, withExtensions := range []bool{true, false} {
+		admin, root, dmlDSN := dmlOnlyDatabase(t, env)
+		if !withExtensions {
+			if _, err := root.Exec("DROP TABLE file_meta"); err != nil { // as a database made by the original
+				t.Fatal(err)
+			}
+		}
+		c := clustertest.Start(t, clustertest.Options{DSN: dmlDSN, Domain: "d"})
+		if c.Store.HasMeta() != withExtensions {
+			t.Fatalf("extension tables %v: HasMeta = %v", withExtensions, c.Store.HasMeta())
+		}
+		n, err := c.Client.Upload(ctx, "d", "k", "", strings.NewReader("hello"), 5, client.UploadOptions{Meta: map[string]string{"mtime": "1"}})
+		if err != nil || n != 5 {
+			t.Fatalf("upload with a DML-only user (extensions %v): %d, %v", withExtensions, n, err)
+		}
+		_, err = c.Do("plugin_meta_set", protocol.Args{"domain": "d", "key": "k", "plugin.meta.keys": "1", "plugin.meta.key0": "a", "plugin.meta.value0": "b"})
+		switch {
+		case withExtensions && err != nil:
+			t.Errorf("plugin_meta_set with the extension tables: %v", err)
+		case !withExtensions && (err == nil || !strings.Contains(err.Error(), "unknown_command")):
+			t.Errorf("plugin_meta_set without the extension tables: %v; want unknown_command", err)
+		}
+		if withExtensions {
+			continue
+		}
+		// setup-db with a user that may create tables adds them back.
+		if err := admin.Setup(ctx); err != nil || !admin.HasMeta() {
+			t.Fatalf("Setup = %v (HasMeta %v)", err, admin.HasMeta())
+		}
+		again, err := store.Open(ctx, store.Config{DSN: dmlDSN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.HasMeta() {
+			t.Error("after setup-db the DML-only user does not see the extension table")
+		}
+		again.Close()
+	}
+}
+
+// dmlOnlyDatabase makes a fresh database with the schema and a user that
+// may only SELECT, INSERT, UPDATE and DELETE in it; it returns a store
+// of the admin user, a connection of it, and the DSN of the DML user.
+func dmlOnlyDatabase(t *testing.T, env string) (*store.Store, *sql.DB, string) {
+	t.Helper()
+	dsn := storetest.NewMySQLDatabase(t, env)
+	admin, err := store.Open(context.Background(), store.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	cfg, err := mysql.ParseDSN(strings.TrimPrefix(dsn, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sql.Open("mysql", strings.TrimPrefix(dsn, "mysql:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	user := "dml_" + cfg.DBName[len(cfg.DBName)-8:]
+	for _, q := range []string{
+		"CREATE USER '" + user + "'@'%' IDENTIFIED BY 'pw'",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON " + cfg.DBName + ".* TO '" + user + "'@'%'",
+	} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() { root.Exec("DROP USER '" + user + "'@'%'") })
+	dml := *cfg
+	dml.User, dml.Passwd = user, "pw"
+	return admin, root, "mysql:" + dml.FormatDSN()
+}
