@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -93,6 +94,10 @@ func dmlOnlyDatabase(t *testing.T, env string) (*store.Store, *sql.DB, string) {
 		"GRANT SELECT, INSERT, UPDATE, DELETE ON " + cfg.DBName + ".* TO '" + user + "'@'%'",
 	} {
 		if _, err := root.Exec(q); err != nil {
+			var me *mysql.MySQLError
+			if errors.As(err, &me) && (me.Number == 1044 || me.Number == 1227) {
+				t.Skipf("the test database user may not create users and grant (scripts/mariadb.sh makes one that may): %v", err)
+			}
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
