@@ -135,7 +135,7 @@ func (m *monitor) waitRound(ctx context.Context, fresh bool) error {
 // doRound re-reads the configuration and probes every device that may
 // be read from.
 func (m *monitor) doRound(ctx context.Context) {
-	if err := m.s.refresh(ctx); err != nil {
+	if err := m.s.refresh(ctx); err != nil && ctx.Err() == nil {
 		m.s.log.Warn("tracker: monitor cannot read the database", "err", err)
 	}
 	sn := m.s.snap()
@@ -177,6 +177,9 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 		}
 		start := time.Now()
 		u, err := m.readUsage(ctx, h, d.ID)
+		if ctx.Err() != nil {
+			return // shutting down: the devices did nothing wrong
+		}
 		if err != nil {
 			if time.Since(start) > 500*time.Millisecond {
 				hostUnreachable = true
@@ -188,7 +191,7 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 			continue
 		}
 		m.noteUsage(d.ID, u)
-		if err := m.s.store().UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil {
+		if err := m.s.store().UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil && ctx.Err() == nil {
 			m.s.log.Warn("tracker: cannot record device usage", "devid", d.ID, "err", err)
 		}
 		m.writeProbe(ctx, h, d)

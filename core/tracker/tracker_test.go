@@ -3,7 +3,10 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -129,3 +132,35 @@ func TestReadWeightUsesUtilization(t *testing.T) {
 		t.Errorf("a device without a report weighs %v; want its weight 40", w)
 	}
 }
+
+// A round cut short by shutdown marks no device unreachable and logs no
+// warning: the devices did nothing wrong (this used to fill the logs of
+// every tracker stopped with "device unreachable ... context canceled").
+func TestShutdownRoundMarksNothing(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	s := newStarted(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	defer s.Close(context.Background())
+	s.mon.setState(1, obsWriteable)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.mon.probeHost(ctx, core.Host{ID: 1, Name: "h", IP: "127.0.0.1", HTTPPort: 1, Status: core.HostAlive}, []core.Device{{ID: 1, HostID: 1, Status: core.DevAlive}})
+	if st := s.mon.state(1); st != obsWriteable {
+		t.Errorf("device state after a cancelled probe = %q; want it unchanged", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Errorf("a cancelled probe logged:\n%s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
