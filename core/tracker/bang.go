@@ -45,7 +45,9 @@ func (s *Server) admin(line string, ip net.IP, adminConn bool, watch func() bool
 			out = []string{"Removed you from watcher list."}
 		}
 	case word == "to":
-		out = []string{"Message sent to 0 children."}
+		// The original relays the message to its worker processes; this
+		// tracker has none (its jobs are goroutines): refused, not faked.
+		out = []string{"ERROR: this tracker has no worker processes to send messages to; change worker counts with !want"}
 	case word == "queue" || strings.HasPrefix(word, "pend"):
 		out = nil
 	case word == "recent":
@@ -77,7 +79,7 @@ const helpText = `Admin commands:
   !stats                counters
   !jobs                 job types and their counts
   !want <count> <job>   set the number of workers of a job type
-  !to <job> <message>   send a message to all workers of a job type
+  !to <job> <message>   (refused: no worker processes here)
   !queue                pending queries
   !recent               the last 50 queries and their times
   !watch                follow this tracker's log on this connection (again: stop)

@@ -39,6 +39,9 @@ func TestWireBangCommands(t *testing.T) {
 	if help := w.bang("!nosuch"); len(help) < 5 || !strings.Contains(help[0], "Admin commands") {
 		t.Errorf("help = %q", help)
 	}
+	if r := w.bang("!to replicate hello"); len(r) != 1 || !strings.HasPrefix(r[0], "ERROR:") {
+		t.Errorf("!to = %q; want a refusal (there are no worker processes)", r)
+	}
 	if q := w.bang("!queue"); len(q) != 0 {
 		t.Errorf("!queue = %q", q)
 	}
