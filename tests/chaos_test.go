@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,6 +27,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 	"github.com/mogilefs-go/mogilefs-go/core/tracker"
+	"github.com/mogilefs-go/mogilefs-go/fusefs"
 )
 
 // chaosDuration is how long the chaos test injects faults:
@@ -85,7 +88,8 @@ func (m *keyModel) maybe(b []byte) { m.possible = append(m.possible, b) }
 // chaosStats are the figures the chaos test prints.
 type chaosStats struct {
 	ops, failedOps, reads, anomalies atomic.Int64
-	faults                           sync.Map // kind -> *atomic.Int64
+	mountOps, mountFailed            atomic.Int64 // of ops and failedOps, through the mount
+	faults                           sync.Map     // kind -> *atomic.Int64
 }
 
 func (s *chaosStats) fault(kind string) {
@@ -130,7 +134,10 @@ func TestChaos(t *testing.T) {
 	defer cl.Close()
 
 	var st chaosStats
-	const workers, keysPer = 4, 8
+	// Workers 0-3 use the client library; worker 4 works through a mount
+	// (its writes acknowledged by close(), its reads through the kernel).
+	const workers, keysPer = 5, 8
+	const mountWorker = workers - 1
 	models := make([][]keyModel, workers)
 	for w := range models {
 		models[w] = make([]keyModel, keysPer)
@@ -159,7 +166,19 @@ func TestChaos(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
+	if _, err := exec.LookPath("fusermount3"); err == nil && os.Getenv("SKIP_FUSE_TESTS") != "1" {
+		mnt := chaosMount(t, addrs)
+		mdir := filepath.Join(mnt, "test", "chaos", strconv.Itoa(mountWorker))
+		sh(t, fmt.Sprintf("mkdir -p %q", mdir))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			chaosMountWorker(t, stop, rand.New(rand.NewPCG(uint64(mountWorker), 7)), mdir, models[mountWorker], &st)
+		}()
+	} else {
+		t.Log("no FUSE here: no worker through a mount")
+	}
+	for w := 0; w < mountWorker; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -454,8 +473,91 @@ func TestChaos(t *testing.T) {
 		faults = append(faults, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
 		return true
 	})
-	t.Logf("chaos: %d operations (%d failed while faults were injected, %d reads), %d keys live at the end, faults: %s; anomalies: %d",
-		st.ops.Load(), st.failedOps.Load(), st.reads.Load(), len(live), strings.Join(faults, ", "), st.anomalies.Load())
-	fmt.Printf("chaos figures: operations=%d failed=%d reads=%d faults=[%s] anomalies=%d\n",
-		st.ops.Load(), st.failedOps.Load(), st.reads.Load(), strings.Join(faults, ", "), st.anomalies.Load())
+	t.Logf("chaos: %d operations (%d through the mount; %d failed while faults were injected, %d of them on the mount; %d reads), %d keys live at the end, faults: %s; anomalies: %d",
+		st.ops.Load(), st.mountOps.Load(), st.failedOps.Load(), st.mountFailed.Load(), st.reads.Load(), len(live), strings.Join(faults, ", "), st.anomalies.Load())
+	fmt.Printf("chaos figures: operations=%d mount_operations=%d failed=%d mount_failed=%d reads=%d faults=[%s] anomalies=%d\n",
+		st.ops.Load(), st.mountOps.Load(), st.failedOps.Load(), st.mountFailed.Load(), st.reads.Load(), strings.Join(faults, ", "), st.anomalies.Load())
+}
+
+// chaosMount mounts the cluster of the trackers at addrs.
+func chaosMount(t *testing.T, addrs []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	cl, err := client.New(addrs, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fusefs.New(fusefs.Config{Client: cl, SpoolDir: filepath.Join(dir, "spool"), Logger: clustertest.TestLogger(t, slog.LevelError),
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MaxKeyBytes: client.MaxKeyBytes, StallTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := fusefs.Mount(mnt, f, fusefs.MountOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Unmount(30 * time.Second); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+		cl.Close()
+	})
+	return mnt
+}
+
+// chaosMountWorker writes, rewrites, removes and reads keys through the
+// mount, in child processes, keeping the model: a write is acknowledged
+// when the program's close() succeeded.
+func chaosMountWorker(t *testing.T, stop chan struct{}, rng *rand.Rand, dir string, models []keyModel, st *chaosStats) {
+	src := filepath.Join(t.TempDir(), "src")
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		k := rng.IntN(len(models))
+		path, mk := filepath.Join(dir, strconv.Itoa(k)), &models[k]
+		var err error
+		switch op := rng.IntN(10); {
+		case op < 5:
+			data := make([]byte, 1000+rng.IntN(8000))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			os.WriteFile(src, data, 0o644)
+			if _, err = shErr(fmt.Sprintf("timeout 30 cat %q > %q", src, path)); err == nil {
+				mk.set(data)
+			} else {
+				mk.maybe(data)
+			}
+		case op < 7:
+			if _, err = shErr(fmt.Sprintf("timeout 30 rm -f %q", path)); err == nil {
+				mk.set(nil)
+			} else {
+				mk.maybe(nil)
+			}
+		default:
+			st.reads.Add(1)
+			var out []byte
+			out, err = exec.Command("timeout", "30", "cat", path).Output()
+			absent := false
+			if ee, ok := err.(*exec.ExitError); ok && strings.Contains(string(ee.Stderr), "No such file") {
+				absent, err = true, nil
+			}
+			if err == nil && !mk.allows(out, absent) {
+				st.anomalies.Add(1)
+				t.Errorf("read %s through the mount during the run: absent=%v, %d bytes, none of the %d possible outcomes", path, absent, len(out), len(mk.possible))
+			}
+		}
+		st.ops.Add(1)
+		st.mountOps.Add(1)
+		if err != nil {
+			st.failedOps.Add(1)
+			st.mountFailed.Add(1)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
