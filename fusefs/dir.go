@@ -13,6 +13,7 @@ import (
 	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/client"
 )
 
 // dirNode is the top directory (dom == ""), a domain (prefix == "") or
@@ -253,30 +254,38 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 			return nil, false, nil
 		}
 		exists = exists || len(p.Entries) > 0
-		for _, e := range p.Entries {
-			name := strings.TrimPrefix(e.Name, prefix)
-			if e.IsDir {
-				name = strings.TrimSuffix(name, "/")
-			}
-			if name == "" || strings.Contains(name, "/") {
-				continue // the directory's own marker, or an odd key
-			}
-			if !e.IsDir && (strings.HasPrefix(name, replacedPrefix) || anyRemoved && d.fs.wasRemoved(dom, e.Name)) {
-				continue
-			}
-			de := dirEnt{name: name, isDir: e.IsDir}
-			if p.Detailed && !e.IsDir {
-				de.detailed = true
-				de.attr = attrFromEntry(e)
-				d.fs.overlay(dom, e.Name, &de.attr)
-			}
-			ents = append(ents, de)
-		}
+		ents = append(ents, d.pageEntries(p, anyRemoved)...)
 		if !p.More || len(p.Entries) == 0 {
 			return newListing(ents, exists), true, nil
 		}
 		after = p.Next
 	}
+}
+
+// pageEntries are the entries of one page of the directory's listing.
+func (d *dirNode) pageEntries(p client.DirPage, anyRemoved bool) []dirEnt {
+	dom, prefix := d.where()
+	var ents []dirEnt
+	for _, e := range p.Entries {
+		name := strings.TrimPrefix(e.Name, prefix)
+		if e.IsDir {
+			name = strings.TrimSuffix(name, "/")
+		}
+		if name == "" || strings.Contains(name, "/") {
+			continue // the directory's own marker, or an odd key
+		}
+		if !e.IsDir && (strings.HasPrefix(name, replacedPrefix) || anyRemoved && d.fs.wasRemoved(dom, e.Name)) {
+			continue
+		}
+		de := dirEnt{name: name, isDir: e.IsDir}
+		if p.Detailed && !e.IsDir {
+			de.detailed = true
+			de.attr = attrFromEntry(e)
+			d.fs.overlay(dom, e.Name, &de.attr)
+		}
+		ents = append(ents, de)
+	}
+	return ents
 }
 
 // smallDirLimit is the most entries a directory may have for a lookup of

@@ -3,7 +3,9 @@ package fusefs
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -12,7 +14,8 @@ import (
 // ("<dir>/", which mkdir makes): utimes and chmod on a directory (cp -a,
 // tar, rsync -a) persist, and a second rsync -a finds nothing to do. A
 // directory without a marker (its keys stored by another client) shows
-// the newest mtime among its files, which stays put while they do.
+// the newest mtime among its first files by name, which stays put while
+// they do.
 
 // dirAttr returns a directory's attributes as its marker has them: mtime,
 // mode (0: the mount's default) and owner.
@@ -32,12 +35,26 @@ func (d *dirNode) dirAttr(ctx context.Context) (fileAttr, error) {
 		a.mtime = d.fs.start
 		return a, nil
 	}
-	ents, err := d.list(ctx)
+	// The newest of the first entries by name: the same whether the
+	// directory is listed already or not, and without reading a large
+	// one whole for a stat.
+	var ents []dirEnt
+	l, err := d.probe(ctx)
 	if err != nil {
 		return fileAttr{}, err
 	}
+	if l != nil {
+		ents = l.entries()
+	} else {
+		p, err := d.fs.cl.ListDir(ctx, dom, prefix, "", smallDirLimit)
+		if err != nil {
+			return fileAttr{}, err
+		}
+		ents = d.pageEntries(p, d.fs.removed.Len() > 0)
+	}
+	slices.SortFunc(ents, func(a, b dirEnt) int { return strings.Compare(a.name, b.name) })
 	var newest time.Time
-	for _, e := range ents {
+	for _, e := range ents[:min(len(ents), smallDirLimit)] {
 		if !e.isDir && e.detailed && e.attr.mtime.After(newest) {
 			newest = e.attr.mtime
 		}

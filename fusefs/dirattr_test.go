@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"testing"
@@ -72,5 +73,34 @@ func TestDirectoryTimes(t *testing.T) {
 	var ra fuse.Attr
 	if err := newTestFS(t, c, nil).dirNode("d", "sub2/").Attr(ctx, &ra); err != nil || !ra.Mtime.Equal(set) {
 		t.Errorf("renamed directory = %v, %v", ra.Mtime, err)
+	}
+}
+
+// A large directory without a marker is not read whole for a stat, and
+// shows the same time whether it is listed already or not.
+func TestBigDirectoryTimeStable(t *testing.T) {
+	c := memcluster.New("d")
+	for i := 0; i < smallDirLimit+50; i++ {
+		mt := time.Unix(1600000000+int64(i%100), 0) // newest among the first names: +99
+		if i >= smallDirLimit {
+			mt = time.Unix(1700000000, 0) // later names are newer still
+		}
+		c.PutFile("d", fmt.Sprintf("big/%04d", i), []byte("x"), map[string]string{"mtime": strconv.FormatInt(mt.UnixNano(), 10)})
+	}
+	ctx := context.Background()
+	var cold, warm fuse.Attr
+	f := newTestFS(t, c, nil)
+	if err := f.dirNode("d", "big/").Attr(ctx, &cold); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestFS(t, c, nil)
+	if _, err := g.dirNode("d", "big/").ReadDirAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.dirNode("d", "big/").Attr(ctx, &warm); err != nil {
+		t.Fatal(err)
+	}
+	if cold.Mtime.Unix() != 1600000099 || !warm.Mtime.Equal(cold.Mtime) {
+		t.Errorf("mtime not listed %v, listed %v; want both 1600000099", cold.Mtime.Unix(), warm.Mtime.Unix())
 	}
 }
