@@ -17,34 +17,14 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
-func (c *cmd) hosts() ([]map[string]string, error) {
-	r, err := c.do("get_hosts", nil)
-	if err != nil {
-		return nil, err
-	}
-	hs := client.Records(r, "hosts", "host")
-	sort.Slice(hs, func(i, j int) bool { return atoi(hs[i]["hostid"]) < atoi(hs[j]["hostid"]) })
-	return hs, nil
-}
-
-func (c *cmd) devices() ([]map[string]string, error) {
-	r, err := c.do("get_devices", nil)
-	if err != nil {
-		return nil, err
-	}
-	ds := client.Records(r, "devices", "dev")
-	sort.Slice(ds, func(i, j int) bool { return atoi(ds[i]["devid"]) < atoi(ds[j]["devid"]) })
-	return ds, nil
-}
-
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
-func gb(mb string) string {
-	if mb == "" {
+// gib renders megabytes as gigabytes, "?" when unknown.
+func gib(mb int64) string {
+	if mb < 0 {
 		return "?"
 	}
-	n, _ := strconv.ParseFloat(mb, 64)
-	return fmt.Sprintf("%.3f", n/1024)
+	return fmt.Sprintf("%.3f", float64(mb)/1024)
 }
 
 // check prints the health of every tracker, host and device.
@@ -101,12 +81,6 @@ func (c *cmd) check() error {
 	for _, h := range hosts {
 		name[h.ID] = h.Name
 	}
-	gib := func(mb int64) string {
-		if mb < 0 {
-			return "?"
-		}
-		return fmt.Sprintf("%.3f", float64(mb)/1024)
-	}
 	var tot, used float64
 	for _, d := range devs {
 		if d.Status == core.DevDead {
@@ -150,18 +124,18 @@ func (c *cmd) host() error {
 	sub, rest := c.args[0], c.args[1:]
 	switch sub {
 	case "list":
-		hosts, err := c.hosts()
+		hosts, err := c.c.Tracker.Hosts(c.ctx)
 		if err != nil {
 			return err
 		}
 		for _, h := range hosts {
-			fmt.Fprintf(c.env.Stdout, "%s [%s]: %s\n", h["hostname"], h["hostid"], h["status"])
-			fmt.Fprintf(c.env.Stdout, "  IP:       %s:%s\n", h["hostip"], h["http_port"])
-			if h["altip"] != "" {
-				fmt.Fprintf(c.env.Stdout, "  Alt IP:   %s\n  Alt Mask: %s\n", h["altip"], h["altmask"])
+			fmt.Fprintf(c.env.Stdout, "%s [%d]: %s\n", h.Name, h.ID, h.Status)
+			fmt.Fprintf(c.env.Stdout, "  IP:       %s:%d\n", h.IP, h.HTTPPort)
+			if h.AltIP != "" {
+				fmt.Fprintf(c.env.Stdout, "  Alt IP:   %s\n  Alt Mask: %s\n", h.AltIP, h.AltMask)
 			}
-			if h["http_get_port"] != "" {
-				fmt.Fprintf(c.env.Stdout, "  GET Port: %s\n", h["http_get_port"])
+			if h.HTTPGetPort > 0 {
+				fmt.Fprintf(c.env.Stdout, "  GET Port: %d\n", h.HTTPGetPort)
 			}
 			fmt.Fprintln(c.env.Stdout)
 		}
@@ -223,11 +197,11 @@ func (c *cmd) device() error {
 	sub, rest := c.args[0], c.args[1:]
 	switch sub {
 	case "list", "summary":
-		hosts, err := c.hosts()
+		hosts, err := c.c.Tracker.Hosts(c.ctx)
 		if err != nil {
 			return err
 		}
-		devs, err := c.devices()
+		devs, err := c.c.Tracker.Devices(c.ctx)
 		if err != nil {
 			return err
 		}
@@ -238,31 +212,32 @@ func (c *cmd) device() error {
 			}
 		}
 		for _, h := range hosts {
-			if hn := c.str("hostname"); hn != "" && hn != h["hostname"] {
+			if hn := c.str("hostname"); hn != "" && hn != h.Name {
 				continue
 			}
-			fmt.Fprintf(c.env.Stdout, "%s [%s]: %s\n", h["hostname"], h["hostid"], h["status"])
+			fmt.Fprintf(c.env.Stdout, "%s [%d]: %s\n", h.Name, h.ID, h.Status)
 			var tot, used float64
 			n := 0
 			if sub == "list" {
 				fmt.Fprintf(c.env.Stdout, "  %-7s %-10s %10s %10s %10s %7s\n", "", "", "used(G)", "free(G)", "total(G)", "weight(%)")
 			}
 			for _, d := range devs {
-				if d["hostid"] != h["hostid"] {
+				if d.HostID != h.ID {
 					continue
 				}
-				if d["status"] == "dead" && !c.flag("all") {
+				if d.Status == core.DevDead && !c.flag("all") {
 					continue
 				}
-				if len(want) > 0 && !want[d["status"]] {
+				if len(want) > 0 && !want[d.Status] {
 					continue
 				}
-				t, _ := strconv.ParseFloat(d["mb_total"], 64)
-				u, _ := strconv.ParseFloat(d["mb_used"], 64)
-				tot, used, n = tot+t, used+u, n+1
+				if d.MBTotal > 0 && d.MBUsed >= 0 {
+					tot, used = tot+float64(d.MBTotal), used+float64(d.MBUsed)
+				}
+				n++
 				if sub == "list" {
-					fmt.Fprintf(c.env.Stdout, "  %-7s %-10s %10s %10s %10s %7s\n", "dev"+d["devid"]+":", d["status"],
-						gb(d["mb_used"]), gb(d["mb_free"]), gb(d["mb_total"]), d["weight"])
+					fmt.Fprintf(c.env.Stdout, "  %-7s %-10s %10s %10s %10s %7d\n", "dev"+strconv.Itoa(d.ID)+":", d.Status,
+						gib(d.MBUsed), gib(d.MBFree()), gib(d.MBTotal), d.Weight)
 				}
 			}
 			if sub == "summary" {
@@ -313,14 +288,14 @@ func (c *cmd) device() error {
 		}
 		return c.ok("Device %s on %s updated.", rest[1], rest[0])
 	case "next":
-		devs, err := c.devices()
+		devs, err := c.c.Tracker.Devices(c.ctx)
 		if err != nil {
 			return err
 		}
 		max := 0
 		for _, d := range devs {
-			if n := atoi(d["devid"]); n > max {
-				max = n
+			if d.ID > max {
+				max = d.ID
 			}
 		}
 		fmt.Fprintln(c.env.Stdout, max+1)
