@@ -60,6 +60,13 @@ func kick(c chan struct{}) {
 	}
 }
 
+// leaser is what the queue runner needs of the store: claiming due work
+// items under a lease, and renewing the lease while an item is worked.
+type leaser interface {
+	ClaimQueue(ctx context.Context, q store.Queue, limit int, lease int) ([]store.QueueItem, error)
+	RenewLease(ctx context.Context, q store.Queue, fid int64, lease int) error
+}
+
 // runQueue claims due rows of q in batches and works them with at most
 // workers goroutines at a time, until ctx ends.
 func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work func(context.Context, store.QueueItem)) {
@@ -75,7 +82,7 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake c
 			continue
 		}
 		batch := max(workers*8, 64)
-		items, err := s.store().ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
+		items, err := s.leases.ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("tracker: cannot claim work", "queue", q, "err", err)
@@ -155,7 +162,7 @@ func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func()
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.store().RenewLease(ctx, q, fid, int(s.cfg.QueueLease.Seconds())); err != nil && ctx.Err() == nil {
+				if err := s.leases.RenewLease(ctx, q, fid, int(s.cfg.QueueLease.Seconds())); err != nil && ctx.Err() == nil {
 					s.log.Warn("tracker: cannot renew a work lease", "queue", q, "fid", fid, "err", err)
 				}
 			}

@@ -124,3 +124,61 @@ func TestWantSetsWorkers(t *testing.T) {
 		}
 	}
 }
+
+// fakeLeaser hands out one batch of items and records lease renewals.
+type fakeLeaser struct {
+	mu      sync.Mutex
+	batch   []store.QueueItem
+	renewed map[int64]int
+}
+
+func (f *fakeLeaser) ClaimQueue(ctx context.Context, q store.Queue, limit, lease int) ([]store.QueueItem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.batch
+	f.batch = nil
+	return b, nil
+}
+
+func (f *fakeLeaser) RenewLease(ctx context.Context, q store.Queue, fid int64, lease int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.renewed[fid]++
+	return nil
+}
+
+// The items of a claimed batch that wait behind a slow one keep their
+// leases (the fast, in-memory form of TestLeasesHeldWhileQueued).
+func TestQueueRenewsLeasesOfWaitingItems(t *testing.T) {
+	s := newStarted(t, func(c *Config) { c.QueueLease = 30 * time.Millisecond; c.FsckJobs = 1 })
+	defer s.Close(context.Background())
+	fl := &fakeLeaser{batch: []store.QueueItem{{FID: 1}, {FID: 2}, {FID: 3}}, renewed: map[int64]int{}}
+	s.leases = fl
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+			if it.FID == 1 {
+				<-release // one worker: 2 and 3 wait behind it
+			}
+		})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fl.mu.Lock()
+		waiting := fl.renewed[2] > 1 && fl.renewed[3] > 1
+		fl.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leases of waiting items not renewed: %v", fl.renewed)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	cancel()
+	<-done
+}

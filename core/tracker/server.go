@@ -39,6 +39,7 @@ type Server struct {
 	state    atomic.Pointer[snapshot]
 	mon      *monitor
 	nodes    *node.Client // the storage nodes
+	leases   leaser       // the queue runner's view of the store
 	handlers map[string]handler
 	started  time.Time
 	minFID   int64
@@ -128,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		s.jobWorkers[job].Store(int32(n))
 	}
 	s.nodes = newNodeClient(cfg)
+	s.leases = cfg.Store
 	s.handlers = s.commandTable()
 	return s, nil
 }
