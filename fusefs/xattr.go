@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
 	"golang.org/x/sys/unix"
 
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
@@ -129,5 +132,122 @@ func (n *fileNode) setXattr(ctx context.Context, name, value string, flags uint3
 	}
 	a.xattrs = xs
 	n.fs.noteAttr(dom, key, a)
+	return nil
+}
+
+// A directory's own user.* attributes live on its marker key, like its
+// times (see dirattr.go).
+
+var (
+	_ fs.NodeGetxattrer    = (*dirNode)(nil)
+	_ fs.NodeListxattrer   = (*dirNode)(nil)
+	_ fs.NodeSetxattrer    = (*dirNode)(nil)
+	_ fs.NodeRemovexattrer = (*dirNode)(nil)
+)
+
+// Listxattr lists the directory's own attributes.
+func (d *dirNode) Listxattr(ctx context.Context, req *fuse.ListxattrRequest, resp *fuse.ListxattrResponse) error {
+	a, err := d.dirAttr(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	for _, name := range sortedNames(a.xattrs) {
+		resp.Append("user." + name)
+	}
+	return nil
+}
+
+// Getxattr reads one of the directory's own attributes.
+func (d *dirNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp *fuse.GetxattrResponse) error {
+	name, user := userXattr(req.Name)
+	if !user {
+		return fuse.ErrNoXattr
+	}
+	a, err := d.dirAttr(ctx)
+	if err != nil {
+		return errno(err)
+	}
+	v, ok := a.xattrs[name]
+	if !ok {
+		return fuse.ErrNoXattr
+	}
+	resp.Xattr = []byte(v)
+	return nil
+}
+
+// Setxattr sets one of the directory's own user.* attributes.
+func (d *dirNode) Setxattr(ctx context.Context, req *fuse.SetxattrRequest) error {
+	name, user := userXattr(req.Name)
+	if !user {
+		return fuse.Errno(syscall.ENOTSUP)
+	}
+	return errno(d.setXattr(ctx, name, string(req.Xattr), req.Flags, false))
+}
+
+// Removexattr removes one of the directory's own user.* attributes.
+func (d *dirNode) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest) error {
+	name, user := userXattr(req.Name)
+	if !user {
+		return fuse.Errno(syscall.ENOTSUP)
+	}
+	return errno(d.setXattr(ctx, name, "", 0, true))
+}
+
+// setXattr sets or removes a directory attribute on its marker, making
+// the marker when there is none.
+func (d *dirNode) setXattr(ctx context.Context, name, value string, flags uint32, remove bool) error {
+	dom, prefix := d.where()
+	switch {
+	case d.fs.cfg.ReadOnly:
+		return syscall.EROFS
+	case d.isTop() || prefix == "":
+		return syscall.ENOTSUP // the mount's top and the domains have no key
+	case len(name) > maxXattrName || len(value) > maxXattrValue:
+		return syscall.ERANGE
+	}
+	ok, err := d.fs.hasMeta(ctx, dom)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return syscall.ENOTSUP
+	}
+	a, err := d.fs.stat(ctx, dom, prefix)
+	if err != nil {
+		return err
+	}
+	_, exists := a.xattrs[name]
+	switch {
+	case remove && !exists, flags&unix.XATTR_REPLACE != 0 && !exists:
+		return fuse.ErrNoXattr
+	case flags&unix.XATTR_CREATE != 0 && exists:
+		return syscall.EEXIST
+	}
+	xs := maps.Clone(a.xattrs)
+	if xs == nil {
+		xs = map[string]string{}
+	}
+	meta := map[string]string{xattrMetaPrefix + name: ""}
+	if remove {
+		delete(xs, name)
+	} else {
+		xs[name] = value
+		addXattrs(meta, map[string]string{name: value})
+	}
+	if a.exists {
+		err = d.fs.cl.SetMeta(ctx, dom, prefix, meta)
+	} else {
+		if a.mtime.IsZero() {
+			a.mtime = time.Now()
+		}
+		meta["mtime"] = strconv.FormatInt(a.mtime.UnixNano(), 10)
+		a.exists = true
+		a.fid, err = d.fs.store(ctx, dom, prefix, nil, 0, meta)
+	}
+	if err != nil {
+		return err
+	}
+	a.xattrs = xs
+	d.fs.attrs.Add(ck(dom, prefix), a)
 	return nil
 }

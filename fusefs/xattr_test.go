@@ -89,3 +89,43 @@ func TestUserXattrsOnPlainTracker(t *testing.T) {
 		t.Errorf("setxattr on a plain tracker: %v", err)
 	}
 }
+
+// Directories keep their own user.* attributes on their marker.
+func TestDirectoryXattrs(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	d := f.dirNode("d", "")
+	sub, err := d.Mkdir(ctx, &fuse.MkdirRequest{Name: "sub", Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(*dirNode).Setxattr(ctx, &fuse.SetxattrRequest{Name: "user.tag", Xattr: []byte("blue")}); err != nil {
+		t.Fatal(err)
+	}
+	c.PutFile("d", "implicit/x", []byte("x"), nil)
+	if err := f.dirNode("d", "implicit/").Setxattr(ctx, &fuse.SetxattrRequest{Name: "user.tag", Xattr: []byte("red")}); err != nil {
+		t.Fatalf("setxattr on a directory without a marker: %v", err)
+	}
+	g := newTestFS(t, c, nil)
+	for dir, want := range map[string]string{"sub/": "blue", "implicit/": "red"} {
+		var gr fuse.GetxattrResponse
+		if err := g.dirNode("d", dir).Getxattr(ctx, &fuse.GetxattrRequest{Name: "user.tag"}, &gr); err != nil || string(gr.Xattr) != want {
+			t.Errorf("%s on another mount: %q, %v; want %q", dir, gr.Xattr, err, want)
+		}
+	}
+	var lr fuse.ListxattrResponse
+	if err := g.dirNode("d", "sub/").Listxattr(ctx, &fuse.ListxattrRequest{}, &lr); err != nil || string(lr.Xattr) != "user.tag\x00" {
+		t.Errorf("listxattr = %q, %v", lr.Xattr, err)
+	}
+	if err := g.dirNode("d", "sub/").Removexattr(ctx, &fuse.RemovexattrRequest{Name: "user.tag"}); err != nil {
+		t.Fatal(err)
+	}
+	var gr fuse.GetxattrResponse
+	if err := newTestFS(t, c, nil).dirNode("d", "sub/").Getxattr(ctx, &fuse.GetxattrRequest{Name: "user.tag"}, &gr); err != fuse.ErrNoXattr {
+		t.Errorf("after removal: %q, %v", gr.Xattr, err)
+	}
+	if err := d.Setxattr(ctx, &fuse.SetxattrRequest{Name: "user.tag", Xattr: []byte("x")}); !isErrno(err, syscall.ENOTSUP) {
+		t.Errorf("setxattr on a domain: %v; want ENOTSUP", err)
+	}
+}

@@ -378,14 +378,14 @@ func TestMountUserXattrs(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
 	mnt := mountCluster(t, c, nil)
 	src := filepath.Join(t.TempDir(), "src")
-	sh(t, fmt.Sprintf(`mkdir -p %[1]q && echo a > %[1]q/a && setfattr -n user.origin -v https://example.org/a %[1]q/a && setfattr -n user.tag -v 0x00ff01 %[1]q/a`, src))
+	sh(t, fmt.Sprintf(`mkdir -p %[1]q/sub && echo a > %[1]q/a && setfattr -n user.origin -v https://example.org/a %[1]q/a && setfattr -n user.tag -v 0x00ff01 %[1]q/a && setfattr -n user.dirtag -v green %[1]q/sub`, src))
 	d := filepath.Join(mnt, "test")
 	sh(t, fmt.Sprintf("rsync -aX %q/ %q/", src, d+"/rs"))
 	sh(t, fmt.Sprintf("cp -r --preserve=xattr %q %q", src, d+"/cp"))
-	want := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a", src))
+	want := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a sub", src))
 	other := mountCluster(t, c, nil)
 	for _, dir := range []string{"rs", "cp"} {
-		if got := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a", filepath.Join(other, "test", dir))); got != want {
+		if got := sh(t, fmt.Sprintf("cd %q && getfattr -d -e hex a sub", filepath.Join(other, "test", dir))); got != want {
 			t.Errorf("%s: getfattr on another mount:\n%s\nwant:\n%s", dir, got, want)
 		}
 	}
