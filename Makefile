@@ -1,7 +1,7 @@
 # mogilefs-go — the single entry point for building, testing and running.
 GO      ?= go
 BIN     := bin
-CMDS    := mogilefsd mogstored mogadm mogmount
+CMDS    := mogilefsd mogstored mogadm mogmount mogdbsetup
 PKGS    := ./...
 TESTFLAGS ?=
 
