@@ -872,3 +872,33 @@ func TestStalledTrackerAndDeadNode(t *testing.T) {
 	}
 	r.release()
 }
+
+// A new file whose save failed is gone at once, not only when the kernel
+// releases the handle later (after close() returned): a program reading
+// the name right after the failed close used to find an empty file that
+// the cluster never had (the chaos test's mount client found it).
+func TestFailedFirstSaveLeavesNoEmptyFile(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	c.On("create_close", func(ctx context.Context, n int, dom, key string) error { return errors.New("tracker lost its database") })
+	_, h, err := f.create(ctx, "d", "new", 0o644, owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.write(ctx, []byte("data"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.commit(ctx); err == nil {
+		t.Fatal("the commit succeeded")
+	}
+	// close() has returned the error; the kernel has not released yet.
+	if err := lookupName(f, "d", "", "new"); !isErrno(err, syscall.ENOENT) {
+		t.Errorf("lookup after the failed save, before release: %v; want ENOENT", err)
+	}
+	ents, _ := f.dirNode("d", "").ReadDirAll(ctx)
+	if len(ents) != 0 {
+		t.Errorf("listing after the failed save: %v", ents)
+	}
+	h.release()
+}

@@ -583,6 +583,9 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		f.Stats.CommitErrors.Add(1)
 		f.log.Warn("fusefs: saving a file failed", "domain", dom, "key", key, "err", err)
 		h.failed = fmt.Errorf("saving %s: %w", key, err)
+		// A new file that could not be saved is not in the cluster: it goes
+		// now, not when the kernel releases the handle after close().
+		n.clearPending()
 		return h.failed
 	}
 	f.Stats.Commits.Add(1)
