@@ -881,7 +881,9 @@ func TestFailedFirstSaveLeavesNoEmptyFile(t *testing.T) {
 	c := memcluster.New("d")
 	f := newTestFS(t, c, nil)
 	ctx := context.Background()
-	c.On("create_close", func(ctx context.Context, n int, dom, key string) error { return errors.New("tracker lost its database") })
+	c.On("create_close", func(ctx context.Context, n int, dom, key string) error {
+		return errors.New("tracker lost its database")
+	})
 	_, h, err := f.create(ctx, "d", "new", 0o644, owner{})
 	if err != nil {
 		t.Fatal(err)
