@@ -85,7 +85,8 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{}
+	meta := metaOf(mtime, mode)
+	a.set(mode, mtime)
 	if uid != nil || gid != nil {
 		if err := chownAllowed(caller, a.own, d.fs.defaultOwner(), uid, gid); err != nil {
 			return err
@@ -93,19 +94,21 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 		a.own = applyOwner(a.own, d.fs.defaultOwner(), uid, gid)
 		a.own.addTo(meta)
 	}
-	if mode != 0 {
-		meta["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
-		a.mode = mode
-	}
-	if !mtime.IsZero() {
-		meta["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)
-		a.mtime = mtime
-	}
+	return d.saveMarker(ctx, a, meta)
+}
+
+// saveMarker merges meta into the directory's marker, or makes the marker
+// (with an mtime) when there is none, and caches a as its attributes.
+func (d *dirNode) saveMarker(ctx context.Context, a fileAttr, meta map[string]string) error {
+	dom, prefix := d.where()
+	var err error
 	if a.exists {
 		err = d.fs.cl.SetMeta(ctx, dom, prefix, meta)
 	} else {
 		if a.mtime.IsZero() {
 			a.mtime = time.Now()
+		}
+		if meta["mtime"] == "" {
 			meta["mtime"] = strconv.FormatInt(a.mtime.UnixNano(), 10)
 		}
 		a.exists = true

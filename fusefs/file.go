@@ -32,13 +32,26 @@ type fileAttr struct {
 	xattrs map[string]string // the file's own user.* attributes (shared: copy to change)
 }
 
-// metaFromAttr encodes mtime and mode as file metadata.
+// metaOf encodes mtime and mode as file metadata (each when set).
 func metaOf(mtime time.Time, mode os.FileMode) map[string]string {
-	m := map[string]string{"mtime": strconv.FormatInt(mtime.UnixNano(), 10)}
+	m := map[string]string{}
+	if !mtime.IsZero() {
+		m["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)
+	}
 	if mode != 0 {
 		m["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
 	}
 	return m
+}
+
+// set changes the mode and/or the mtime (zero values: unchanged).
+func (a *fileAttr) set(mode os.FileMode, mtime time.Time) {
+	if mode != 0 {
+		a.mode = mode
+	}
+	if !mtime.IsZero() {
+		a.mtime = mtime
+	}
 }
 
 func applyMeta(a *fileAttr, meta map[string]string) {
@@ -482,20 +495,8 @@ func (f *FS) setMeta(ctx context.Context, dom, key string, mode os.FileMode, mti
 	if !a.exists {
 		return syscall.ENOENT
 	}
-	if mode != 0 {
-		a.mode = mode
-	}
-	if !mtime.IsZero() {
-		a.mtime = mtime
-	}
-	meta := map[string]string{}
-	if mode != 0 {
-		meta["mode"] = strconv.FormatUint(uint64(modeBits(mode)), 8)
-	}
-	if !mtime.IsZero() {
-		meta["mtime"] = strconv.FormatInt(mtime.UnixNano(), 10)
-	}
-	if err := f.storeMeta(ctx, dom, key, meta); err != nil {
+	a.set(mode, mtime)
+	if err := f.storeMeta(ctx, dom, key, metaOf(mtime, mode)); err != nil {
 		return err
 	}
 	f.noteAttr(dom, key, a)
@@ -594,12 +595,7 @@ func (n *fileNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp
 		if err != nil {
 			return errno(err)
 		}
-		v, ok := a.xattrs[name]
-		if !ok {
-			return fuse.ErrNoXattr
-		}
-		resp.Xattr = []byte(v)
-		return nil
+		return getXattr(a.xattrs, name, resp)
 	}
 	if !strings.HasPrefix(req.Name, "user.mogilefs.") {
 		return fuse.ErrNoXattr

@@ -5,10 +5,8 @@ import (
 	"encoding/base64"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -72,41 +70,76 @@ func sortedNames(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// setXattr sets (or with remove, removes) one of the file's attributes,
-// with setxattr(2)'s XATTR_CREATE and XATTR_REPLACE rules.
-func (n *fileNode) setXattr(ctx context.Context, name, value string, flags uint32, remove bool) error {
+// xattrChange is one setxattr or removexattr.
+type xattrChange struct {
+	name, value string
+	flags       uint32 // XATTR_CREATE, XATTR_REPLACE
+	remove      bool
+}
+
+// apply returns xs changed (a copy), with setxattr(2)'s XATTR_CREATE and
+// XATTR_REPLACE rules and removexattr's ENODATA.
+func (c xattrChange) apply(xs map[string]string) (map[string]string, error) {
+	_, exists := xs[c.name]
+	switch {
+	case c.remove && !exists, c.flags&unix.XATTR_REPLACE != 0 && !exists:
+		return nil, fuse.ErrNoXattr
+	case c.flags&unix.XATTR_CREATE != 0 && exists:
+		return nil, syscall.EEXIST
+	}
+	out := maps.Clone(xs)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if c.remove {
+		delete(out, c.name)
+	} else {
+		out[c.name] = c.value
+	}
+	return out, nil
+}
+
+// meta is the metadata that stores the change (an empty value: removed).
+func (c xattrChange) meta() map[string]string {
+	meta := map[string]string{xattrMetaPrefix + c.name: ""}
+	if !c.remove {
+		addXattrs(meta, map[string]string{c.name: c.value})
+	}
+	return meta
+}
+
+// canSetXattr refuses an attribute past the metadata's limits (ERANGE)
+// or one that a tracker without the metadata extension cannot keep.
+func (f *FS) canSetXattr(ctx context.Context, dom, name, value string) error {
 	if len(name) > maxXattrName || len(value) > maxXattrValue {
 		return syscall.ERANGE
 	}
+	ok, err := f.hasMeta(ctx, dom)
+	if err == nil && !ok {
+		err = syscall.ENOTSUP
+	}
+	return err
+}
+
+// getXattr answers a getxattr of name from xs.
+func getXattr(xs map[string]string, name string, resp *fuse.GetxattrResponse) error {
+	v, ok := xs[name]
+	if !ok {
+		return fuse.ErrNoXattr
+	}
+	resp.Xattr = []byte(v)
+	return nil
+}
+
+// setXattr sets (or with remove, removes) one of the file's attributes.
+func (n *fileNode) setXattr(ctx context.Context, name, value string, flags uint32, remove bool) error {
 	dom, key := n.where()
-	ok, err := n.fs.hasMeta(ctx, dom)
-	if err != nil {
+	if err := n.fs.canSetXattr(ctx, dom, name, value); err != nil {
 		return err
 	}
-	if !ok {
-		return syscall.ENOTSUP
-	}
-	apply := func(xs map[string]string) (map[string]string, error) {
-		_, exists := xs[name]
-		switch {
-		case remove && !exists, flags&unix.XATTR_REPLACE != 0 && !exists:
-			return nil, fuse.ErrNoXattr
-		case flags&unix.XATTR_CREATE != 0 && exists:
-			return nil, syscall.EEXIST
-		}
-		out := maps.Clone(xs)
-		if out == nil {
-			out = map[string]string{}
-		}
-		if remove {
-			delete(out, name)
-		} else {
-			out[name] = value
-		}
-		return out, nil
-	}
+	ch := xattrChange{name: name, value: value, flags: flags, remove: remove}
 	if w := n.view(); w != nil {
-		if done, err := w.setXattrs(apply); done || err != nil {
+		if done, err := w.setXattrs(ch.apply); done || err != nil {
 			return err
 		}
 	}
@@ -119,15 +152,11 @@ func (n *fileNode) setXattr(ctx context.Context, name, value string, flags uint3
 	if !a.exists {
 		return syscall.ENOENT
 	}
-	xs, err := apply(a.xattrs)
+	xs, err := ch.apply(a.xattrs)
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{xattrMetaPrefix + name: ""}
-	if !remove {
-		addXattrs(meta, map[string]string{name: value})
-	}
-	if err := n.fs.storeMeta(ctx, dom, key, meta); err != nil {
+	if err := n.fs.storeMeta(ctx, dom, key, ch.meta()); err != nil {
 		return err
 	}
 	a.xattrs = xs
@@ -167,12 +196,7 @@ func (d *dirNode) Getxattr(ctx context.Context, req *fuse.GetxattrRequest, resp 
 	if err != nil {
 		return errno(err)
 	}
-	v, ok := a.xattrs[name]
-	if !ok {
-		return fuse.ErrNoXattr
-	}
-	resp.Xattr = []byte(v)
-	return nil
+	return getXattr(a.xattrs, name, resp)
 }
 
 // Setxattr sets one of the directory's own user.* attributes.
@@ -202,52 +226,19 @@ func (d *dirNode) setXattr(ctx context.Context, name, value string, flags uint32
 		return syscall.EROFS
 	case d.isTop() || prefix == "":
 		return syscall.ENOTSUP // the mount's top and the domains have no key
-	case len(name) > maxXattrName || len(value) > maxXattrValue:
-		return syscall.ERANGE
 	}
-	ok, err := d.fs.hasMeta(ctx, dom)
-	if err != nil {
+	if err := d.fs.canSetXattr(ctx, dom, name, value); err != nil {
 		return err
-	}
-	if !ok {
-		return syscall.ENOTSUP
 	}
 	a, err := d.fs.stat(ctx, dom, prefix)
 	if err != nil {
 		return err
 	}
-	_, exists := a.xattrs[name]
-	switch {
-	case remove && !exists, flags&unix.XATTR_REPLACE != 0 && !exists:
-		return fuse.ErrNoXattr
-	case flags&unix.XATTR_CREATE != 0 && exists:
-		return syscall.EEXIST
-	}
-	xs := maps.Clone(a.xattrs)
-	if xs == nil {
-		xs = map[string]string{}
-	}
-	meta := map[string]string{xattrMetaPrefix + name: ""}
-	if remove {
-		delete(xs, name)
-	} else {
-		xs[name] = value
-		addXattrs(meta, map[string]string{name: value})
-	}
-	if a.exists {
-		err = d.fs.cl.SetMeta(ctx, dom, prefix, meta)
-	} else {
-		if a.mtime.IsZero() {
-			a.mtime = time.Now()
-		}
-		meta["mtime"] = strconv.FormatInt(a.mtime.UnixNano(), 10)
-		a.exists = true
-		a.fid, err = d.fs.store(ctx, dom, prefix, nil, 0, meta)
-	}
+	ch := xattrChange{name: name, value: value, flags: flags, remove: remove}
+	xs, err := ch.apply(a.xattrs)
 	if err != nil {
 		return err
 	}
 	a.xattrs = xs
-	d.fs.attrs.Add(ck(dom, prefix), a)
-	return nil
+	return d.saveMarker(ctx, a, ch.meta())
 }
