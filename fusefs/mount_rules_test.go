@@ -61,6 +61,25 @@ func writeFile(t *testing.T, f *FS, dom, key string, data []byte) *fileNode {
 	return n
 }
 
+// rewriteFile opens n with O_TRUNC, as the kernel does for `echo > f`,
+// writes data and commits it.
+func rewriteFile(t *testing.T, n *fileNode, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := n.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := h.(*writeHandle)
+	defer wh.release()
+	if err := wh.write(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // writeChunks writes data in order, chunk bytes a request, as the kernel
 // sends a sequential write.
 func writeChunks(t *testing.T, h *writeHandle, data []byte, chunk int) {

@@ -118,16 +118,7 @@ func TestTruncatingRewriteKeepsModeAndOwner(t *testing.T) {
 	if err := n.Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMode | fuse.SetattrUid, Mode: 0o600, Uid: 55}, &sr); err != nil {
 		t.Fatal(err)
 	}
-	h, err := n.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh := h.(*writeHandle)
-	wh.write(ctx, []byte("new"), 0)
-	if err := wh.commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wh.release()
+	rewriteFile(t, n, []byte("new"))
 	fl, _ := c.Get("d", "f")
 	if string(fl.Data) != "new" || fl.Meta["mode"] != "600" || fl.Meta["uid"] != "55" {
 		t.Errorf("after an O_TRUNC rewrite: %q %v", fl.Data, fl.Meta)

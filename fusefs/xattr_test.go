@@ -44,16 +44,7 @@ func TestUserXattrs(t *testing.T) {
 	}
 
 	// Rewritten (O_TRUNC) and renamed: still there, on another mount.
-	h, err := n.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh := h.(*writeHandle)
-	wh.write(ctx, []byte("new"), 0)
-	if err := wh.commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wh.release()
+	rewriteFile(t, n, []byte("new"))
 	d := f.dirNode("d", "")
 	if err := d.Rename(ctx, &fuse.RenameRequest{OldName: "f", NewName: "g"}, d); err != nil {
 		t.Fatal(err)

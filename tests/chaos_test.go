@@ -167,7 +167,10 @@ func TestChaos(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	if _, err := exec.LookPath("fusermount3"); err == nil && os.Getenv("SKIP_FUSE_TESTS") != "1" {
-		mnt := chaosMount(t, addrs)
+		mnt, _ := mountTrackers(t, addrs, func(cfg *fusefs.Config) {
+			cfg.StallTimeout = 5 * time.Second
+			cfg.Logger = clustertest.TestLogger(t, slog.LevelError)
+		})
 		mdir := filepath.Join(mnt, "test", "chaos", strconv.Itoa(mountWorker))
 		sh(t, fmt.Sprintf("mkdir -p %q", mdir))
 		wg.Add(1)
@@ -477,34 +480,6 @@ func TestChaos(t *testing.T) {
 		st.ops.Load(), st.mountOps.Load(), st.failedOps.Load(), st.mountFailed.Load(), st.reads.Load(), len(live), strings.Join(faults, ", "), st.anomalies.Load())
 	fmt.Printf("chaos figures: operations=%d mount_operations=%d failed=%d mount_failed=%d reads=%d faults=[%s] anomalies=%d\n",
 		st.ops.Load(), st.mountOps.Load(), st.failedOps.Load(), st.mountFailed.Load(), st.reads.Load(), strings.Join(faults, ", "), st.anomalies.Load())
-}
-
-// chaosMount mounts the cluster of the trackers at addrs.
-func chaosMount(t *testing.T, addrs []string) string {
-	t.Helper()
-	dir := t.TempDir()
-	mnt := filepath.Join(dir, "mnt")
-	os.Mkdir(mnt, 0o755)
-	cl, err := client.New(addrs, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fusefs.New(fusefs.Config{Client: cl, SpoolDir: filepath.Join(dir, "spool"), Logger: clustertest.TestLogger(t, slog.LevelError),
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MaxKeyBytes: client.MaxKeyBytes, StallTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := fusefs.Mount(mnt, f, fusefs.MountOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Unmount(30 * time.Second); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-		cl.Close()
-	})
-	return mnt
 }
 
 // chaosMountWorker writes, rewrites, removes and reads keys through the

@@ -48,10 +48,18 @@ func mountCluster(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Config
 // mountClusterFS is mountCluster that also returns the file system.
 func mountClusterFS(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Config)) (string, *fusefs.FS) {
 	t.Helper()
+	return mountTrackers(t, []string{c.TrackerAddr}, tune)
+}
+
+// mountTrackers mounts the cluster of the trackers at addrs, configured
+// as mogmount configures itself (tune adjusts it), in a temporary
+// directory unmounted at the end of the test.
+func mountTrackers(t *testing.T, addrs []string, tune func(*fusefs.Config)) (string, *fusefs.FS) {
+	t.Helper()
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
-	cl, err := client.New([]string{c.TrackerAddr}, client.Options{})
+	cl, err := client.New(addrs, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +81,7 @@ func mountClusterFS(t *testing.T, c *clustertest.Cluster, tune func(*fusefs.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := m.Unmount(10 * time.Second); err != nil {
+		if err := m.Unmount(30 * time.Second); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
 		cl.Close()
