@@ -137,8 +137,10 @@ func (c *Client) do(ctx context.Context, method, url string, body io.Reader, siz
 	if body == nil || size == 0 {
 		req.Body, req.ContentLength = http.NoBody, 0
 	}
-	for k, v := range hdr {
-		req.Header[k] = v
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v) // canonicalizes k: "Content-MD5" works as written
+		}
 	}
 	if c.ua != "" {
 		req.Header.Set("User-Agent", c.ua)

@@ -85,7 +85,9 @@ func TestWireHostsDevicesSettings(t *testing.T) {
 	w.code("set_weight host=h3&device=9&weight=x", "bad_params")
 	w.expect("set_weight host=host1&device=1&weight=50", "OK ")
 	devs := w.ok("get_devices")
-	if devs["devices"] != "3" || devs["dev3_devid"] != "9" || devs["dev3_status"] != "dead" || devs["dev1_weight"] != "50" {
+	// Our nodes refuse a body whose Content-MD5 does not match: the
+	// monitor's MD5 probe found that out.
+	if devs["devices"] != "3" || devs["dev3_devid"] != "9" || devs["dev3_status"] != "dead" || devs["dev1_weight"] != "50" || devs["dev1_reject_bad_md5"] != "1" {
 		t.Errorf("get_devices = %v", devs)
 	}
 	if one := w.ok("get_devices devid=9"); one["devices"] != "1" || one["dev1_devid"] != "9" {

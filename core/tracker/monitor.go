@@ -393,7 +393,7 @@ func (m *monitor) md5Probe(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
 	defer cancel()
 	sum := md5.Sum([]byte("!"))
-	err := m.s.nodes.Put(ctx, url, strings.NewReader("."), 1, http.Header{"Content-Md5": {base64.StdEncoding.EncodeToString(sum[:])}})
+	err := m.s.nodes.Put(ctx, url, strings.NewReader("."), 1, http.Header{"Content-MD5": {base64.StdEncoding.EncodeToString(sum[:])}})
 	var se *node.StatusError
 	return errors.As(err, &se)
 }
