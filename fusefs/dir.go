@@ -538,6 +538,7 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		return nil, nil, errno(err)
 	}
 	n, h, err := d.fs.create(ctx, dom, key, req.Mode&^req.Umask&modeMask, d.fs.creator(req.Header))
+	d.fs.log.Debug("fusefs: create", "domain", dom, "key", key, "err", err)
 	if err != nil {
 		return nil, nil, errno(err)
 	}

@@ -424,6 +424,7 @@ func (n *fileNode) setattr(ctx context.Context, size *int64, mode os.FileMode, m
 			}
 		} else {
 			// truncate(2) on a file nobody has open for writing.
+			n.fs.log.Debug("fusefs: truncate without a writer", "key", n.name(), "size", *size)
 			h, err := newWriteHandle(ctx, n, *size == 0)
 			if err != nil {
 				return err

@@ -127,6 +127,9 @@ type FS struct {
 	nodes   map[string]fs.Node   // node id -> node, so one path is one node
 	pending map[string]*fileNode // "dom\x00key" -> file created, not yet committed
 
+	// kernel, once mounted, drops what the kernel caches of a node.
+	kernel kernel
+
 	spoolUsed atomic.Int64
 	noMeta    atomic.Bool // the tracker lacks plugin_meta_set
 	metaOK    atomic.Bool // the tracker has it (probed by hasMeta)
@@ -332,6 +335,27 @@ type localMeta struct {
 	mtime time.Time
 	mode  os.FileMode
 	own   owner
+}
+
+// kernel is what the mount tells the kernel: to drop the attributes and
+// pages it caches of a node (bazil's fs.Server).
+type kernel interface {
+	InvalidateNodeAttr(fs.Node) error
+	InvalidateNodeData(fs.Node) error
+}
+
+// forgetKernel makes the kernel ask again for n's attributes and pages:
+// what it cached (for KernelTTL) may be a view that is no longer true,
+// such as the empty file of an O_TRUNC whose save failed. Asynchronous:
+// the kernel may be waiting on the request that calls it.
+func (f *FS) forgetKernel(n fs.Node) {
+	if f.kernel == nil {
+		return
+	}
+	go func() {
+		f.kernel.InvalidateNodeAttr(n)
+		f.kernel.InvalidateNodeData(n)
+	}()
 }
 
 // committed records a version this mount just saved.

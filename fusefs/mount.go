@@ -77,8 +77,10 @@ func Mount(dir string, f *FS, o MountOptions) (*Mounted, error) {
 		return nil, fmt.Errorf("mount %s: %w (is fuse3 installed and /dev/fuse usable?)", dir, err)
 	}
 	m := &Mounted{Dir: dir, FS: f, conn: conn, done: make(chan error, 1)}
+	srv := fs.New(conn, nil)
+	f.kernel = srv
 	go func() {
-		m.done <- fs.Serve(conn, f)
+		m.done <- srv.Serve(f)
 	}()
 	return m, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"bazil.org/fuse"
+	"bazil.org/fuse/fs"
 
 	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
 )
@@ -920,6 +921,165 @@ func TestFailedFirstSaveLeavesNoEmptyFile(t *testing.T) {
 	ents, _ := f.dirNode("d", "").ReadDirAll(ctx)
 	if len(ents) != 0 {
 		t.Errorf("listing after the failed save: %v", ents)
+	}
+	h.release()
+}
+
+// A rewrite whose save failed shows the version the cluster still holds,
+// at once: the handle's lost changes (an O_TRUNC'd, empty file) are not
+// what stat reports between the failed close() and the kernel's release
+// of the handle (the chaos test's mount client read 0 bytes there).
+func TestFailedRewriteShowsClusterVersion(t *testing.T) {
+	c := memcluster.New("d")
+	old := []byte("the version in the cluster")
+	c.PutFile("d", "f", old, nil)
+	f := newTestFS(t, c, nil)
+	told := make(chan fs.Node, 4)
+	f.kernel = fakeKernel{told}
+	ctx := context.Background()
+	n := f.fileNode("d", "f")
+	c.On("create_close", func(ctx context.Context, n int, dom, key string) error {
+		return errors.New("tracker lost its database")
+	})
+	for _, data := range [][]byte{nil, []byte("new")} {
+		h, err := n.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh := h.(*writeHandle)
+		if data != nil {
+			if err := wh.write(ctx, data, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := wh.commit(ctx); err == nil {
+			t.Fatal("the commit succeeded")
+		}
+		// The kernel may have cached the handle's view (cat's fstat of its
+		// output shows the empty file): it is told to ask again.
+		select {
+		case got := <-told:
+			if got != fs.Node(n) {
+				t.Errorf("the kernel was told to forget %v, not the file", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the kernel was not told to forget the failed handle's view")
+		}
+		// close() has returned the error; the kernel has not released yet.
+		a, err := n.attr(ctx)
+		if err != nil || a.size != int64(len(old)) {
+			t.Errorf("stat after a failed rewrite of %d bytes, before release: size %d, %v; want %d", len(data), a.size, err, len(old))
+		}
+		r, _, err := n.openRead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &fuse.ReadResponse{Data: make([]byte, 0, 64)}
+		if err := r.Read(ctx, &fuse.ReadRequest{Size: 64}, resp); err != nil || !bytes.Equal(resp.Data, old) {
+			t.Errorf("read after the failed rewrite: %q, %v; want %q", resp.Data, err, old)
+		}
+		r.release()
+		wh.release()
+	}
+}
+
+// fakeKernel records the nodes the kernel is told to forget.
+type fakeKernel struct{ told chan fs.Node }
+
+func (k fakeKernel) InvalidateNodeAttr(n fs.Node) error { k.told <- n; return nil }
+func (k fakeKernel) InvalidateNodeData(fs.Node) error   { return nil }
+
+// The first write of a rewrite, which opens the upload, while the
+// tracker fails: the write is kept in the spool and saved at close once
+// the tracker answers; if it still fails then, close() says so and the
+// cluster's version stays. An empty version is never committed in place
+// of the program's bytes (the chaos test's mount client read 0 bytes
+// after `cat src > f` failed: the write's error was returned, then close
+// committed the O_TRUNC'd, empty file).
+func TestRewriteWhileTrackerFails(t *testing.T) {
+	for _, back := range []bool{true, false} {
+		c := memcluster.New("d")
+		old := []byte("the version in the cluster")
+		c.PutFile("d", "f", old, nil)
+		f := newTestFS(t, c, nil)
+		ctx := context.Background()
+		n := f.fileNode("d", "f")
+		down := func(ctx context.Context, n int, dom, key string) error { return errors.New("tracker down") }
+		c.On("create_open", down)
+		h, err := n.Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh := h.(*writeHandle)
+		data := []byte("the program's new bytes")
+		if err := wh.write(ctx, data, 0); err != nil {
+			t.Errorf("write while the tracker fails to open an upload: %v; want it kept for close", err)
+		}
+		if back {
+			c.On("create_open", nil)
+		}
+		err = wh.commit(ctx)
+		wh.release()
+		got, _ := content(t, c, "d", "f")
+		switch {
+		case back && (err != nil || !bytes.Equal(got, data)):
+			t.Errorf("close once the tracker is back: %v; the cluster holds %q", err, got)
+		case !back && err == nil:
+			t.Errorf("close while the tracker still fails succeeded; the cluster holds %q", got)
+		case !back && !bytes.Equal(got, old):
+			t.Errorf("after a failed close the cluster holds %q; want the old version", got)
+		}
+	}
+}
+
+// A write refused (here: no spool room for an out-of-order write) makes
+// the handle failed: close() reports it and saves nothing, rather than a
+// version with a hole where the refused bytes were.
+func TestRefusedWriteSavesNothing(t *testing.T) {
+	c := memcluster.New("d")
+	old := []byte("the version in the cluster")
+	c.PutFile("d", "f", old, nil)
+	f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolLimit = 1 })
+	ctx := context.Background()
+	h, err := f.fileNode("d", "f").Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenWriteOnly | fuse.OpenTruncate}, &fuse.OpenResponse{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := h.(*writeHandle)
+	if err := wh.write(ctx, []byte("tail"), 100); err == nil {
+		t.Fatal("a write past the spool limit succeeded")
+	}
+	if err := wh.commit(ctx); err == nil {
+		t.Error("close after a refused write succeeded")
+	}
+	wh.release()
+	if got, _ := content(t, c, "d", "f"); !bytes.Equal(got, old) {
+		t.Errorf("after a refused write the cluster holds %q; want the old version", got)
+	}
+}
+
+// A new file whose write was refused is gone at once, as one whose save
+// failed: between the failed close() and the kernel's release of the
+// handle, a reader used to find an empty file the cluster never had.
+func TestRefusedWriteOfNewFileLeavesNoEmptyFile(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolLimit = 1 })
+	ctx := context.Background()
+	n, h, err := f.create(ctx, "d", "new", 0o644, owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.write(ctx, []byte("tail"), 100); err == nil {
+		t.Fatal("a write past the spool limit succeeded")
+	}
+	if err := h.commit(ctx); err == nil {
+		t.Error("close after a refused write succeeded")
+	}
+	if err := lookupName(f, "d", "", "new"); !isErrno(err, syscall.ENOENT) {
+		t.Errorf("lookup after the refused write, before release: %v; want ENOENT", err)
+	}
+	if _, _, err := n.openRead(ctx); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("open for reading after the refused write, before release: %v; want ENOENT", err)
 	}
 	h.release()
 }

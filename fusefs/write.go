@@ -151,19 +151,24 @@ func (h *writeHandle) attr() fileAttr {
 	return a
 }
 
-// hasChanges reports whether the handle holds uncommitted changes.
+// hasChanges reports whether the handle holds uncommitted changes that
+// can still be saved. A failed handle has none: its changes are lost (the
+// program heard so), and the file is again what the cluster holds.
 func (h *writeHandle) hasChanges() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.dirty
+	return h.live()
 }
+
+// live reports whether the handle has changes to commit; h.mu held.
+func (h *writeHandle) live() bool { return h.dirty && h.failed == nil }
 
 // setXattrs changes the attributes for the next commit with apply; false
 // when there is nothing to commit (the caller then stores them directly).
 func (h *writeHandle) setXattrs(apply func(map[string]string) (map[string]string, error)) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.dirty {
+	if !h.live() {
 		return false, nil
 	}
 	xs, err := apply(h.xattrs)
@@ -179,7 +184,7 @@ func (h *writeHandle) setXattrs(apply func(map[string]string) (map[string]string
 func (h *writeHandle) setOwner(caller uint32, uid, gid *uint32) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.dirty {
+	if !h.live() {
 		return false, nil
 	}
 	def := h.n.fs.defaultOwner()
@@ -195,7 +200,7 @@ func (h *writeHandle) setOwner(caller uint32, uid, gid *uint32) (bool, error) {
 func (h *writeHandle) setMeta(mode os.FileMode, mtime time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.dirty {
+	if !h.live() {
 		return false
 	}
 	if mode != 0 {
@@ -221,13 +226,33 @@ func (h *writeHandle) writeLocked(ctx context.Context, data []byte, off int64) e
 	}
 	h.dirty = true
 	h.n.markWriter(h)
-	if h.st != nil && !h.st.closed && off == h.st.written || h.st == nil && h.spool == nil && h.fresh && off == 0 {
-		if h.st == nil {
-			if err := h.startStream(ctx); err != nil {
-				return err
-			}
-		}
+	err := h.place(ctx, data, off)
+	if err != nil && h.failed == nil {
+		// A write refused makes the handle failed: close() must not save
+		// a version without the program's bytes (the empty file of an
+		// O_TRUNC, a file with a hole where the write was).
+		return h.fail(err)
+	}
+	return err
+}
+
+// place puts written bytes in the stream when they follow it, else in
+// the spool.
+func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
+	if h.st != nil && !h.st.closed && off == h.st.written {
 		return h.streamWrite(ctx, data)
+	}
+	if h.st == nil && h.spool == nil && h.fresh && off == 0 {
+		err := h.startStream(ctx)
+		if err == nil {
+			return h.streamWrite(ctx, data)
+		}
+		if permanent(err) {
+			return err // the name is refused: nothing written can be saved
+		}
+		// The tracker could not open an upload now: the bytes go to the
+		// spool, saved (with a new try) at close.
+		h.n.fs.log.Warn("fusefs: opening an upload failed; the file will be saved from its spool", "key", h.n.name(), "err", err)
 	}
 	if err := h.toSpool(ctx); err != nil {
 		return err
@@ -271,7 +296,20 @@ func (h *writeHandle) streamWrite(ctx context.Context, data []byte) error {
 		h.size = max(h.size, end)
 		return nil
 	}
+	return h.fail(err)
+}
+
+// fail makes the handle failed with err, which it returns: its changes
+// are lost, and the file is again what the cluster holds. A new file
+// that cannot be saved is not in the cluster: it goes now, not when the
+// kernel releases the handle after close(). The kernel may hold this
+// handle's view (the empty file of an O_TRUNC, its size while written),
+// so it is told to ask again.
+func (h *writeHandle) fail(err error) error {
+	h.n.fs.log.Debug("fusefs: changes lost", "key", h.n.name(), "err", err)
 	h.failed = err
+	h.n.clearPending()
+	h.n.fs.forgetKernel(h.n)
 	return err
 }
 
@@ -410,8 +448,7 @@ func (h *writeHandle) toSpool(ctx context.Context) error {
 		st := h.st
 		if err := h.finishStream(ctx); err != nil {
 			h.abandonStream()
-			h.failed = fmt.Errorf("upload of %s: %w", key, err)
-			return h.failed
+			return h.fail(fmt.Errorf("upload of %s: %w", key, err))
 		}
 		if err := h.reserve(st.written); err != nil {
 			return err // the stream is kept: a commit can still save it
@@ -582,13 +619,10 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	if err != nil {
 		f.Stats.CommitErrors.Add(1)
 		f.log.Warn("fusefs: saving a file failed", "domain", dom, "key", key, "err", err)
-		h.failed = fmt.Errorf("saving %s: %w", key, err)
-		// A new file that could not be saved is not in the cluster: it goes
-		// now, not when the kernel releases the handle after close().
-		n.clearPending()
-		return h.failed
+		return h.fail(fmt.Errorf("saving %s: %w", key, err))
 	}
 	f.Stats.Commits.Add(1)
+	f.log.Debug("fusefs: saved", "domain", dom, "key", key, "fid", fid, "size", h.size)
 	h.dirty = false
 	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own, xattrs: h.xattrs}
 	f.committed(dom, key, a)
