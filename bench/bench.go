@@ -41,11 +41,18 @@ type Config struct {
 }
 
 // Groups are the groups of figures, in the order they are measured.
-var Groups = []string{"tracker", "put", "replication", "http", "fuse", "mysql"}
+var Groups = []string{"tracker", "put", "replication", "http", "fuse", "mysql", "peers"}
+
+// optIn are the groups measured only when named: peers installs MooseFS
+// and needs root.
+var optIn = []string{"peers"}
 
 // wants reports whether the group of figures is to be measured.
 func (cfg Config) wants(group string) bool {
-	return len(cfg.Only) == 0 || slices.Contains(cfg.Only, group)
+	if len(cfg.Only) == 0 {
+		return !slices.Contains(optIn, group)
+	}
+	return slices.Contains(cfg.Only, group)
 }
 
 // Results maps figure names to values.
@@ -129,6 +136,7 @@ func Run(cfg Config) (Results, error) {
 		{"replication", func() error { return replicationFigure(cfg, res) }},
 		{"http", func() error { return bulkFigures(cfg, c, res) }},
 		{"fuse", func() error { return fuseFigures(cfg, c, res, say) }},
+		{"peers", func() error { return peersFigures(cfg, c, res, say) }},
 	}
 	for _, g := range groups {
 		if !cfg.wants(g.name) {

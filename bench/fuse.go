@@ -120,11 +120,11 @@ func peakRSSMiB(pid int) float64 {
 	return -1
 }
 
-// startMogmount runs the mogmount binary on dir.
-func startMogmount(c *cluster, dir string) (*exec.Cmd, error) {
+// startMogmount runs the mogmount binary on dir, new files in class.
+func startMogmount(c *cluster, dir, class string) (*exec.Cmd, error) {
 	os.MkdirAll(dir, 0o755)
 	logf, _ := os.Create(dir + ".log")
-	cmd := exec.Command(filepath.Join(c.bin, "mogmount"), "--trackers="+c.tracker, "--class=one", "--spool-dir="+dir+".spool", "--log-level=warn", dir)
+	cmd := exec.Command(filepath.Join(c.bin, "mogmount"), "--trackers="+c.tracker, "--class="+class, "--spool-dir="+dir+".spool", "--log-level=warn", dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func fuseFigures(cfg Config, c *cluster, res Results, say func(string, ...any)) 
 	res["fuse_null_read_mib_s"], res["fuse_null_write_mib_s"] = nr, nw
 
 	mnt := filepath.Join(cfg.Dir, "mnt")
-	m, err := startMogmount(c, mnt)
+	m, err := startMogmount(c, mnt, "one")
 	if err != nil {
 		return err
 	}
@@ -248,7 +248,7 @@ func fuseFigures(cfg Config, c *cluster, res Results, say func(string, ...any)) 
 	}
 	var cold, warm []float64
 	for i := 0; i < cfg.Runs; i++ {
-		m, err := startMogmount(c, filepath.Join(cfg.Dir, fmt.Sprintf("lsmnt%d", i)))
+		m, err := startMogmount(c, filepath.Join(cfg.Dir, fmt.Sprintf("lsmnt%d", i)), "one")
 		if err != nil {
 			return err
 		}
