@@ -64,6 +64,11 @@ type Config struct {
 	QueueLease time.Duration
 	// QueuePoll is how often an idle job looks for work (default 1 s).
 	QueuePoll time.Duration
+	// QueueGather is how long a job lets work gather before claiming it,
+	// once woken or after a batch smaller than it could take (default
+	// 50 ms): files that trickle in are claimed, and their results
+	// committed, many in one transaction rather than one each.
+	QueueGather time.Duration
 	// TempfileMaxAge is when an upload never closed is reaped (default 1 h).
 	TempfileMaxAge time.Duration
 	// ReaperInterval is how often dead devices are looked for (default 5 s).
@@ -133,6 +138,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueuePoll <= 0 {
 		c.QueuePoll = time.Second
+	}
+	if c.QueueGather <= 0 {
+		c.QueueGather = 50 * time.Millisecond
 	}
 	if c.TempfileMaxAge <= 0 {
 		c.TempfileMaxAge = time.Hour

@@ -73,6 +73,7 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake c
 	if err := s.mon.waitRound(ctx, false); err != nil {
 		return
 	}
+	gather := false
 	for ctx.Err() == nil {
 		// The worker count may change at any time (!want): read per batch;
 		// 0 stops the job kind until it is raised again.
@@ -82,6 +83,11 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake c
 			continue
 		}
 		batch := max(workers*8, 64)
+		if gather {
+			// Work trickles in (a kick, or less than a full batch last
+			// time): let more come, to claim it in one transaction.
+			sleepCtx(ctx, s.cfg.QueueGather, nil)
+		}
 		items, err := s.leases.ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
 		if err != nil {
 			if ctx.Err() == nil {
@@ -90,6 +96,7 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake c
 			sleepCtx(ctx, 2*time.Second, nil)
 			continue
 		}
+		gather = len(items) < batch
 		if len(items) == 0 {
 			sleepCtx(ctx, s.cfg.QueuePoll, wake)
 			continue

@@ -182,3 +182,59 @@ func TestQueueRenewsLeasesOfWaitingItems(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// trickleLeaser has one more item due every few milliseconds, as a
+// serial copy of small files makes them, and counts the claims.
+type trickleLeaser struct {
+	mu      sync.Mutex
+	start   time.Time
+	every   time.Duration
+	claimed int64 // items handed out
+	claims  int
+}
+
+func (f *trickleLeaser) ClaimQueue(ctx context.Context, q store.Queue, limit, lease int) ([]store.QueueItem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.claims++
+	due := int64(time.Since(f.start) / f.every)
+	var out []store.QueueItem
+	for ; f.claimed < due && len(out) < limit; f.claimed++ {
+		out = append(out, store.QueueItem{FID: f.claimed + 1})
+	}
+	return out, nil
+}
+
+func (f *trickleLeaser) RenewLease(ctx context.Context, q store.Queue, fid int64, lease int) error {
+	return nil
+}
+
+// Work that trickles in is claimed in batches: one claim (a write
+// transaction, and its lease rows) for many items, not one per item.
+func TestQueueGathersTricklingWork(t *testing.T) {
+	s := newStarted(t, nil)
+	defer s.Close(context.Background())
+	fl := &trickleLeaser{start: time.Now(), every: 2 * time.Millisecond}
+	s.leases = fl
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.runQueue(ctx, store.FsckQueue, "fsck", wake, func(ctx context.Context, it store.QueueItem) {})
+	}()
+	// Each new item kicks the runner, as create_close does.
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		kick(wake)
+	}
+	cancel()
+	<-done
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.claimed < 100 {
+		t.Fatalf("only %d items worked in 500 ms", fl.claimed)
+	}
+	if perClaim := float64(fl.claimed) / float64(fl.claims); perClaim < 5 {
+		t.Errorf("%d claims for %d items (%.1f a claim); want them gathered", fl.claims, fl.claimed, perClaim)
+	}
+}
