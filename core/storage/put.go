@@ -61,16 +61,19 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		}
 		wantMD5 = b
 	}
-	if err := mkdirDurable(root, path.Dir(rel)); err != nil {
+	dir, err := openDir(root, path.Dir(rel))
+	if err != nil {
 		s.fail(w, r, "mkdir", err)
 		return
 	}
+	defer dir.Close()
+	name := path.Base(rel)
 	var sum hash.Hash
 	if wantMD5 != nil {
 		sum = md5.New()
 	}
 	var n int64
-	err := replaceDurably(r.Context(), root, rel, func(f *os.File) error {
+	err = replaceDurably(r.Context(), dir, name, func(f *os.File) error {
 		var dst io.Writer = f
 		if sum != nil {
 			dst = io.MultiWriter(f, sum)
@@ -178,18 +181,21 @@ func tempName(rel string) string {
 // tempNameRE matches the names tempName makes.
 var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 
-// replaceDurably builds a new version of rel under root with fill and
-// puts it in place so that rel either keeps its old content or gets the
-// complete new one: fill writes a temporary file in the same directory,
-// which is synced, renamed over rel, and the directory synced. On any
-// error the temporary file is removed.
+// replaceDurably builds a new version of the file name in dir with fill
+// and puts it in place so that it either keeps its old content or gets
+// the complete new one: fill writes a temporary file in the same
+// directory, which is synced, renamed over name, and the directory
+// synced. On any error the temporary file is removed. name is one path
+// component, so that each step is one system call on dir's descriptor
+// rather than a walk from the device's root (a walk opens and closes
+// every directory on the way: most of a small PUT's system calls).
 //
 // A client that has gone away by then (it timed out, or was a tracker
 // that gave up on a stalled node) got no answer and will not count on
 // the file: nothing is put in place for it.
-func replaceDurably(ctx context.Context, root *os.Root, rel string, fill func(f *os.File) error) error {
-	tmp := tempName(rel)
-	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+func replaceDurably(ctx context.Context, dir *os.Root, name string, fill func(f *os.File) error) error {
+	tmp := tempName(name)
+	f, err := dir.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
 		return mapNoSpace(err)
 	}
@@ -197,7 +203,7 @@ func replaceDurably(ctx context.Context, root *os.Root, rel string, fill func(f 
 	defer func() {
 		if !ok {
 			f.Close()
-			root.Remove(tmp)
+			dir.Remove(tmp)
 		}
 	}()
 	if err := fill(f); err != nil {
@@ -212,13 +218,13 @@ func replaceDurably(ctx context.Context, root *os.Root, rel string, fill func(f 
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: the client went away before the file was in place", errClientBody)
 	}
-	if err := root.Rename(tmp, rel); err != nil {
-		root.Remove(tmp)
+	if err := dir.Rename(tmp, name); err != nil {
+		dir.Remove(tmp)
 		ok = true
 		return err
 	}
 	ok = true
-	return syncDir(root, path.Dir(rel))
+	return syncDir(dir, ".")
 }
 
 // syncDir makes the entries of dir durable.
@@ -230,6 +236,19 @@ func syncDir(root *os.Root, dir string) error {
 	err = d.Sync()
 	d.Close()
 	return err
+}
+
+// openDir opens dir under root as a root of its own, making it and its
+// missing parents durably first when it does not exist yet.
+func openDir(root *os.Root, dir string) (*os.Root, error) {
+	d, err := root.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := mkdirDurable(root, dir); err != nil {
+			return nil, err
+		}
+		d, err = root.OpenRoot(dir)
+	}
+	return d, err
 }
 
 // mkdirDurable makes dir and its missing parents, syncing the parent of
@@ -307,16 +326,19 @@ func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root,
 		httpError(w, http.StatusBadRequest, "Invalid Content-Range")
 		return
 	}
-	if err := mkdirDurable(root, path.Dir(rel)); err != nil {
+	dir, err := openDir(root, path.Dir(rel))
+	if err != nil {
 		s.fail(w, r, "mkdir", err)
 		return
 	}
+	defer dir.Close()
+	name := path.Base(rel)
 	unlock := lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
 	defer unlock()
 	var n int64
-	err := replaceDurably(r.Context(), root, rel, func(f *os.File) error {
+	err = replaceDurably(r.Context(), dir, name, func(f *os.File) error {
 		var size int64
-		old, err := root.Open(rel)
+		old, err := dir.Open(name)
 		switch {
 		case err == nil:
 			defer old.Close()
