@@ -31,7 +31,7 @@ func reservedWrite(method, rel string) bool {
 	case rel == "usage", rel == "test-write":
 		return true
 	case strings.HasPrefix(rel, "test-write/"):
-		return method == http.MethodDelete
+		return method == http.MethodDelete || method == methodMove
 	}
 	return strings.HasPrefix(path.Base(rel), ".") // temporary files of PUTs in progress
 }

@@ -137,12 +137,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.serveGet(w, r)
-	case http.MethodPut, http.MethodDelete:
+	case http.MethodPut, http.MethodDelete, methodMove, methodCopy:
 		if !s.writeAllowed(r) {
 			httpError(w, http.StatusForbidden, "Writes are not allowed from this address (see --write-networks)")
 			return
 		}
-		if r.Method == http.MethodPut {
+		if r.Method == http.MethodPut || r.Method == methodCopy {
 			// Writers may hold only part of the connections, so that
 			// slow uploads cannot keep every reader out.
 			select {
@@ -154,9 +154,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				httpError(w, http.StatusServiceUnavailable, "Too many uploads in progress on this node")
 				return
 			}
+		}
+		switch r.Method {
+		case http.MethodPut:
 			s.servePut(w, r)
-		} else {
+		case http.MethodDelete:
 			s.serveDelete(w, r)
+		default:
+			s.serveMoveCopy(w, r)
 		}
 	default:
 		httpError(w, http.StatusBadRequest, "")
