@@ -379,3 +379,33 @@ func IsStatus(err error, code int) bool {
 	var se *StatusError
 	return errors.As(err, &se) && se.Code == code
 }
+
+// Copy asks the node holding src to copy it to dst (WebDAV COPY, which
+// replaces an existing dst); Move renames it (WebDAV MOVE). Both names are
+// on one node. A node that does not know the method answers 400, 405 or
+// 501: an error of kind core.Unsupported.
+func (c *Client) Copy(ctx context.Context, src, dst string) error {
+	return c.transfer(ctx, "COPY", src, dst)
+}
+
+// Move renames src to dst on the node that holds it; see Copy.
+func (c *Client) Move(ctx context.Context, src, dst string) error {
+	return c.transfer(ctx, "MOVE", src, dst)
+}
+
+func (c *Client) transfer(ctx context.Context, method, src, dst string) error {
+	resp, err := c.do(ctx, method, src, nil, 0, http.Header{"Destination": {dst}, "Overwrite": {"T"}})
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 == 2 {
+		drain(resp)
+		return nil
+	}
+	err = statusError(method, src, resp)
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return core.E(core.Unsupported, "the storage node cannot "+method, err)
+	}
+	return err
+}

@@ -20,6 +20,7 @@ func (s *Server) commandTable() map[string]handler {
 		"create_open":          s.cmdCreateOpen,
 		"create_close":         s.cmdCreateClose,
 		"get_paths":            s.cmdGetPaths,
+		"edit_file":            s.cmdEditFile,
 		"delete":               s.cmdDelete,
 		"rename":               s.cmdRename,
 		"updateclass":          s.cmdUpdateFileClass,
