@@ -99,6 +99,20 @@ func (l *listing) putFile(name string, a fileAttr) {
 	l.ents = append(l.ents, dirEnt{name: name, detailed: true, attr: a})
 }
 
+// putDir adds the directory name unless it is there.
+func (l *listing) putDir(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.exists = true
+	for _, i := range l.byName[name] {
+		if l.ents[i].isDir {
+			return
+		}
+	}
+	l.byName[name] = append(l.byName[name], len(l.ents))
+	l.ents = append(l.ents, dirEnt{name: name, isDir: true})
+}
+
 // removeFile drops the file name (a directory of that name stays).
 func (l *listing) removeFile(name string) {
 	l.mu.Lock()
@@ -572,7 +586,7 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 	}
 	d.fs.removed.Remove(ck(dom, marker))
 	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode, own: own})
-	d.fs.invalidateDir(dom, prefix)
+	d.fs.noteMadeDir(dom, marker)
 	return d.fs.dirNode(dom, marker), nil
 }
 

@@ -381,6 +381,20 @@ func (f *FS) noteAttr(dom, key string, a fileAttr) {
 	}
 }
 
+// noteMadeDir records a directory this mount just made (its marker
+// key): it is known empty, and its parent's cached listing gains it in
+// place, so that unpacking a tree lists none of the directories it makes.
+func (f *FS) noteMadeDir(dom, marker string) {
+	f.bigDirs.Remove(ck(dom, marker))
+	f.dirs.Add(ck(dom, marker), newListing(nil, true))
+	parent := parentOf(marker)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		l.putDir(marker[len(parent) : len(marker)-1])
+	} else {
+		f.dirs.Remove(ck(dom, parent))
+	}
+}
+
 // noteRemoved records that a key was removed by this mount.
 func (f *FS) noteRemoved(dom, key string) {
 	f.removed.Add(ck(dom, key), true)

@@ -1,0 +1,61 @@
+package fusefs
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"bazil.org/fuse"
+
+	"github.com/mogilefs-go/mogilefs-go/fusefs/memcluster"
+)
+
+// A tree unpacked into new directories (git checkout, tar x, cp -r) asks
+// the tracker for no listing: a directory this mount made is known
+// empty, and its parent's cached listing gains it in place. Each list
+// used to cost a round trip per new file, and a new directory's parent
+// was listed again after every mkdir.
+func TestNewTreeNeedsNoListings(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	var lists atomic.Int64
+	c.On("list_keys", func(context.Context, int, string, string) error { lists.Add(1); return nil })
+	top := f.dirNode("d", "")
+	if _, _, err := top.lookup(ctx, "src"); err != syscall.ENOENT {
+		t.Fatalf("lookup of src before it is made: %v", err)
+	}
+	before := lists.Load() // the first listing of the top directory
+	if _, err := top.Mkdir(ctx, &fuse.MkdirRequest{Name: "src", Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	src := f.dirNode("d", "src/")
+	for i := range 20 {
+		name := fmt.Sprintf("e%d", i)
+		// As the kernel does before each mkdir and create: look the name up.
+		if _, _, err := src.lookup(ctx, name); err != syscall.ENOENT {
+			t.Fatalf("lookup of %s before it is made: %v", name, err)
+		}
+		if _, err := src.Mkdir(ctx, &fuse.MkdirRequest{Name: name, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		sub := f.dirNode("d", "src/"+name+"/")
+		if _, _, err := sub.lookup(ctx, "f"); err != syscall.ENOENT {
+			t.Fatalf("lookup of a file in the new %s: %v", name, err)
+		}
+		writeFile(t, f, "d", "src/"+name+"/f", []byte("x"))
+	}
+	if n := lists.Load() - before; n != 0 {
+		t.Errorf("unpacking 20 directories of one file asked for %d listings; want 0", n)
+	}
+	// The listings are right: every directory and file is there.
+	ents, err := src.list(ctx)
+	if err != nil || len(ents) != 20 {
+		t.Fatalf("listing of src/ = %d entries, %v; want 20", len(ents), err)
+	}
+	if fn, _, err := f.dirNode("d", "src/e7/").lookup(ctx, "f"); err != nil || fn == nil {
+		t.Fatalf("lookup of src/e7/f: %v", err)
+	}
+}
