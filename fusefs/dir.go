@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -247,8 +248,8 @@ func (d *dirNode) load(ctx context.Context) (*listing, error) {
 }
 
 // fetch reads the directory's listing from the tracker; with limit > 0
-// it reads at most one page of that many entries and gives up (nil,
-// false) when the directory is bigger.
+// it reads at most that many entries and gives up (nil, false) when the
+// directory is bigger.
 func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) {
 	dom, prefix := d.where()
 	var ents []dirEnt
@@ -256,15 +257,17 @@ func (d *dirNode) fetch(ctx context.Context, limit int) (*listing, bool, error) 
 	after := ""
 	page := 1000
 	if limit > 0 {
-		page = limit
+		page = min(page, limit)
 	}
+	read := 0
 	anyRemoved := d.fs.removed.Len() > 0 // spares a lookup per entry
 	for {
 		p, err := d.fs.cl.ListDir(ctx, dom, prefix, after, page)
 		if err != nil {
 			return nil, false, err
 		}
-		if limit > 0 && p.More {
+		read += len(p.Entries)
+		if limit > 0 && p.More && read >= limit {
 			return nil, false, nil
 		}
 		exists = exists || len(p.Entries) > 0
@@ -308,26 +311,54 @@ func (d *dirNode) pageEntries(p client.DirPage, anyRemoved bool) []dirEnt {
 // by one in directories the mount has not listed.
 const smallDirLimit = 256
 
+// busyDirLookups is how many lookups a directory too big to probe
+// answers name by name (two round trips each) within the cache's time
+// before its listing is read whole, up to busyDirLimit entries: ls -l
+// after the listing's cache time has run out, files created one by one
+// in a big directory. A lookup or two in a huge directory stays cheap;
+// many cost at most twice what reading the listing once would.
+const (
+	busyDirLookups = 32
+	busyDirLimit   = 200_000
+)
+
+// bigDir counts the lookups in a directory too big to probe.
+type bigDir struct {
+	lookups atomic.Int64
+	huge    atomic.Bool // bigger than busyDirLimit: never read whole for lookups
+}
+
 // probe returns the directory's listing when it is cached, or small
-// enough to read now; nil otherwise.
+// enough to read now, or busy enough to be worth reading; nil otherwise.
 func (d *dirNode) probe(ctx context.Context) (*listing, error) {
 	dom, prefix := d.where()
 	k := ck(dom, prefix)
 	if l, ok := d.fs.dirs.Get(k); ok {
 		return l, nil
 	}
-	if _, big := d.fs.bigDirs.Get(k); big {
-		return nil, nil
+	limit := smallDirLimit
+	if b, big := d.fs.bigDirs.Get(k); big {
+		if b.huge.Load() || b.lookups.Add(1) <= busyDirLookups {
+			return nil, nil
+		}
+		limit = busyDirLimit
 	}
 	l, err := d.fs.dirs.Load(ctx, k, func(ctx context.Context) (*listing, error) {
-		l, ok, err := d.fetch(ctx, smallDirLimit)
+		l, ok, err := d.fetch(ctx, limit)
 		if err == nil && !ok {
 			err = errBigDir
 		}
 		return l, err
 	})
 	if err == errBigDir {
-		d.fs.bigDirs.Add(k, true)
+		b, ok := d.fs.bigDirs.Get(k)
+		if !ok {
+			b = &bigDir{}
+			d.fs.bigDirs.Add(k, b)
+		}
+		if limit == busyDirLimit {
+			b.huge.Store(true)
+		}
 		return nil, nil
 	}
 	return l, err

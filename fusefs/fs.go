@@ -39,6 +39,7 @@ const (
 	DefaultCacheTTL       = 5 * time.Second
 	DefaultCacheSize      = 200000
 	DefaultSpoolLimit     = 10 << 30
+	DefaultPatchMinSize   = 4 << 20
 	DefaultRenameDirLimit = 1000
 	DefaultStallTimeout   = 60 * time.Second
 	// DefaultGCPercent is the garbage collector target mogmount runs
@@ -91,6 +92,12 @@ type Config struct {
 	// take bytes (or to answer after the last) before it fails (default
 	// 60 s); the bytes still in the spool are then saved elsewhere.
 	StallTimeout time.Duration
+	// PatchMinSize is the smallest committed file that a change without
+	// O_TRUNC saves by patching it in place where the cluster can
+	// (edit_file): only the written ranges are sent, the storage node
+	// copies the rest. Smaller files, and every file on a cluster that
+	// cannot, are uploaded whole. Default 4 MiB; -1 never patches.
+	PatchMinSize int64
 	// Logger receives the mount's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -99,6 +106,8 @@ type Config struct {
 type Stats struct {
 	Lookups, Reads, Writes, Commits, CommitErrors atomic.Int64
 	BytesRead, BytesWritten, Spooled              atomic.Int64
+	// Patched counts files saved by patching them in place.
+	Patched atomic.Int64
 }
 
 // FS is a mounted view of a cluster.
@@ -110,7 +119,7 @@ type FS struct {
 
 	attrs   *cache.TTL[fileAttr] // "dom\x00key" -> file attributes
 	dirs    *cache.TTL[*listing] // "dom\x00prefix" -> listing
-	bigDirs *cache.TTL[bool]     // "dom\x00prefix" of directories too big to probe
+	bigDirs *cache.TTL[*bigDir]  // "dom\x00prefix" of directories too big to probe
 	paths   *cache.TTL[[]string] // "dom\x00key\x00fid" -> read URLs
 	domains *cache.TTL[[]string] // "" -> domain names
 	statfs  *cache.TTL[fuse.StatfsResponse]
@@ -132,6 +141,7 @@ type FS struct {
 
 	spoolUsed atomic.Int64
 	noMeta    atomic.Bool // the tracker lacks plugin_meta_set
+	noEdit    atomic.Bool // the tracker or its nodes cannot edit_file
 	metaOK    atomic.Bool // the tracker has it (probed by hasMeta)
 
 	Stats Stats
@@ -171,6 +181,9 @@ func New(cfg Config) (*FS, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = filepath.Join(os.TempDir(), "mogmount-spool")
 	}
+	if cfg.PatchMinSize == 0 {
+		cfg.PatchMinSize = DefaultPatchMinSize
+	}
 	if cfg.SpoolLimit <= 0 {
 		cfg.SpoolLimit = DefaultSpoolLimit
 	}
@@ -190,7 +203,7 @@ func New(cfg Config) (*FS, error) {
 		cfg: cfg, cl: cfg.Cluster, log: cfg.Logger, start: time.Now(),
 		attrs:   cache.New[fileAttr](cfg.CacheSize, cfg.CacheTTL),
 		dirs:    cache.New[*listing](cfg.CacheSize/10+16, cfg.CacheTTL),
-		bigDirs: cache.New[bool](cfg.CacheSize/10+16, cfg.CacheTTL),
+		bigDirs: cache.New[*bigDir](cfg.CacheSize/10+16, cfg.CacheTTL),
 		paths:   cache.New[[]string](cfg.CacheSize, 30*time.Second),
 		domains: cache.New[[]string](1, cfg.CacheTTL),
 		statfs:  cache.New[fuse.StatfsResponse](1, 10*time.Second),

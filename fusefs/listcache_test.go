@@ -59,3 +59,33 @@ func TestNewTreeNeedsNoListings(t *testing.T) {
 		t.Fatalf("lookup of src/e7/f: %v", err)
 	}
 }
+
+// Many lookups in a directory too big to read for one name (ls -l after
+// the listing's cache time, files created one by one in a big directory)
+// read its listing whole once rather than asking for each name: two
+// round trips per name made ls -l of 10,000 files take 11 s.
+func TestBusyBigDirectoryIsReadWhole(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	for i := range 3000 {
+		c.PutFile("d", fmt.Sprintf("big/f%05d", i), []byte("x"), nil)
+	}
+	var calls atomic.Int64
+	for _, cmd := range []string{"list_keys", "file_info"} {
+		c.On(cmd, func(context.Context, int, string, string) error { calls.Add(1); return nil })
+	}
+	d := f.dirNode("d", "big/")
+	for i := range 1000 {
+		name := fmt.Sprintf("f%05d", i*3)
+		if fn, _, err := d.lookup(ctx, name); err != nil || fn == nil {
+			t.Fatalf("lookup of %s: %v", name, err)
+		}
+		if _, _, err := d.lookup(ctx, fmt.Sprintf("new%d", i)); err != syscall.ENOENT {
+			t.Fatalf("lookup of a new name: %v", err)
+		}
+	}
+	if n := calls.Load(); n > 100 {
+		t.Errorf("2,000 lookups in a directory of 3,000 files asked the tracker %d times; want at most 100", n)
+	}
+}
