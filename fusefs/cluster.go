@@ -38,6 +38,14 @@ type Cluster interface {
 	Put(ctx context.Context, url string, body io.Reader, size int64) error
 	// CreateClose commits an upload (or abandons it: Key "").
 	CreateClose(ctx context.Context, c client.CloseArgs) error
+	// EditFile starts an in-place edit of a key (the tracker's
+	// edit_file): a copy of its current version to be moved into place,
+	// patched with PutRange and committed with CreateClose.
+	EditFile(ctx context.Context, dom, key string) (client.Edit, error)
+	// Move renames a file on a storage node (WebDAV MOVE).
+	Move(ctx context.Context, src, dst string) error
+	// PutRange writes size bytes of body at off into the file at url.
+	PutRange(ctx context.Context, url string, body io.Reader, off, size int64) error
 	// Rename renames a key; the target must not exist.
 	Rename(ctx context.Context, dom, from, to string) error
 	// Delete removes a key.
@@ -109,6 +117,21 @@ func (c ClientCluster) Put(ctx context.Context, url string, body io.Reader, size
 // CreateClose implements Cluster.
 func (c ClientCluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 	return c.C.Tracker.CreateClose(ctx, a)
+}
+
+// EditFile implements Cluster.
+func (c ClientCluster) EditFile(ctx context.Context, dom, key string) (client.Edit, error) {
+	return c.C.Tracker.EditFile(ctx, dom, key)
+}
+
+// Move implements Cluster.
+func (c ClientCluster) Move(ctx context.Context, src, dst string) error {
+	return c.C.Nodes.Move(ctx, src, dst)
+}
+
+// PutRange implements Cluster.
+func (c ClientCluster) PutRange(ctx context.Context, url string, body io.Reader, off, size int64) error {
+	return c.C.PutRange(ctx, url, body, off, size)
 }
 
 // Rename implements Cluster.

@@ -21,6 +21,7 @@ func (f *FS) Registry() *prometheus.Registry {
 		{"mogmount_read_bytes_total", "Bytes read.", s.BytesRead.Load},
 		{"mogmount_written_bytes_total", "Bytes written.", s.BytesWritten.Load},
 		{"mogmount_spooled_files_total", "Writes that went through a spool file.", s.Spooled.Load},
+		{"mogmount_patched_files_total", "Files saved by patching them in place (edit_file).", s.Patched.Load},
 	} {
 		v := c.v
 		r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 { return float64(v()) }))

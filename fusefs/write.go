@@ -98,6 +98,29 @@ type writeHandle struct {
 	reader   *readHandle       // reads of unchanged content
 	failed   error             // changes lost: returned by every later call
 	released bool
+	// patching: the spool holds only the ranges written (exts), over the
+	// committed version, which commit patches in place (edit_file)
+	// rather than uploading the whole file again.
+	patching bool
+	exts     []extent
+}
+
+// extent is a range [off, end) of a file.
+type extent struct{ off, end int64 }
+
+// addExtent adds [off, end) to the sorted, disjoint exts, merging what
+// it overlaps or touches.
+func addExtent(exts []extent, off, end int64) []extent {
+	out := make([]extent, 0, len(exts)+1)
+	i := 0
+	for ; i < len(exts) && exts[i].end < off; i++ {
+		out = append(out, exts[i])
+	}
+	for ; i < len(exts) && exts[i].off <= end; i++ {
+		off, end = min(off, exts[i].off), max(end, exts[i].end)
+	}
+	out = append(out, extent{off, end})
+	return append(out, exts[i:]...)
 }
 
 // newWriteHandle returns a handle open for writing n. A file opened
@@ -254,6 +277,19 @@ func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
 		// spool, saved (with a new try) at close.
 		h.n.fs.log.Warn("fusefs: opening an upload failed; the file will be saved from its spool", "key", h.n.name(), "err", err)
 	}
+	if (h.patching || h.startPatch()) && off <= h.size {
+		// A ranged PUT can carry it: written bytes only, where they go.
+		end := off + int64(len(data))
+		if err := h.reserve(h.reserved + int64(len(data))); err != nil {
+			return err
+		}
+		if _, err := h.spool.WriteAt(data, off); err != nil {
+			return err
+		}
+		h.exts = addExtent(h.exts, off, end)
+		h.size = max(h.size, end)
+		return nil
+	}
 	if err := h.toSpool(ctx); err != nil {
 		return err
 	}
@@ -264,6 +300,42 @@ func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
 		return err
 	}
 	h.size = max(h.size, off+int64(len(data)))
+	return nil
+}
+
+// startPatch starts keeping only the written ranges of a big committed
+// file, to patch it in place at commit, when the cluster may do that.
+func (h *writeHandle) startPatch() bool {
+	f := h.n.fs
+	if h.fresh || h.st != nil || h.spool != nil || f.cfg.PatchMinSize < 0 || h.size < f.cfg.PatchMinSize || f.noEdit.Load() {
+		return false
+	}
+	sp, err := f.newSpool()
+	if err != nil {
+		return false
+	}
+	h.spool, h.patching, h.exts = sp, true, nil
+	return true
+}
+
+// unpatch turns the ranges of a patch into a whole copy: the committed
+// version fetched into a new spool, the ranges laid over it.
+func (h *writeHandle) unpatch(ctx context.Context) error {
+	p, exts, size := h.spool, h.exts, h.size
+	h.spool, h.patching, h.exts, h.complete = nil, false, nil, false
+	defer p.Close()
+	if err := h.toSpool(ctx); err != nil {
+		return err
+	}
+	if err := h.reserve(size); err != nil {
+		return err
+	}
+	for _, x := range exts {
+		if _, err := io.Copy(io.NewOffsetWriter(h.spool, x.off), io.NewSectionReader(p, x.off, x.end-x.off)); err != nil {
+			return err
+		}
+	}
+	h.size = max(h.size, size)
 	return nil
 }
 
@@ -422,6 +494,9 @@ func (h *writeHandle) reserve(size int64) error {
 func (h *writeHandle) toSpool(ctx context.Context) error {
 	if h.failed != nil {
 		return h.failed
+	}
+	if h.patching {
+		return h.unpatch(ctx)
 	}
 	if h.spool != nil && h.complete {
 		h.abandonStream()
@@ -613,6 +688,9 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		// Later writes start from the committed content.
 		h.fresh = false
 	}
+	if fid == 0 && err == nil && h.patching {
+		fid, err = h.commitPatch(ctx, dom, key, meta)
+	}
 	if fid == 0 && err == nil {
 		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta)
 	}
@@ -628,6 +706,57 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	f.committed(dom, key, a)
 	n.clearPending()
 	return nil
+}
+
+// commitPatch saves a patching handle in place (FS.patch). When the
+// cluster cannot, the whole file is built here and the caller uploads it
+// (fid 0, no error); a tracker or nodes without edit_file are not asked
+// again.
+func (h *writeHandle) commitPatch(ctx context.Context, dom, key string, meta map[string]string) (int64, error) {
+	f := h.n.fs
+	fid, err := f.patch(ctx, dom, key, h.spool, h.exts, h.size, meta)
+	if err == nil {
+		f.Stats.Patched.Add(1)
+		h.patching, h.exts = false, nil
+		h.dropSpool()
+		return fid, nil
+	}
+	if core.Is(core.Unsupported, err) {
+		f.noEdit.Store(true)
+	}
+	f.log.Warn("fusefs: patching a file in place failed; uploading it whole", "domain", dom, "key", key, "err", err)
+	return 0, h.unpatch(ctx)
+}
+
+// patch saves a new version of key made of its committed version with
+// the ranges exts of spool laid over it, size bytes in all, without
+// sending the rest: edit_file has a node copy the committed version,
+// which is moved into the new fid's place, patched with ranged PUTs and
+// committed. Anything failing abandons the new fid; the committed
+// version is untouched.
+func (f *FS) patch(ctx context.Context, dom, key string, spool io.ReaderAt, exts []extent, size int64, meta map[string]string) (int64, error) {
+	e, err := f.cl.EditFile(ctx, dom, key)
+	if err != nil {
+		return 0, err
+	}
+	dest := client.Dest{Devid: e.Devid, Path: e.NewPath}
+	err = f.cl.Move(ctx, e.OldPath, e.NewPath)
+	for _, x := range exts {
+		if err != nil {
+			break
+		}
+		err = f.watched(ctx, io.NewSectionReader(spool, x.off, x.end-x.off), func(ctx context.Context, body io.Reader) error {
+			return f.cl.PutRange(ctx, e.NewPath, body, x.off, x.end-x.off)
+		})
+	}
+	if err == nil {
+		err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: e.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
+		if err == nil {
+			return e.FID, nil
+		}
+	}
+	f.abandon(dom, e.FID, dest)
+	return 0, err
 }
 
 // permanent reports whether a commit failed for a reason that saving the
@@ -692,12 +821,20 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 // putWatched is a PUT that fails when the node takes no bytes (or sends
 // no answer after the last) for StallTimeout.
 func (f *FS) putWatched(ctx context.Context, url string, body io.Reader, size int64) error {
+	return f.watched(ctx, body, func(ctx context.Context, body io.Reader) error {
+		return f.cl.Put(ctx, url, body, size)
+	})
+}
+
+// watched runs a request sending body, failing it when the node takes no
+// bytes (or sends no answer after the last) for StallTimeout.
+func (f *FS) watched(ctx context.Context, body io.Reader, send func(ctx context.Context, body io.Reader) error) error {
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	guard := newStallGuard(f.cfg.StallTimeout, cancel)
 	guard.arm()
 	defer guard.disarm()
-	err := f.cl.Put(pctx, url, &progressReader{r: body, progress: guard.arm}, size)
+	err := send(pctx, &progressReader{r: body, progress: guard.arm})
 	if err != nil && context.Cause(pctx) == errStalled {
 		err = fmt.Errorf("%w: %w", errStalled, err)
 	}

@@ -50,6 +50,7 @@ func run(rep io.WriteCloser) error {
 	cacheSize := fs.Int("cache-size", fusefs.DefaultCacheSize, "entries per cache")
 	spoolDir := fs.String("spool-dir", "", "directory for spool files (default $TMPDIR/mogmount-spool)")
 	spoolLimit := fs.Int64("spool-limit", fusefs.DefaultSpoolLimit, "bytes of spool files at most")
+	patchMin := fs.Int64("patch-min-size", fusefs.DefaultPatchMinSize, "a file at least this big that is changed in place is saved by sending only the changed ranges, where the tracker and its storage nodes can (edit_file); -1: always upload whole files")
 	stallTimeout := fs.Duration("stall-timeout", fusefs.DefaultStallTimeout, "an upload fails (or moves to another node, from the spool) when a storage node takes no bytes for this long")
 	renameLimit := fs.Int("rename-dir-limit", fusefs.DefaultRenameDirLimit, "most keys a directory rename moves (more: EXDEV, mv copies)")
 	readahead := fs.Uint32("max-readahead", 1<<20, "kernel read-ahead in bytes")
@@ -168,7 +169,7 @@ func run(rep io.WriteCloser) error {
 		Client: cl, Class: *class, ReadOnly: *ro, UID: *uid, GID: *gid,
 		FileMode: os.FileMode(fm), DirMode: os.FileMode(dm),
 		KernelTTL: *kernelTTL, CacheTTL: *cacheTTL, CacheSize: *cacheSize,
-		SpoolDir: *spoolDir, SpoolLimit: *spoolLimit, RenameDirLimit: *renameLimit,
+		SpoolDir: *spoolDir, SpoolLimit: *spoolLimit, PatchMinSize: *patchMin, RenameDirLimit: *renameLimit,
 		StallTimeout: *stallTimeout, MaxKeyBytes: keyLimit, Logger: log,
 	})
 	if err != nil {

@@ -56,6 +56,32 @@ func (t *Tracker) CreateOpen(ctx context.Context, domain, key, class string, siz
 	return res, nil
 }
 
+// Edit is edit_file's answer: a copy of the key's current version at
+// OldPath, to be moved to NewPath on the same node (WebDAV MOVE),
+// patched there with ranged PUTs and committed as FID on device Devid.
+type Edit struct {
+	OldPath, NewPath string
+	FID              int64
+	Devid            int
+}
+
+// EditFile starts an in-place edit of key (the tracker's experimental
+// edit_file, which our tracker serves safely; a 2.73 tracker without
+// memcache, or with the original's storage nodes, refuses it).
+func (t *Tracker) EditFile(ctx context.Context, domain, key string) (Edit, error) {
+	r, err := t.Do(ctx, "edit_file", protocol.Args{"domain": domain, "key": key})
+	if err != nil {
+		return Edit{}, err
+	}
+	e := Edit{OldPath: r["oldpath"], NewPath: r["newpath"]}
+	e.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
+	e.Devid, _ = strconv.Atoi(r["devid"])
+	if e.FID == 0 || e.Devid == 0 || e.OldPath == "" || e.NewPath == "" {
+		return e, &protocol.Error{Code: "bad_reply", Text: "edit_file answered without fid, device or paths"}
+	}
+	return e, nil
+}
+
 // CloseArgs are create_close's arguments beyond the upload's place.
 type CloseArgs struct {
 	Domain, Key string

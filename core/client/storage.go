@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/node"
@@ -67,6 +68,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // storage-node URL.
 func (c *Client) PutFile(ctx context.Context, url string, body io.Reader, size int64) error {
 	if err := c.Nodes.Put(ctx, url, body, size, nil); err != nil {
+		return fmt.Errorf("mogilefs: %w", err)
+	}
+	return nil
+}
+
+// PutRange writes size bytes of body at off into the file at url (a
+// Content-Range PUT: the node builds the new version aside). off must be
+// at most the file's size.
+func (c *Client) PutRange(ctx context.Context, url string, body io.Reader, off, size int64) error {
+	if size <= 0 {
+		return nil
+	}
+	hdr := http.Header{"Content-Range": {fmt.Sprintf("bytes %d-%d/*", off, off+size-1)}}
+	if err := c.Nodes.Put(ctx, url, body, size, hdr); err != nil {
 		return fmt.Errorf("mogilefs: %w", err)
 	}
 	return nil

@@ -91,6 +91,7 @@ var codeKinds = map[string]core.Kind{
 	"size_verify_error":       core.Unavailable,
 	"state_too_high":          core.Invalid,
 	"unknown_command":         core.Unsupported,
+	"edit_unsupported":        core.Unsupported,
 	"unknown_fid":             core.NotFound,
 	"unknown_host":            core.NotFound,
 	"unknown_hostid":          core.NotFound,

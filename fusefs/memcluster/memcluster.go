@@ -541,6 +541,75 @@ func (c *Cluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 	return nil
 }
 
+// EditFile answers edit_file as our tracker does: a copy of the key's
+// current version at a scratch URL (OldPath), the new fid's URL on the
+// same device (NewPath). Plain answers unknown_command, as a 2.73
+// tracker without memcache fails it.
+func (c *Cluster) EditFile(ctx context.Context, dom, key string) (client.Edit, error) {
+	if c.Plain {
+		return client.Edit{}, errCode("unknown_command", "Unknown server command")
+	}
+	var e client.Edit
+	err := c.withKey(ctx, "edit_file", dom, key, "unknown_key", func(d map[string]*File, f *File) error {
+		if c.down[devOf(c.urls(f.FID)[0])] {
+			return errCode("no_devices", "No device holding the file can take writes now")
+		}
+		scratch, fid := c.nextFID, c.nextFID+1
+		c.nextFID += 2
+		dest := client.Dest{Devid: 1, Path: c.urls(fid)[0]}
+		old := c.urls(scratch)[0]
+		c.blobs[old] = append([]byte(nil), f.Data...)
+		c.temps[scratch] = temp{dom: dom, dests: []client.Dest{{Devid: 1, Path: old}}}
+		c.temps[fid] = temp{dom: dom, key: key, dests: []client.Dest{dest}}
+		e = client.Edit{OldPath: old, NewPath: dest.Path, FID: fid, Devid: 1}
+		return nil
+	})
+	return e, err
+}
+
+// Move renames a file on a node.
+func (c *Cluster) Move(ctx context.Context, src, dst string) error {
+	if err := c.call(ctx, "move", "", src); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.blobs[src]
+	if !ok || c.down[devOf(src)] {
+		return fmt.Errorf("memcluster: MOVE %s: not found", src)
+	}
+	delete(c.blobs, src)
+	c.blobs[dst] = b
+	return nil
+}
+
+// PutRange writes a range into a file on a node, as a Content-Range PUT.
+func (c *Cluster) PutRange(ctx context.Context, url string, body io.Reader, off, size int64) error {
+	if err := c.call(ctx, "put_range", "", url); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(body, size))
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != size {
+		return fmt.Errorf("memcluster: ranged PUT %s: %d of %d bytes", url, len(data), size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.blobs[url]
+	if off > int64(len(b)) || c.down[devOf(url)] {
+		return fmt.Errorf("memcluster: ranged PUT %s at %d: the file has %d bytes", url, off, len(b))
+	}
+	nb := append([]byte(nil), b...)
+	if end := off + size; end > int64(len(nb)) {
+		nb = append(nb, make([]byte, end-int64(len(nb)))...)
+	}
+	copy(nb[off:], data)
+	c.blobs[url] = nb
+	return nil
+}
+
 // withKey counts cmd, runs its hook and, under the lock, calls fn with
 // the key's domain and file; a missing key answers the code missing.
 func (c *Cluster) withKey(ctx context.Context, cmd, dom, key, missing string, fn func(d map[string]*File, f *File) error) error {
