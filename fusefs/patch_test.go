@@ -124,3 +124,23 @@ func TestPatchFallsBackToAWholeCopy(t *testing.T) {
 		})
 	}
 }
+
+// Rewriting the same pages of a patched file (a database does) holds
+// their bytes once against the spool limit, not once per write.
+func TestPatchRewritesCountOnce(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, func(cfg *Config) { cfg.PatchMinSize = 1 << 20; cfg.SpoolLimit = 64 << 10 })
+	ctx := context.Background()
+	n := writeFile(t, f, "d", "db", bytes.Repeat([]byte("x"), 2<<20))
+	h := openRW(t, n)
+	defer h.release()
+	page := bytes.Repeat([]byte("p"), 4096)
+	for i := range 100 { // 400 KiB written into 8 KiB of the file
+		if err := h.write(ctx, page, int64(i%2)*4096); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if err := h.commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -280,13 +280,18 @@ func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
 	if (h.patching || h.startPatch()) && off <= h.size {
 		// A ranged PUT can carry it: written bytes only, where they go.
 		end := off + int64(len(data))
-		if err := h.reserve(h.reserved + int64(len(data))); err != nil {
+		exts := addExtent(h.exts, off, end)
+		var held int64 // bytes the spool holds: rewriting a range costs none
+		for _, x := range exts {
+			held += x.end - x.off
+		}
+		if err := h.reserve(held); err != nil {
 			return err
 		}
 		if _, err := h.spool.WriteAt(data, off); err != nil {
 			return err
 		}
-		h.exts = addExtent(h.exts, off, end)
+		h.exts = exts
 		h.size = max(h.size, end)
 		return nil
 	}
