@@ -64,7 +64,7 @@ func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
 	name := path.Base(dst)
 	// Ranged PUTs of the destination build on its current version: one
 	// must not run across the replacement.
-	unlock := lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + dst)
+	unlock := s.lockFile(root, dst)
 	defer unlock()
 	existed := false
 	if st, err := dir.Lstat(name); err == nil {

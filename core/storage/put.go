@@ -285,6 +285,12 @@ type pathLock struct {
 	refs int
 }
 
+// lockFile serialises the writes that build on the current version of
+// rel in the device directory root (ranged PUTs, MOVE and COPY onto it).
+func (s *Server) lockFile(root *os.Root, rel string) (unlock func()) {
+	return lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
+}
+
 func lockPath(p string) (unlock func()) {
 	pathLocks.Lock()
 	l := pathLocks.m[p]
@@ -333,7 +339,7 @@ func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root,
 	}
 	defer dir.Close()
 	name := path.Base(rel)
-	unlock := lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
+	unlock := s.lockFile(root, rel)
 	defer unlock()
 	var n int64
 	err = replaceDurably(r.Context(), dir, name, func(f *os.File) error {
