@@ -25,7 +25,6 @@ type netLab struct {
 	bridge string
 	subnet string
 	hosts  map[string]string // name -> IP
-	procs  []*exec.Cmd
 }
 
 func run(args ...string) error {
@@ -47,6 +46,10 @@ func newNetLab(t *testing.T) *netLab {
 	pid := os.Getpid() % 200
 	l := &netLab{t: t, prefix: fmt.Sprintf("mg%d", pid), subnet: fmt.Sprintf("10.213.%d", pid), hosts: map[string]string{}}
 	l.bridge = l.prefix + "br"
+	// The test's temporary directory is removed by the first cleanup
+	// registered, which runs last: after every daemon writing into it has
+	// stopped (each is stopped by a cleanup registered when it starts).
+	t.TempDir()
 	if err := run("ip", "link", "add", l.bridge, "type", "bridge"); err != nil {
 		t.Skipf("cannot make network namespaces here: %v", err)
 	}
@@ -103,23 +106,26 @@ func (l *netLab) start(host string, logName string, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}
-	l.procs = append(l.procs, cmd)
+	// Stopped before anything started earlier (the database, the
+	// namespaces, the temporary directory) is taken away.
+	l.t.Cleanup(func() { stopProc(cmd) })
 	return cmd
 }
 
+// stopProc ends a daemon with SIGTERM, or SIGKILL after 10 seconds.
+func stopProc(p *exec.Cmd) {
+	p.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.Process.Kill()
+		<-done
+	}
+}
+
 func (l *netLab) close() {
-	for _, p := range l.procs {
-		p.Process.Signal(syscall.SIGTERM)
-	}
-	for _, p := range l.procs {
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			p.Process.Kill()
-		}
-	}
 	for name := range l.hosts {
 		run("ip", "link", "del", l.prefix+"v"+name) // both ends of the veth pair
 		run("ip", "netns", "del", l.prefix+name)
