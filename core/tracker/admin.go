@@ -17,7 +17,7 @@ import (
 // changed re-reads the configuration after an admin change and waits for
 // a monitor round, so that the change is in effect when the reply leaves.
 func (s *Server) changed(ctx context.Context) error {
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return err
 	}
 	return s.mon.waitRound(ctx, true)
@@ -45,10 +45,10 @@ func (s *Server) cmdDeleteDomain(ctx context.Context, c *call) (protocol.Args, e
 	if name == "" {
 		return nil, errf("no_domain")
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	dom, ok := sn.domains[name]
 	if !ok {
 		return nil, errf("domain_not_found")
@@ -73,7 +73,7 @@ func (s *Server) cmdDeleteDomain(ctx context.Context, c *call) (protocol.Args, e
 }
 
 func (s *Server) cmdGetDomains(ctx context.Context, c *call) (protocol.Args, error) {
-	sn := s.snap()
+	sn := s.mon.snap()
 	doms := make([]core.Domain, 0, len(sn.domains))
 	for _, d := range sn.domainsByID {
 		doms = append(doms, d)
@@ -147,7 +147,7 @@ func (s *Server) classArgs(c *call, update bool) (core.Domain, core.Class, bool,
 		}
 		cls.HashType = ht
 	}
-	dom, ok := s.snap().domains[dname]
+	dom, ok := s.mon.snap().domains[dname]
 	if !ok {
 		return core.Domain{}, cls, false, errf("domain_not_found")
 	}
@@ -156,7 +156,7 @@ func (s *Server) classArgs(c *call, update bool) (core.Domain, core.Class, bool,
 }
 
 func (s *Server) cmdCreateClass(ctx context.Context, c *call) (protocol.Args, error) {
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
 	dom, cls, _, err := s.classArgs(c, false)
@@ -166,7 +166,7 @@ func (s *Server) cmdCreateClass(ctx context.Context, c *call) (protocol.Args, er
 	if cls.HashType < 0 {
 		cls.HashType = core.HashNone
 	}
-	if _, ok := s.snap().class(dom.ID, cls.Name); ok && cls.Name != "default" {
+	if _, ok := s.mon.snap().class(dom.ID, cls.Name); ok && cls.Name != "default" {
 		return nil, errf("class_exists")
 	}
 	if cls.Name == "default" {
@@ -194,14 +194,14 @@ func (s *Server) upsertDefault(ctx context.Context, cls core.Class) error {
 }
 
 func (s *Server) cmdUpdateClass(ctx context.Context, c *call) (protocol.Args, error) {
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
 	dom, cls, mdcSet, err := s.classArgs(c, true)
 	if err != nil {
 		return nil, err
 	}
-	old, ok := s.snap().class(dom.ID, cls.Name)
+	old, ok := s.mon.snap().class(dom.ID, cls.Name)
 	if !ok {
 		return nil, errf("class_not_found")
 	}
@@ -237,10 +237,10 @@ func (s *Server) cmdDeleteClass(ctx context.Context, c *call) (protocol.Args, er
 	if cname == "default" {
 		return nil, errf("nodel_default_class")
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	dom, ok := sn.domains[dname]
 	if !ok {
 		return nil, errf("domain_not_found")
@@ -324,10 +324,10 @@ func (s *Server) cmdCreateHost(ctx context.Context, c *call) (protocol.Args, err
 	if err := hostFields(a, &h); err != nil {
 		return nil, err
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	if _, ok := s.snap().hostsByName[name]; ok {
+	if _, ok := s.mon.snap().hostsByName[name]; ok {
 		return nil, errf("host_exists")
 	}
 	id, err := s.store().CreateHost(ctx, h)
@@ -347,10 +347,10 @@ func (s *Server) cmdUpdateHost(ctx context.Context, c *call) (protocol.Args, err
 	if name == "" {
 		return nil, errf("no_host")
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	h, ok := s.snap().hostsByName[name]
+	h, ok := s.mon.snap().hostsByName[name]
 	if !ok {
 		return nil, errf("host_not_found")
 	}
@@ -371,10 +371,10 @@ func (s *Server) cmdDeleteHost(ctx context.Context, c *call) (protocol.Args, err
 	if name == "" {
 		return nil, errf("no_host")
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	h, ok := s.snap().hostsByName[name]
+	h, ok := s.mon.snap().hostsByName[name]
 	if !ok {
 		return nil, errf("unknown_host")
 	}
@@ -388,7 +388,7 @@ func (s *Server) cmdDeleteHost(ctx context.Context, c *call) (protocol.Args, err
 }
 
 func (s *Server) cmdGetHosts(ctx context.Context, c *call) (protocol.Args, error) {
-	sn := s.snap()
+	sn := s.mon.snap()
 	filter, _ := intArg(c.args, "hostid", 0)
 	var ids []int
 	for id := range sn.hosts {
@@ -415,10 +415,10 @@ var devidRE = regexp.MustCompile(`^(?:dev)?(\d+)$`)
 
 func (s *Server) cmdCreateDevice(ctx context.Context, c *call) (protocol.Args, error) {
 	a := c.args
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return nil, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	var h core.Host
 	switch {
 	case a.Get("hostid") != "":
@@ -460,7 +460,7 @@ func (s *Server) cmdCreateDevice(ctx context.Context, c *call) (protocol.Args, e
 }
 
 func (s *Server) cmdGetDevices(ctx context.Context, c *call) (protocol.Args, error) {
-	sn := s.snap()
+	sn := s.mon.snap()
 	filter, _ := intArg(c.args, "devid", 0)
 	var ids []int
 	for _, id := range sn.sortedDeviceIDs() {
@@ -503,10 +503,10 @@ func (s *Server) deviceOfHost(ctx context.Context, c *call) (core.Device, error)
 	if hname == "" || dv == "" {
 		return core.Device{}, errf("bad_params")
 	}
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return core.Device{}, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	m := devidRE.FindStringSubmatch(dv)
 	if m == nil {
 		return core.Device{}, errf("no_device")
@@ -563,7 +563,7 @@ func (s *Server) cmdSetWeight(ctx context.Context, c *call) (protocol.Args, erro
 // df: the devices not dead, each disk counted once (devices that a node
 // says share a file system, as in a test cluster on one machine), in MB.
 func (s *Server) cmdGetSpace(ctx context.Context, c *call) (protocol.Args, error) {
-	sn := s.snap()
+	sn := s.mon.snap()
 	type disk struct{ total, used int64 }
 	disks := map[string]disk{}
 	devices := 0

@@ -76,7 +76,7 @@ func errf(code string) error { return protocol.Err(code) }
 
 // domainArg resolves the `domain` argument against the cached domains.
 func (s *Server) domainArg(c *call) (core.Domain, *snapshot, error) {
-	sn := s.snap()
+	sn := s.mon.snap()
 	name := c.args.Get("domain")
 	if name == "" {
 		return core.Domain{}, sn, errf("no_domain")

@@ -274,7 +274,7 @@ func TestDatabaseErrorsAreNotAnswers(t *testing.T) {
 			t.Fatalf("%s: %s", l, r)
 		}
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	dom := sn.domains["d"]
 	cls, _ := sn.class(dom.ID, "h")
 	st := s.store()

@@ -29,7 +29,7 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 		retryLater()
 		return
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	var retry int64
 	noteRetry := func(d int64) {
 		if retry == 0 || d < retry {
@@ -97,7 +97,7 @@ func (s *Server) runTempfileReaper(ctx context.Context) {
 func (s *Server) runDeadDeviceReaper(ctx context.Context) {
 	for ctx.Err() == nil {
 		found := false
-		sn := s.snap()
+		sn := s.mon.snap()
 		for _, id := range sn.sortedDeviceIDs() {
 			if sn.devices[id].Status != core.DevDead {
 				continue

@@ -30,12 +30,12 @@ func (s *Server) cmdEditFile(ctx context.Context, c *call) (protocol.Args, error
 	if err := s.mon.waitRound(ctx, false); err != nil {
 		return nil, err
 	}
-	sn = s.snap()
+	sn = s.mon.snap()
 	var dev core.Device
 	found := false
 	for _, id := range weightedOrder(devids, func(id int) float64 { return s.readWeight(sn, id) }) {
 		d, ok := sn.devices[id]
-		if ok && s.canRead(sn, d) && s.canWrite(sn, d) {
+		if ok && s.mon.canRead(sn, d) && s.mon.canWrite(sn, d) {
 			dev, found = d, true
 			break
 		}

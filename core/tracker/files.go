@@ -53,11 +53,11 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 	if err := s.mon.waitRound(ctx, false); err != nil {
 		return nil, err
 	}
-	sn = s.snap()
+	sn = s.mon.snap()
 	var writable, unknown []core.Device
 	for _, id := range sn.sortedDeviceIDs() {
 		d := s.mon.withPlacements(sn.devices[id])
-		if !s.canWrite(sn, d) {
+		if !s.mon.canWrite(sn, d) {
 			continue
 		}
 		if size > 0 {
@@ -134,7 +134,7 @@ func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fi
 		if s.mon.mkcolDone(url) {
 			continue
 		}
-		code := s.mkcol(ctx, url)
+		code := s.mon.mkcol(ctx, url)
 		if code == 400 || code == 501 {
 			s.mon.noteRefusesMkcol(d.ID)
 			return
@@ -377,7 +377,7 @@ func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error
 			continue
 		}
 		url := fidURL(h, id, f.FID, c.clientIP, zoneAlt, true)
-		if !s.canRead(sn, d) {
+		if !s.mon.canRead(sn, d) {
 			if backup == "" {
 				backup = url
 			}
@@ -548,7 +548,7 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 
 func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, error) {
 	var fid int64
-	sn := s.snap()
+	sn := s.mon.snap()
 	if v := c.args.Get("fid"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -665,7 +665,7 @@ func (s *Server) cmdListFids(ctx context.Context, c *call) (protocol.Args, error
 	if err != nil {
 		return nil, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	out := protocol.Args{"fid_count": itoa(len(files))}
 	for i, f := range files {
 		p := "fid_" + itoa(i+1) + "_"

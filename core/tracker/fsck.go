@@ -58,7 +58,7 @@ func (s *Server) cmdFsckStart(ctx context.Context, c *call) (protocol.Args, erro
 		return nil, err
 	}
 	kick(s.fsckKick)
-	return nil, s.refresh(ctx)
+	return nil, s.mon.refresh(ctx)
 }
 
 func (s *Server) cmdFsckStop(ctx context.Context, c *call) (protocol.Args, error) {
@@ -73,7 +73,7 @@ func (s *Server) cmdFsckStop(ctx context.Context, c *call) (protocol.Args, error
 	if err := st.SetSetting(ctx, "fsck_stop_time", i64toa(now)); err != nil {
 		return nil, err
 	}
-	return nil, s.refresh(ctx)
+	return nil, s.mon.refresh(ctx)
 }
 
 // fsckResetState sets fsck progress back to the start (or startpos).
@@ -118,7 +118,7 @@ func (s *Server) cmdFsckReset(ctx context.Context, c *call) (protocol.Args, erro
 	if err := s.fsckResetState(ctx, c.args.Bool("policy_only"), start); err != nil {
 		return nil, err
 	}
-	return nil, s.refresh(ctx)
+	return nil, s.mon.refresh(ctx)
 }
 
 func (s *Server) cmdFsckClearLog(ctx context.Context, c *call) (protocol.Args, error) {

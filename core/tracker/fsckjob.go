@@ -70,7 +70,7 @@ func (s *Server) runFsckInjector(ctx context.Context) {
 
 // settingDefault reads a numeric server setting from the snapshot.
 func (s *Server) settingDefault(key string, def int64) int64 {
-	if n, err := strconv.ParseInt(s.snap().settings[key], 10, 64); err == nil && n > 0 {
+	if n, err := strconv.ParseInt(s.mon.snap().settings[key], 10, 64); err == nil && n > 0 {
 		return n
 	}
 	return def
@@ -111,7 +111,7 @@ func (s *Server) fsckFID(ctx context.Context, fid int64) error {
 	if err != nil {
 		return err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	cls, _ := sn.classByID(f.DomainID, f.ClassID)
 	log := func(code string, devid int) { st.AddFsckLog(ctx, fid, code, devid) }
 	needFix := false
@@ -299,7 +299,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 		devids = append(devids, g.devid)
 	}
 	st.FixDevcount(ctx, f.FID)
-	if p := s.replicationPlan(s.snap(), cls, devids, nil); p.verdict != allGood {
+	if p := s.replicationPlan(s.mon.snap(), cls, devids, nil); p.verdict != allGood {
 		from := 0
 		if len(devids) > 0 {
 			from = devids[0]

@@ -21,7 +21,7 @@ type iostat struct {
 // round.
 func (w *iostat) sync(ctx context.Context) {
 	want := map[string]bool{}
-	for _, h := range w.m.s.snap().hosts {
+	for _, h := range w.m.snap().hosts {
 		if h.IP != "" {
 			want[h.IP] = true
 		}
@@ -38,9 +38,9 @@ func (w *iostat) sync(ctx context.Context) {
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		w.conns[ip] = cancel
-		w.m.s.wg.Add(1)
+		w.m.wg.Add(1)
 		go func() {
-			defer w.m.s.wg.Done()
+			defer w.m.wg.Done()
 			w.follow(cctx, ip)
 		}()
 	}
@@ -49,7 +49,7 @@ func (w *iostat) sync(ctx context.Context) {
 // follow keeps one watch connection to ip until ctx ends: again at once
 // when the node ends it, after a pause when it cannot be reached.
 func (w *iostat) follow(ctx context.Context, ip string) {
-	addr := net.JoinHostPort(ip, strconv.Itoa(w.m.s.cfg.SideChannelPort))
+	addr := net.JoinHostPort(ip, strconv.Itoa(w.m.cfg.SideChannelPort))
 	for ctx.Err() == nil {
 		err := w.stream(ctx, addr)
 		pause := 100 * time.Millisecond
@@ -64,7 +64,7 @@ func (w *iostat) follow(ctx context.Context, ip string) {
 // it after sending reports, an error when it could not be used. A node
 // reports every second: silence for long means it is gone.
 func (w *iostat) stream(ctx context.Context, addr string) error {
-	return w.m.s.nodes.Watch(ctx, addr, 30*time.Second, func(devid int, util string) {
+	return w.m.nodes.Watch(ctx, addr, 30*time.Second, func(devid int, util string) {
 		w.m.mu.Lock()
 		w.m.obsLocked(devid).utilization = util
 		w.m.mu.Unlock()

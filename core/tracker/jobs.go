@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
@@ -176,4 +177,14 @@ func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func()
 		}
 	}()
 	return cancel
+}
+
+// deviceWriteable makes replication that was deferred for want of a
+// destination due now, when the monitor sees a device writeable again.
+func (s *Server) deviceWriteable(ctx context.Context, d core.Device) {
+	if _, err := s.store().ReplicateNow(ctx); err != nil {
+		s.log.Warn("tracker: cannot reschedule replication", "devid", d.ID, "err", err)
+		return
+	}
+	kick(s.replKick)
 }

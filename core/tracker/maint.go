@@ -122,7 +122,7 @@ func (s *Server) cmdSetServerSetting(ctx context.Context, c *call) (protocol.Arg
 			return nil, err
 		}
 	}
-	return nil, s.refresh(ctx)
+	return nil, s.mon.refresh(ctx)
 }
 
 func (s *Server) cmdServerSetting(ctx context.Context, c *call) (protocol.Args, error) {

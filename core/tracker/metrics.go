@@ -82,7 +82,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), name)
 		}
 	}
-	sn := c.s.snap()
+	sn := c.s.mon.snap()
 	for _, id := range sn.sortedDeviceIDs() {
 		d := sn.devices[id]
 		labels := []string{strconv.Itoa(id), sn.hosts[d.HostID].Name, d.Status}

@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -53,9 +55,30 @@ type placement struct {
 // maxPlacements bounds a device's placement list; older ones are merged.
 const maxPlacements = 4096
 
-// monitor watches every device of the cluster.
+// monitorStore is what the monitor needs from the database: the
+// configuration tables, and a place to record device usage.
+type monitorStore interface {
+	configReader
+	UpdateDeviceUsage(ctx context.Context, devid int, totalMB, usedMB int64) error
+}
+
+// monitor watches every device of the cluster and publishes what it
+// knows: the configuration tables as an immutable snapshot, re-read each
+// round and on demand, and each device's observed state. Handlers and
+// jobs read both through its methods; nothing outside takes its lock.
 type monitor struct {
-	s *Server
+	cfg    *Config
+	log    *slog.Logger
+	db     monitorStore
+	nodes  *node.Client
+	tables atomic.Pointer[snapshot] // the configuration tables
+	wg     *sync.WaitGroup          // the tracker's background goroutines
+
+	// onSnapshot is called with the snapshot each round reads (the read
+	// replicas follow the settings); onWriteable when a device becomes
+	// writeable again after the first round. Either may be nil.
+	onSnapshot  func(context.Context, *snapshot)
+	onWriteable func(context.Context, core.Device)
 
 	mu        sync.Mutex           // guards the fields below
 	obs       map[int]*observation // devid -> observation
@@ -66,9 +89,13 @@ type monitor struct {
 	mkcolSeen map[string]time.Time // dir URL -> MKCOL succeeded at
 }
 
-func newMonitor(s *Server) *monitor {
+func newMonitor(cfg *Config, log *slog.Logger, db monitorStore, nodes *node.Client, wg *sync.WaitGroup) *monitor {
 	return &monitor{
-		s:         s,
+		cfg:       cfg,
+		log:       log,
+		db:        db,
+		nodes:     nodes,
+		wg:        wg,
 		obs:       map[int]*observation{},
 		hostDown:  map[int]bool{},
 		roundDone: make(chan struct{}),
@@ -92,7 +119,7 @@ func (m *monitor) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(m.s.cfg.MonitorInterval):
+		case <-time.After(m.cfg.MonitorInterval):
 		case <-m.kick:
 		}
 	}
@@ -135,11 +162,13 @@ func (m *monitor) waitRound(ctx context.Context, fresh bool) error {
 // doRound re-reads the configuration and probes every device that may
 // be read from.
 func (m *monitor) doRound(ctx context.Context) {
-	if err := m.s.refresh(ctx); err != nil && ctx.Err() == nil {
-		m.s.log.Warn("tracker: monitor cannot read the database", "err", err)
+	if err := m.refresh(ctx); err != nil && ctx.Err() == nil {
+		m.log.Warn("tracker: monitor cannot read the database", "err", err)
 	}
-	sn := m.s.snap()
-	m.s.refreshReplicas(ctx, sn)
+	sn := m.snap()
+	if m.onSnapshot != nil {
+		m.onSnapshot(ctx, sn)
+	}
 	byHost := map[int][]core.Device{}
 	for _, d := range sn.devices {
 		h, ok := sn.hosts[d.HostID]
@@ -185,14 +214,14 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 				hostUnreachable = true
 			}
 			if m.state(d.ID) != obsUnreachable {
-				m.s.log.Warn("tracker: device unreachable", "devid", d.ID, "host", h.Name, "err", err)
+				m.log.Warn("tracker: device unreachable", "devid", d.ID, "host", h.Name, "err", err)
 			}
 			m.setState(d.ID, obsUnreachable)
 			continue
 		}
 		m.noteUsage(d.ID, u)
-		if err := m.s.store().UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil && ctx.Err() == nil {
-			m.s.log.Warn("tracker: cannot record device usage", "devid", d.ID, "err", err)
+		if err := m.db.UpdateDeviceUsage(ctx, d.ID, u.total/1024, u.used/1024); err != nil && ctx.Err() == nil {
+			m.log.Warn("tracker: cannot record device usage", "devid", d.ID, "err", err)
 		}
 		m.writeProbe(ctx, h, d)
 	}
@@ -268,10 +297,10 @@ func (m *monitor) withPlacements(d core.Device) core.Device {
 
 // readUsage GETs and parses /devN/usage.
 func (m *monitor) readUsage(ctx context.Context, h core.Host, devid int) (usage, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.ConnTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.ConnTimeout)
 	defer cancel()
 	url := hostBase(h, nil, false, true) + "/dev" + strconv.Itoa(devid) + "/usage"
-	body, hdr, err := m.s.nodes.Fetch(ctx, url, 64<<10)
+	body, hdr, err := m.nodes.Fetch(ctx, url, 64<<10)
 	if err != nil {
 		return usage{}, err
 	}
@@ -317,7 +346,7 @@ func parseUsage(body []byte) (usage, error) {
 func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	m.mu.Lock()
 	o := m.obsLocked(d.ID)
-	due := time.Since(o.lastProbe) >= m.s.cfg.WriteProbeInterval || o.state == obsUnreachable || o.state == ""
+	due := time.Since(o.lastProbe) >= m.cfg.WriteProbeInterval || o.state == obsUnreachable || o.state == ""
 	noMkcol := o.noMkcol
 	m.mu.Unlock()
 	if h.Status != core.HostAlive || d.Status == core.DevReadonly {
@@ -328,8 +357,8 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 		return
 	}
 	base := hostBase(h, nil, false, false) + "/dev" + strconv.Itoa(d.ID) + "/test-write/"
-	if !noMkcol && !m.s.snap().settingBool("skip_mkcol") {
-		if code := m.s.mkcol(ctx, base); code == http.StatusBadRequest || code == http.StatusNotImplemented {
+	if !noMkcol && !m.snap().settingBool("skip_mkcol") {
+		if code := m.mkcol(ctx, base); code == http.StatusBadRequest || code == http.StatusNotImplemented {
 			m.mu.Lock()
 			m.obsLocked(d.ID).noMkcol = true
 			m.mu.Unlock()
@@ -340,7 +369,7 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	url := base + "test-write-" + strconv.Itoa(n)
 	state := obsReadable
 	if err := m.putAndReadBack(ctx, h, d.ID, url, body); err != nil {
-		m.s.log.Warn("tracker: write probe failed; device is read-only until it passes", "devid", d.ID, "host", h.Name, "err", err)
+		m.log.Warn("tracker: write probe failed; device is read-only until it passes", "devid", d.ID, "host", h.Name, "err", err)
 	} else {
 		state = obsWriteable
 	}
@@ -358,26 +387,23 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	}
 }
 
-// deviceRecovered reacts to a device becoming writeable again: work that
-// was deferred for want of a destination is made due now.
+// deviceRecovered reports a device that became writeable again.
 func (m *monitor) deviceRecovered(ctx context.Context, d core.Device) {
-	m.s.log.Info("tracker: device is writeable again; retrying deferred replication", "devid", d.ID)
-	if _, err := m.s.store().ReplicateNow(ctx); err != nil {
-		m.s.log.Warn("tracker: cannot reschedule replication", "err", err)
-		return
+	m.log.Info("tracker: device is writeable again", "devid", d.ID)
+	if m.onWriteable != nil {
+		m.onWriteable(ctx, d)
 	}
-	kick(m.s.replKick)
 }
 
 func (m *monitor) putAndReadBack(ctx context.Context, h core.Host, devid int, url, body string) error {
-	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.NodeTimeout)
 	defer cancel()
-	err := m.s.nodes.Put(ctx, url, strings.NewReader(body), int64(len(body)), http.Header{"Content-Type": {"application/octet-stream"}})
+	err := m.nodes.Put(ctx, url, strings.NewReader(body), int64(len(body)), http.Header{"Content-Type": {"application/octet-stream"}})
 	if err != nil {
 		return err
 	}
 	getURL := hostBase(h, nil, false, true) + strings.TrimPrefix(url, hostBase(h, nil, false, false))
-	got, _, err := m.s.nodes.Fetch(ctx, getURL, 4096)
+	got, _, err := m.nodes.Fetch(ctx, getURL, 4096)
 	if err != nil {
 		return err
 	}
@@ -390,19 +416,19 @@ func (m *monitor) putAndReadBack(ctx context.Context, h core.Host, devid int, ur
 // md5Probe PUTs "." with the MD5 of "!" and reports whether the node
 // refused it, i.e. whether it checks Content-MD5.
 func (m *monitor) md5Probe(ctx context.Context, url string) bool {
-	ctx, cancel := context.WithTimeout(ctx, m.s.cfg.NodeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.NodeTimeout)
 	defer cancel()
 	sum := md5.Sum([]byte("!"))
-	err := m.s.nodes.Put(ctx, url, strings.NewReader("."), 1, http.Header{"Content-MD5": {base64.StdEncoding.EncodeToString(sum[:])}})
+	err := m.nodes.Put(ctx, url, strings.NewReader("."), 1, http.Header{"Content-MD5": {base64.StdEncoding.EncodeToString(sum[:])}})
 	var se *node.StatusError
 	return errors.As(err, &se)
 }
 
 // mkcol sends MKCOL for url and returns the status code (0 on error).
-func (s *Server) mkcol(ctx context.Context, url string) int {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
+func (m *monitor) mkcol(ctx context.Context, url string) int {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.NodeTimeout)
 	defer cancel()
-	code, _ := s.nodes.Probe(ctx, "MKCOL", url)
+	code, _ := m.nodes.Probe(ctx, "MKCOL", url)
 	return code
 }
 
@@ -443,7 +469,7 @@ func (m *monitor) observed(devid, hostid int) (observation, bool) {
 }
 
 // canRead reports should_read_from for a device.
-func (s *Server) canRead(sn *snapshot, d core.Device) bool {
+func (m *monitor) canRead(sn *snapshot, d core.Device) bool {
 	h, ok := sn.hosts[d.HostID]
 	if !ok || (h.Status != core.HostAlive && h.Status != core.HostReadonly) {
 		return false
@@ -453,21 +479,21 @@ func (s *Server) canRead(sn *snapshot, d core.Device) bool {
 	default:
 		return false
 	}
-	o, hostUp := s.mon.observed(d.ID, d.HostID)
+	o, hostUp := m.observed(d.ID, d.HostID)
 	return hostUp && (o.state == obsReadable || o.state == obsWriteable)
 }
 
 // canWrite reports should_get_new_files for a device.
-func (s *Server) canWrite(sn *snapshot, d core.Device) bool {
+func (m *monitor) canWrite(sn *snapshot, d core.Device) bool {
 	h, ok := sn.hosts[d.HostID]
 	if !ok || h.Status != core.HostAlive || d.Status != core.DevAlive {
 		return false
 	}
-	o, hostUp := s.mon.observed(d.ID, d.HostID)
+	o, hostUp := m.observed(d.ID, d.HostID)
 	if !hostUp || o.state != obsWriteable {
 		return false
 	}
-	if free := s.mon.withPlacements(d).MBFree(); free >= 0 && free < s.cfg.MinFreeSpaceMB {
+	if free := m.withPlacements(d).MBFree(); free >= 0 && free < m.cfg.MinFreeSpaceMB {
 		return false
 	}
 	return true

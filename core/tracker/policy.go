@@ -86,7 +86,7 @@ func (s *Server) replicationPlan(sn *snapshot, cls core.Class, holders []int, fa
 	}
 	var cands []core.Device
 	for _, d := range sn.devices {
-		if !holding[d.ID] && !failed[d.ID] && s.canWrite(sn, d) {
+		if !holding[d.ID] && !failed[d.ID] && s.mon.canWrite(sn, d) {
 			cands = append(cands, d)
 		}
 	}

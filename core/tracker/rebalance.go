@@ -167,7 +167,7 @@ func (s *Server) rebalanceDests(sn *snapshot, p rebalancePolicy, exclude []int) 
 	var out []int
 	for _, id := range sn.sortedDeviceIDs() {
 		d := sn.devices[id]
-		if skip[id] || !s.canWrite(sn, d) {
+		if skip[id] || !s.mon.canWrite(sn, d) {
 			continue
 		}
 		if l := p.list("to_devices"); l != nil && !inList(l, id) {
@@ -231,7 +231,7 @@ func (s *Server) cmdRebalanceTest(ctx context.Context, c *call) (protocol.Args, 
 	if err != nil {
 		return nil, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	src := s.rebalanceSources(sn, p)
 	return protocol.Args{"sdevs": joinIDs(src), "ddevs": joinIDs(s.rebalanceDests(sn, p, src))}, nil
 }
@@ -265,7 +265,7 @@ func (s *Server) cmdRebalanceStart(ctx context.Context, c *call) (protocol.Args,
 		if err != nil {
 			return nil, err
 		}
-		vals := map[string]string{"source_devs": joinIDs(s.rebalanceSources(s.snap(), p)), "time_started": i64toa(now)}
+		vals := map[string]string{"source_devs": joinIDs(s.rebalanceSources(s.mon.snap(), p)), "time_started": i64toa(now)}
 		var parts []string
 		for _, k := range rebalanceStateKeys {
 			v := vals[k]

@@ -125,7 +125,7 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	exclude := []int{cur}
 	for _, d := range state.list("completed_devs") {
 		n, _ := strconv.Atoi(d)
@@ -213,7 +213,7 @@ func (s *Server) setDeviceState(ctx context.Context, devid int, state string) {
 		s.log.Warn("tracker: cannot change device state", "devid", devid, "state", state, "err", err)
 		return
 	}
-	s.refresh(ctx)
+	s.mon.refresh(ctx)
 }
 
 // rebalanceItem moves one copy off its source device: a new copy on one
@@ -245,7 +245,7 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 	if !containsInt(holders, src) {
 		return nil // already gone from the source
 	}
-	sn := s.snap()
+	sn := s.mon.snap()
 	hostsOn := map[int]bool{}
 	for _, id := range holders {
 		if id != src {
@@ -260,7 +260,7 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 	for pass := 0; pass < 2 && !found; pass++ {
 		for _, id := range dests {
 			d, ok := sn.devices[id]
-			if !ok || containsInt(holders, id) || !s.canWrite(sn, d) {
+			if !ok || containsInt(holders, id) || !s.mon.canWrite(sn, d) {
 				continue
 			}
 			srcHost := sn.devices[src].HostID

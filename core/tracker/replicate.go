@@ -74,7 +74,7 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 	badSource := map[int]bool{}
 	var lastErr error
 	for round := 0; round < 16; round++ {
-		sn := s.snap()
+		sn := s.mon.snap()
 		cls := s.classOf(sn, f.DomainID, f.ClassID)
 		p := s.replicationPlan(sn, cls, holders, failed)
 		switch p.verdict {
@@ -111,7 +111,7 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 		case err == nil:
 			s.mon.notePlaced(d.ID, f.Length)
 			holders = append(holders, d.ID)
-			if s.replicationPlan(s.snap(), cls, holders, failed).verdict == allGood {
+			if s.replicationPlan(s.mon.snap(), cls, holders, failed).verdict == allGood {
 				// The common case: one commit records the copy and ends the work.
 				if err := st.AddCopyDone(ctx, fid, d.ID, store.ReplicateQueue); err != nil {
 					s.noteStray(fid, d.ID, err)
@@ -159,7 +159,7 @@ func (s *Server) pickSource(sn *snapshot, holders []int, fromDevid int, bad map[
 	var ok []core.Device
 	for _, id := range holders {
 		d, known := sn.devices[id]
-		if !known || bad[id] || !s.canRead(sn, d) {
+		if !known || bad[id] || !s.mon.canRead(sn, d) {
 			continue
 		}
 		if id == fromDevid {
@@ -316,7 +316,7 @@ func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, hol
 	best := 0
 	for _, id := range cands {
 		d, ok := sn.devices[id]
-		if !ok || !s.canDelete(sn, d) || !s.canRead(sn, d) {
+		if !ok || !s.canDelete(sn, d) || !s.mon.canRead(sn, d) {
 			continue
 		}
 		if best == 0 || perHost[d.HostID] > 1 {
@@ -330,7 +330,7 @@ func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, hol
 	verified := false
 	for _, id := range holders {
 		d, ok := sn.devices[id]
-		if id == best || !ok || !s.canRead(sn, d) {
+		if id == best || !ok || !s.mon.canRead(sn, d) {
 			continue
 		}
 		size, missing, err := s.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))

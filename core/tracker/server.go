@@ -36,7 +36,6 @@ type handler func(ctx context.Context, c *call) (protocol.Args, error)
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	state    atomic.Pointer[snapshot]
 	mon      *monitor
 	nodes    *node.Client // the storage nodes
 	leases   leaser       // the queue runner's view of the store
@@ -130,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.nodes = newNodeClient(cfg)
 	s.leases = cfg.Store
+	s.mon = newMonitor(&s.cfg, s.log, cfg.Store, s.nodes, &s.wg)
+	s.mon.onSnapshot = s.refreshReplicas
+	s.mon.onWriteable = s.deviceWriteable
 	s.handlers = s.commandTable()
 	return s, nil
 }
@@ -137,7 +139,7 @@ func New(cfg Config) (*Server, error) {
 // Start loads the configuration tables and starts the monitor. It fails
 // when the database cannot be read.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.refresh(ctx); err != nil {
+	if err := s.mon.refresh(ctx); err != nil {
 		return fmt.Errorf("tracker: read configuration: %w", err)
 	}
 	max, err := s.cfg.Store.MaxFID(ctx)
@@ -148,7 +150,6 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.keyLimit, err = s.cfg.Store.KeyLimit(ctx); err != nil {
 		return fmt.Errorf("tracker: read the key width: %w", err)
 	}
-	s.mon = newMonitor(s)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

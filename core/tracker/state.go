@@ -19,9 +19,18 @@ type snapshot struct {
 	settings    map[string]string
 }
 
-// loadSnapshot reads the configuration tables from the store.
-func (s *Server) loadSnapshot(ctx context.Context) (*snapshot, error) {
-	st := s.cfg.Store
+// configReader reads the configuration tables.
+type configReader interface {
+	Domains(context.Context) ([]core.Domain, error)
+	Classes(context.Context) ([]core.Class, error)
+	Hosts(context.Context) ([]core.Host, error)
+	Devices(context.Context) ([]core.Device, error)
+	Settings(context.Context) (map[string]string, error)
+}
+
+// loadSnapshot reads the configuration tables from st; a domain without
+// a stored default class gets one of defaultMinDevCount copies.
+func loadSnapshot(ctx context.Context, st configReader, defaultMinDevCount int) (*snapshot, error) {
 	doms, err := st.Domains(ctx)
 	if err != nil {
 		return nil, err
@@ -65,7 +74,7 @@ func (s *Server) loadSnapshot(ctx context.Context) (*snapshot, error) {
 	for _, d := range doms {
 		def, ok := stored[d.ID][0]
 		if !ok {
-			def = core.Class{DomainID: d.ID, ID: 0, MinDevCount: s.cfg.DefaultMinDevCount}
+			def = core.Class{DomainID: d.ID, ID: 0, MinDevCount: defaultMinDevCount}
 		}
 		def.Name = "default"
 		list := []core.Class{def}
@@ -88,15 +97,15 @@ func (s *Server) loadSnapshot(ctx context.Context) (*snapshot, error) {
 }
 
 // snap returns the current snapshot.
-func (s *Server) snap() *snapshot { return s.state.Load() }
+func (m *monitor) snap() *snapshot { return m.tables.Load() }
 
 // refresh re-reads the configuration tables now.
-func (s *Server) refresh(ctx context.Context) error {
-	sn, err := s.loadSnapshot(ctx)
+func (m *monitor) refresh(ctx context.Context) error {
+	sn, err := loadSnapshot(ctx, m.db, m.cfg.DefaultMinDevCount)
 	if err != nil {
 		return err
 	}
-	s.state.Store(sn)
+	m.tables.Store(sn)
 	return nil
 }
 

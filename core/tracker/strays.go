@@ -82,7 +82,7 @@ func (s *Server) removeStrays(ctx context.Context) {
 		if containsInt(devids, st.devid) {
 			continue // recorded after all: a copy like any other
 		}
-		sn := s.snap()
+		sn := s.mon.snap()
 		d, ok := sn.devices[st.devid]
 		if !ok {
 			continue
