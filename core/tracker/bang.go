@@ -87,7 +87,7 @@ const helpText = `Admin commands:
 
 // jobCount is how many workers of a type this tracker runs.
 func (s *Server) jobCount(job string) int {
-	if n, ok := s.jobWorkers[job]; ok {
+	if n, ok := s.jobs.workers[job]; ok {
 		return int(n.Load())
 	}
 	switch job {
@@ -120,7 +120,7 @@ func (s *Server) bangWant(args []string) string {
 	if n > 500 {
 		n = 500
 	}
-	w, ok := s.jobWorkers[job]
+	w, ok := s.jobs.workers[job]
 	if !ok {
 		// These are not pools of workers here: queries are served as
 		// they come, and the monitor, reaper and job master are one
@@ -128,7 +128,7 @@ func (s *Server) bangWant(args []string) string {
 		return "ERROR: the number of " + job + " workers is fixed in this tracker; only replicate, delete and fsck can be changed"
 	}
 	w.Store(int32(n))
-	for _, k := range []chan struct{}{s.replKick, s.delKick, s.fsckKick, s.rebalKick} {
+	for _, k := range []chan struct{}{s.jobs.replKick, s.jobs.delKick, s.jobs.fsckKick, s.jobs.rebalKick} {
 		kick(k)
 	}
 	s.log.Info("tracker: worker count changed", "job", job, "workers", n)

@@ -6,7 +6,66 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
+
+// queryStore is what the query handlers need from the database, by verb
+// family. The monitor and the jobs declare their own.
+type queryStore interface {
+	configReader
+	settingReader
+
+	// Files: uploads, lookups, renames, deletes, metadata, listings.
+	RegisterTempfile(ctx context.Context, t store.Tempfile, minFID int64) (int64, error)
+	TempfileByFID(ctx context.Context, fid int64) (store.Tempfile, error)
+	AbandonUpload(ctx context.Context, fid int64, devids []int, claim bool) error
+	CommitFile(ctx context.Context, c store.Commit) (replaced int64, err error)
+	FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error)
+	FileByFID(ctx context.Context, fid int64) (core.File, error)
+	FileByKey(ctx context.Context, dmid int, key string) (core.File, error)
+	FileDevids(ctx context.Context, fid int64) ([]int, error)
+	DeleteKey(ctx context.Context, dmid int, key string) (int64, error)
+	RenameKey(ctx context.Context, dmid int, from, to string) error
+	SetFileClass(ctx context.Context, fid int64, classid int) error
+	HasMeta() bool
+	FileMeta(ctx context.Context, fid int64) (map[string]string, error)
+	SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error
+	Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error)
+	DebugRows(ctx context.Context, fid int64) (map[string]map[string]string, error)
+	ListKeys(ctx context.Context, dmid int, prefix, after string, limit int) ([]string, error)
+	ListDir(ctx context.Context, dmid int, prefix, delim, after string, limit int) (out []store.DirEntry, more bool, err error)
+	ListFids(ctx context.Context, from int64, count int) ([]core.File, error)
+	MaxFID(ctx context.Context) (int64, error)
+	KeyLimit(ctx context.Context) (int, error)
+
+	// Administration: domains, classes, hosts, devices, settings.
+	CreateDomain(ctx context.Context, name string) (int, error)
+	DeleteDomain(ctx context.Context, dmid int) error
+	DomainHasFiles(ctx context.Context, dmid int) (bool, error)
+	CreateClass(ctx context.Context, c core.Class) (int, error)
+	UpdateClass(ctx context.Context, c core.Class) error
+	DeleteClass(ctx context.Context, dmid, classid int) error
+	ClassHasFiles(ctx context.Context, dmid, classid int) (bool, error)
+	CreateHost(ctx context.Context, h core.Host) (int, error)
+	UpdateHost(ctx context.Context, h core.Host) error
+	DeleteHost(ctx context.Context, hostid int) error
+	CreateDevice(ctx context.Context, d core.Device) error
+	SetDeviceState(ctx context.Context, devid int, state string) error
+	SetDeviceWeight(ctx context.Context, devid, weight int) error
+	SetSetting(ctx context.Context, key, value string) error
+	DeleteSetting(ctx context.Context, key string) error
+	DeleteSettingsPrefix(ctx context.Context, prefix string) error
+
+	// Jobs' controls: fsck, rebalance, replicate_now.
+	ReplicateNow(ctx context.Context) (int64, error)
+	EnqueueChecks(ctx context.Context, q store.Queue, fids []int64, devid int, arg string) error
+	QueueLength(ctx context.Context, q store.Queue) (int64, error)
+	FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]int64, error)
+	FsckLog(ctx context.Context, after int64, limit int) ([]store.FsckLogRow, error)
+	MaxFsckLogID(ctx context.Context) (int64, error)
+	ClearFsckLog(ctx context.Context) error
+	Now(ctx context.Context) (int64, error)
+}
 
 // commandTable maps each query command to its handler.
 func (s *Server) commandTable() map[string]handler {
@@ -61,7 +120,7 @@ func (s *Server) commandTable() map[string]handler {
 		"get_limits":           s.cmdGetLimits,
 		"get_space":            s.cmdGetSpace,
 	}
-	if s.cfg.Plain || !s.cfg.Store.HasMeta() {
+	if s.cfg.Plain || !s.db.HasMeta() {
 		delete(t, "plugin_meta_set") // no metadata kept: as the original without its plugin
 	}
 	if s.cfg.Plain {

@@ -277,7 +277,7 @@ func TestDatabaseErrorsAreNotAnswers(t *testing.T) {
 	sn := s.mon.snap()
 	dom := sn.domains["d"]
 	cls, _ := sn.class(dom.ID, "h")
-	st := s.store()
+	st := s.cfg.Store
 	fid, err := st.RegisterTempfile(ctx, store.Tempfile{DomainID: dom.ID, Key: "k", ClassID: cls.ID, Devids: []int{1}}, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,10 @@ func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 // deleteItem removes the bytes of a deleted fid from every device that
 // may hold them, then its queue row; devices that cannot be reached now
 // are retried later, as the original does.
-func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
-	st := s.store()
+func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
+	st := j.db
 	retryLater := func() {
-		s.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
 		})
 	}
@@ -29,7 +29,7 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 		retryLater()
 		return
 	}
-	sn := s.mon.snap()
+	sn := j.mon.snap()
 	var retry int64
 	noteRetry := func(d int64) {
 		if retry == 0 || d < retry {
@@ -40,88 +40,88 @@ func (s *Server) deleteItem(ctx context.Context, it store.QueueItem) {
 		d, ok := sn.devices[id]
 		if !ok || d.Status == core.DevDead {
 			if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
-				s.log.Warn("tracker: cannot forget a copy on a dead device; will retry", "fid", it.FID, "devid", id, "err", err)
+				j.log.Warn("tracker: cannot forget a copy on a dead device; will retry", "fid", it.FID, "devid", id, "err", err)
 				noteRetry(60)
 			}
 			continue
 		}
-		if !s.canDelete(sn, d) {
+		if !j.canDelete(sn, d) {
 			noteRetry(3600 * int64(1+it.FailCount))
 			continue
 		}
-		if o, up := s.mon.observed(id, d.HostID); !up || o.state != obsWriteable {
+		if o, up := j.mon.observed(id, d.HostID); !up || o.state != obsWriteable {
 			noteRetry(60 * int64(10+it.FailCount))
 			continue
 		}
-		if err := s.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false)); err != nil {
-			s.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
+		if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false)); err != nil {
+			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
 			noteRetry(1800 * int64(1+it.FailCount))
 			continue
 		}
 		if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
-			s.log.Warn("tracker: cannot forget a deleted copy; will retry", "fid", it.FID, "devid", id, "err", err)
+			j.log.Warn("tracker: cannot forget a deleted copy; will retry", "fid", it.FID, "devid", id, "err", err)
 			noteRetry(60)
 		}
 	}
 	if retry > 0 {
-		s.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, retry, it.FailCount+1)
 		})
 		return
 	}
-	s.settle(ctx, "delete", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.DeleteQueue, it.FID) })
-	s.stats.Deleted.Add(1)
+	j.settle(ctx, "delete", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.DeleteQueue, it.FID) })
+	j.stats.Deleted.Add(1)
 }
 
 // runTempfileReaper turns uploads never closed into deletions.
-func (s *Server) runTempfileReaper(ctx context.Context) {
+func (j *jobs) runTempfileReaper(ctx context.Context) {
 	for ctx.Err() == nil {
-		list, err := s.store().StaleTempfiles(ctx, int64(s.cfg.TempfileMaxAge.Seconds()), 100)
+		list, err := j.db.StaleTempfiles(ctx, int64(j.cfg.TempfileMaxAge.Seconds()), 100)
 		if err == nil {
 			for _, t := range list {
-				if err := s.store().ReapTempfile(ctx, t); err != nil {
-					s.log.Warn("tracker: cannot reap abandoned upload", "fid", t.FID, "err", err)
+				if err := j.db.ReapTempfile(ctx, t); err != nil {
+					j.log.Warn("tracker: cannot reap abandoned upload", "fid", t.FID, "err", err)
 				}
 			}
 			if len(list) > 0 {
-				kick(s.delKick)
+				kick(j.delKick)
 				continue
 			}
 		}
-		sleepCtx(ctx, min(s.cfg.TempfileMaxAge/4, time.Minute), nil)
+		sleepCtx(ctx, min(j.cfg.TempfileMaxAge/4, time.Minute), nil)
 	}
 }
 
 // runDeadDeviceReaper queues every file on a dead device for replication
 // and forgets the dead copy.
-func (s *Server) runDeadDeviceReaper(ctx context.Context) {
+func (j *jobs) runDeadDeviceReaper(ctx context.Context) {
 	for ctx.Err() == nil {
 		found := false
-		sn := s.mon.snap()
+		sn := j.mon.snap()
 		for _, id := range sn.sortedDeviceIDs() {
 			if sn.devices[id].Status != core.DevDead {
 				continue
 			}
-			fids, err := s.store().FIDsOnDevice(ctx, id, 0, 1000)
+			fids, err := j.db.FIDsOnDevice(ctx, id, 0, 1000)
 			if err != nil {
-				s.log.Warn("tracker: reaper cannot list a dead device", "devid", id, "err", err)
+				j.log.Warn("tracker: reaper cannot list a dead device", "devid", id, "err", err)
 				continue
 			}
 			for _, fid := range fids {
-				if err := s.store().MoveToReplication(ctx, fid, id); err != nil {
-					s.log.Warn("tracker: reaper cannot requeue", "fid", fid, "devid", id, "err", err)
+				if err := j.db.MoveToReplication(ctx, fid, id); err != nil {
+					j.log.Warn("tracker: reaper cannot requeue", "fid", fid, "devid", id, "err", err)
 					break
 				}
 				found = true
 			}
 			if len(fids) > 0 {
-				s.log.Info("tracker: re-replicating files of a dead device", "devid", id, "files", len(fids))
+				j.log.Info("tracker: re-replicating files of a dead device", "devid", id, "files", len(fids))
 			}
 		}
 		if found {
-			kick(s.replKick)
+			kick(j.replKick)
 			continue
 		}
-		sleepCtx(ctx, s.cfg.ReaperInterval, nil)
+		sleepCtx(ctx, j.cfg.ReaperInterval, nil)
 	}
 }

@@ -48,7 +48,7 @@ func (s *Server) cmdEditFile(ctx context.Context, c *call) (protocol.Args, error
 	register := func(key string) (int64, error) {
 		fid, err := s.store().RegisterTempfile(ctx, store.Tempfile{DomainID: dom.ID, Key: key, ClassID: f.ClassID, Devids: []int{dev.ID}}, s.minFID)
 		if err == nil {
-			s.vivifyDirs(ctx, sn, dev, fid)
+			s.mon.vivifyDirs(ctx, sn, dev, fid)
 		}
 		return fid, err
 	}
@@ -58,7 +58,7 @@ func (s *Server) cmdEditFile(ctx context.Context, c *call) (protocol.Args, error
 				s.log.Error("tracker: cannot queue an abandoned edit's upload for deletion", "fid", fid, "err", err)
 			}
 		}
-		kick(s.delKick)
+		kick(s.jobs.delKick)
 	}
 	scratch, err := register("")
 	if err != nil {

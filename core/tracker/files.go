@@ -97,7 +97,7 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 		return nil, err
 	}
 	for _, d := range chosen {
-		s.vivifyDirs(ctx, sn, d, fid)
+		s.mon.vivifyDirs(ctx, sn, d, fid)
 	}
 	out := protocol.Args{"fid": i64toa(fid)}
 	zoneAlt := c.args.Get("zone") == "alt"
@@ -118,11 +118,11 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 
 // vivifyDirs sends MKCOL for the fid's parent directories unless the
 // node is known to create them itself (it refused MKCOL before).
-func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fid int64) {
+func (m *monitor) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fid int64) {
 	if sn.settingBool("skip_mkcol") {
 		return
 	}
-	if s.mon.refusesMkcol(d.ID) {
+	if m.refusesMkcol(d.ID) {
 		return
 	}
 	h := sn.hosts[d.HostID]
@@ -131,16 +131,16 @@ func (s *Server) vivifyDirs(ctx context.Context, sn *snapshot, d core.Device, fi
 	base := hostBase(h, nil, false, false)
 	for i := 3; i <= 5; i++ {
 		url := base + strings.Join(parts[:i], "/") + "/"
-		if s.mon.mkcolDone(url) {
+		if m.mkcolDone(url) {
 			continue
 		}
-		code := s.mon.mkcol(ctx, url)
+		code := m.mkcol(ctx, url)
 		if code == 400 || code == 501 {
-			s.mon.noteRefusesMkcol(d.ID)
+			m.noteRefusesMkcol(d.ID)
 			return
 		}
 		if code/100 == 2 || code == 405 {
-			s.mon.noteMkcolDone(url)
+			m.noteMkcolDone(url)
 		}
 	}
 }
@@ -211,7 +211,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	head := make(chan sizeCheck, 1)
 	if a.Get("key") != "" {
 		go func() {
-			l, m, err := s.headSize(ctx, path)
+			l, m, err := s.nodes.headSize(ctx, path)
 			head <- sizeCheck{l, m, err}
 		}()
 	}
@@ -229,7 +229,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("tracker: cannot queue abandoned upload for deletion", "fid", fid, "err", err)
 		}
-		kick(s.delKick)
+		kick(s.jobs.delKick)
 	}
 	okDev := false
 	for _, d := range tf.Devids {
@@ -280,7 +280,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		return nil, protocol.Errf("size_mismatch", "Expected: %d; actual: %d; path: %s", wantSize, length, path)
 	}
 	if hashType != core.HashNone && a.Bool("checksumverify") {
-		got, err := s.digest(ctx, host, core.FIDPath(devid, fid), path, hashType, length)
+		got, err := s.nodes.digest(ctx, host, core.FIDPath(devid, fid), path, hashType, length)
 		if err != nil {
 			abandon()
 			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: unknown (%v); path: %s", fid, core.HashName(hashType), sum, err, path)
@@ -290,11 +290,11 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: %s:%x; path: %s", fid, core.HashName(hashType), sum, core.HashName(hashType), got, path)
 		}
 	}
-	cls := s.classOf(sn, dom.ID, tf.ClassID)
+	cls := sn.classOf(dom.ID, tf.ClassID)
 	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta, ClaimTempfile: true}
 	// One copy that already satisfies the class (mindevcount 1) needs no
 	// replication: queueing it would only cost the queue a row and a pass.
-	commit.Satisfied = s.replicationPlan(sn, cls, []int{devid}, nil).verdict == allGood
+	commit.Satisfied = replicationPlan(sn, cls, []int{devid}, nil, s.mon.canWrite).verdict == allGood
 	if hashType != core.HashNone && cls.HashType == hashType {
 		commit.HashType, commit.Checksum = hashType, sum
 	}
@@ -310,7 +310,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	}
 	s.mon.notePlaced(devid, length)
 	if !commit.Satisfied {
-		kick(s.replKick)
+		kick(s.jobs.replKick)
 	}
 	return nil, nil
 }
@@ -337,7 +337,7 @@ func (s *Server) lookupKey(ctx context.Context, c *call, replicaOK bool) (core.F
 	}
 	var f core.File
 	var devids []int
-	query := func(st *store.Store) error {
+	query := func(st fileReader) error {
 		var err error
 		f, devids, err = st.FileAndDevids(ctx, dom.ID, key)
 		return err
@@ -384,7 +384,7 @@ func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error
 			continue
 		}
 		if len(paths) == 0 && !noverify {
-			size, missing, err := s.headSize(ctx, url)
+			size, missing, err := s.nodes.headSize(ctx, url)
 			if err != nil || missing || size != f.Length {
 				continue
 			}
@@ -429,7 +429,7 @@ func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) 
 		}
 		return nil, err
 	}
-	kick(s.delKick)
+	kick(s.jobs.delKick)
 	return nil, nil
 }
 
@@ -490,7 +490,7 @@ func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args
 		if err := s.store().SetFileClass(ctx, f.FID, cls.ID); err != nil {
 			return nil, err
 		}
-		kick(s.replKick)
+		kick(s.jobs.replKick)
 	}
 	return nil, nil
 }

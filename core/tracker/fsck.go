@@ -9,8 +9,8 @@ import (
 )
 
 // settingInt reads an integer server setting straight from the database.
-func (s *Server) settingInt(ctx context.Context, key string) (int64, error) {
-	v, _, err := s.store().Setting(ctx, key)
+func settingInt(ctx context.Context, st settingReader, key string) (int64, error) {
+	v, _, err := st.Setting(ctx, key)
 	if err != nil {
 		return 0, err
 	}
@@ -30,7 +30,7 @@ func (s *Server) cmdFsckStart(ctx context.Context, c *call) (protocol.Args, erro
 	} else if h != "" {
 		return nil, protocol.Errf("rebal_running", "rebalance running; cannot run fsck at same time")
 	}
-	highest, err := s.settingInt(ctx, "fsck_highest_fid_checked")
+	highest, err := settingInt(ctx, s.store(), "fsck_highest_fid_checked")
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (s *Server) cmdFsckStart(ctx context.Context, c *call) (protocol.Args, erro
 	if err := st.DeleteSetting(ctx, "fsck_stop_time"); err != nil {
 		return nil, err
 	}
-	kick(s.fsckKick)
+	kick(s.jobs.fsckKick)
 	return nil, s.mon.refresh(ctx)
 }
 
@@ -148,7 +148,7 @@ func (s *Server) cmdFsckGetLog(ctx context.Context, c *call) (protocol.Args, err
 // foldFsckLog adds log rows not yet counted to fsck_sum_evcount_*.
 func (s *Server) foldFsckLog(ctx context.Context) error {
 	st := s.store()
-	done, err := s.settingInt(ctx, "fsck_logid_processed")
+	done, err := settingInt(ctx, s.store(), "fsck_logid_processed")
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Server) foldFsckLog(ctx context.Context) error {
 		}
 	}
 	for code, n := range counts {
-		cur, err := s.settingInt(ctx, "fsck_sum_evcount_"+code)
+		cur, err := settingInt(ctx, s.store(), "fsck_sum_evcount_"+code)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package tracker
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -31,75 +30,67 @@ const (
 var errStall = errors.New("a device holding a copy is unreachable")
 
 // runFsckInjector feeds the fsck queue while this tracker runs fsck.
-func (s *Server) runFsckInjector(ctx context.Context) {
-	st := s.store()
+func (j *jobs) runFsckInjector(ctx context.Context) {
+	st := j.db
 	for ctx.Err() == nil {
 		host, _, err := st.Setting(ctx, "fsck_host")
-		if err != nil || host != s.cfg.Hostname {
-			sleepCtx(ctx, s.cfg.QueuePoll*5, nil)
+		if err != nil || host != j.cfg.Hostname {
+			sleepCtx(ctx, j.cfg.QueuePoll*5, nil)
 			continue
 		}
 		queued, err := st.QueueLength(ctx, store.FsckQueue)
-		if err != nil || queued >= s.settingDefault("queue_size_for_fsck", 20000) {
-			sleepCtx(ctx, s.cfg.QueuePoll, nil)
+		if err != nil || queued >= j.mon.snap().settingDefault("queue_size_for_fsck", 20000) {
+			sleepCtx(ctx, j.cfg.QueuePoll, nil)
 			continue
 		}
-		highest, _ := s.settingInt(ctx, "fsck_highest_fid_checked")
-		end, _ := s.settingInt(ctx, "fsck_fid_at_end")
-		fids, err := st.FIDsAfter(ctx, highest, end, int(s.settingDefault("queue_rate_for_fsck", 1000)))
+		highest, _ := settingInt(ctx, j.db, "fsck_highest_fid_checked")
+		end, _ := settingInt(ctx, j.db, "fsck_fid_at_end")
+		fids, err := st.FIDsAfter(ctx, highest, end, int(j.mon.snap().settingDefault("queue_rate_for_fsck", 1000)))
 		if err != nil {
-			sleepCtx(ctx, s.cfg.QueuePoll, nil)
+			sleepCtx(ctx, j.cfg.QueuePoll, nil)
 			continue
 		}
 		if len(fids) == 0 {
 			now, _ := st.Now(ctx)
 			st.DeleteSetting(ctx, "fsck_host")
 			st.SetSetting(ctx, "fsck_stop_time", i64toa(now))
-			s.log.Info("tracker: fsck has queued every file", "highest_fid", highest)
+			j.log.Info("tracker: fsck has queued every file", "highest_fid", highest)
 			continue
 		}
 		if err := st.EnqueueChecks(ctx, store.FsckQueue, fids, 0, ""); err != nil {
-			s.log.Warn("tracker: cannot queue fsck work", "err", err)
-			sleepCtx(ctx, s.cfg.QueuePoll, nil)
+			j.log.Warn("tracker: cannot queue fsck work", "err", err)
+			sleepCtx(ctx, j.cfg.QueuePoll, nil)
 			continue
 		}
 		st.SetSetting(ctx, "fsck_highest_fid_checked", i64toa(fids[len(fids)-1]))
-		kick(s.fsckKick)
+		kick(j.fsckKick)
 	}
-}
-
-// settingDefault reads a numeric server setting from the snapshot.
-func (s *Server) settingDefault(key string, def int64) int64 {
-	if n, err := strconv.ParseInt(s.mon.snap().settings[key], 10, 64); err == nil && n > 0 {
-		return n
-	}
-	return def
 }
 
 // fsckItem checks one fid from the fsck queue.
-func (s *Server) fsckItem(ctx context.Context, it store.QueueItem) {
-	err := s.fsckFID(ctx, it.FID)
-	st := s.store()
+func (j *jobs) fsckItem(ctx context.Context, it store.QueueItem) {
+	err := j.fsckFID(ctx, it.FID)
+	st := j.db
 	switch {
 	case errors.Is(err, errStall):
-		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
+		j.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.FsckQueue, it.FID, 60, it.FailCount+1)
 		})
 	case err != nil && ctx.Err() == nil:
-		s.log.Warn("tracker: fsck of a file failed; will retry", "fid", it.FID, "err", err)
+		j.log.Warn("tracker: fsck of a file failed; will retry", "fid", it.FID, "err", err)
 		delay := backoff(it.FailCount)
-		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
+		j.settle(ctx, "fsck", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.FsckQueue, it.FID, delay, it.FailCount+1)
 		})
 	case err == nil:
-		s.settle(ctx, "fsck", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.FsckQueue, it.FID) })
-		s.stats.FsckChecked.Add(1)
+		j.settle(ctx, "fsck", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.FsckQueue, it.FID) })
+		j.stats.FsckChecked.Add(1)
 	}
 }
 
 // fsckFID checks one file and repairs what it finds.
-func (s *Server) fsckFID(ctx context.Context, fid int64) error {
-	st := s.store()
+func (j *jobs) fsckFID(ctx context.Context, fid int64) error {
+	st := j.db
 	f, err := st.FileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -111,14 +102,14 @@ func (s *Server) fsckFID(ctx context.Context, fid int64) error {
 	if err != nil {
 		return err
 	}
-	sn := s.mon.snap()
+	sn := j.mon.snap()
 	cls, _ := sn.classByID(f.DomainID, f.ClassID)
 	log := func(code string, devid int) { st.AddFsckLog(ctx, fid, code, devid) }
 	needFix := false
 	if len(holders) == 0 {
 		log(evNoPaths, 0)
 		needFix = true
-	} else if p := s.replicationPlan(sn, cls, holders, nil); p.verdict != allGood {
+	} else if p := replicationPlan(sn, cls, holders, nil, j.mon.canWrite); p.verdict != allGood {
 		log(evPolicy, 0)
 		needFix = true
 	}
@@ -141,7 +132,7 @@ func (s *Server) fsckFID(ctx context.Context, fid int64) error {
 			checkSums = true
 		}
 		if !needFix {
-			bad, err := s.checkCopies(ctx, sn, f, holders)
+			bad, err := j.checkCopies(ctx, sn, f, holders)
 			if err != nil {
 				return err
 			}
@@ -151,12 +142,12 @@ func (s *Server) fsckFID(ctx context.Context, fid int64) error {
 	if !needFix {
 		return nil
 	}
-	return s.fsckFix(ctx, sn, f, cls, holders, checkSums)
+	return j.fsckFix(ctx, sn, f, cls, holders, checkSums)
 }
 
 // checkCopies HEADs every copy in parallel; bad is true when one is
 // missing or has the wrong length.
-func (s *Server) checkCopies(ctx context.Context, sn *snapshot, f core.File, holders []int) (bad bool, err error) {
+func (j *jobs) checkCopies(ctx context.Context, sn *snapshot, f core.File, holders []int) (bad bool, err error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, id := range holders {
@@ -170,7 +161,7 @@ func (s *Server) checkCopies(ctx context.Context, sn *snapshot, f core.File, hol
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			size, missing, herr := s.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
+			size, missing, herr := j.nodes.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -187,8 +178,8 @@ func (s *Server) checkCopies(ctx context.Context, sn *snapshot, f core.File, hol
 
 // fsckFix verifies every copy, drops bad ones, finds lost ones, settles
 // checksums, and queues replication when the policy is not met.
-func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls core.Class, holders []int, checkSums bool) error {
-	st := s.store()
+func (j *jobs) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls core.Class, holders []int, checkSums bool) error {
+	st := j.db
 	log := func(code string, devid int) { st.AddFsckLog(ctx, f.FID, code, devid) }
 	storedType, stored, _ := st.Checksum(ctx, f.FID)
 	hashType := cls.HashType
@@ -214,7 +205,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 		}
 		h := sn.hosts[d.HostID]
 		url := fidURL(h, id, f.FID, nil, false, true)
-		size, missing, err := s.headSize(ctx, url)
+		size, missing, err := j.nodes.headSize(ctx, url)
 		switch {
 		case err != nil:
 			return errStall
@@ -233,7 +224,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 		}
 		cs := copyState{devid: id}
 		if checkSums && hashType != core.HashNone {
-			sum, err := s.digest(ctx, h, core.FIDPath(id, f.FID), url, hashType, f.Length)
+			sum, err := j.nodes.digest(ctx, h, core.FIDPath(id, f.FID), url, hashType, f.Length)
 			if err != nil {
 				return errStall
 			}
@@ -249,7 +240,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 			if d.Status == core.DevDead {
 				continue
 			}
-			size, missing, err := s.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
+			size, missing, err := j.nodes.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
 			if err == nil && !missing && size == f.Length {
 				log(evFound, id)
 				st.AddCopy(ctx, f.FID, id)
@@ -299,7 +290,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 		devids = append(devids, g.devid)
 	}
 	st.FixDevcount(ctx, f.FID)
-	if p := s.replicationPlan(s.mon.snap(), cls, devids, nil); p.verdict != allGood {
+	if p := replicationPlan(j.mon.snap(), cls, devids, nil, j.mon.canWrite); p.verdict != allGood {
 		from := 0
 		if len(devids) > 0 {
 			from = devids[0]
@@ -308,7 +299,7 @@ func (s *Server) fsckFix(ctx context.Context, sn *snapshot, f core.File, cls cor
 			return err
 		}
 		log(evRepl, 0)
-		kick(s.replKick)
+		kick(j.replKick)
 	}
 	return nil
 }

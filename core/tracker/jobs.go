@@ -2,8 +2,10 @@ package tracker
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -23,33 +25,117 @@ func backoff(failcount int) int64 {
 	return int64(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// startJobs starts the background workers: replication, deletion, the
-// tempfile reaper and the dead-device reaper.
-func (s *Server) startJobs() {
-	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.ReplicateQueue, "replicate", s.replKick, s.replicateItem)
-	})
-	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.DeleteQueue, "delete", s.delKick, s.deleteItem)
-	})
-	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.FsckQueue, "fsck", s.fsckKick, s.fsckItem)
-	})
-	s.goJob(s.runFsckInjector)
-	s.goJob(func(ctx context.Context) {
-		s.runQueue(ctx, store.RebalanceQueue, "replicate", s.rebalKick, s.rebalanceItem)
-	})
-	s.goJob(s.runRebalanceInjector)
-	s.goJob(s.runTempfileReaper)
-	s.goJob(s.runDeadDeviceReaper)
-	s.goJob(s.runStrayRemover)
+// jobStore is what the background jobs need from the database: the
+// work queues and the file, copy, tempfile, setting and device rows they
+// change.
+type jobStore interface {
+	leaser
+	settingReader
+	DoneQueue(ctx context.Context, q store.Queue, fid int64) error
+	RetryQueue(ctx context.Context, q store.Queue, fid int64, delay int64, failcount int) error
+	QueueLength(ctx context.Context, q store.Queue) (int64, error)
+	EnqueueChecks(ctx context.Context, q store.Queue, fids []int64, devid int, arg string) error
+	EnqueueReplication(ctx context.Context, fid int64, fromDevid int, delay int64) error
+	ReplicateNow(ctx context.Context) (int64, error)
+	MoveToReplication(ctx context.Context, fid int64, deadDevid int) error
+
+	FileByFID(ctx context.Context, fid int64) (core.File, error)
+	FileDevids(ctx context.Context, fid int64) ([]int, error)
+	FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]int64, error)
+	FIDsOnDevice(ctx context.Context, devid int, after int64, limit int) ([]int64, error)
+	FIDsOnDeviceDesc(ctx context.Context, devid int, before int64, limit int) ([]int64, error)
+	AddCopy(ctx context.Context, fid int64, devid int) error
+	AddCopyDone(ctx context.Context, fid int64, devid int, q store.Queue) error
+	RemoveCopy(ctx context.Context, fid int64, devid int) error
+	FixDevcount(ctx context.Context, fid int64) error
+	ForgetFID(ctx context.Context, fid int64) error
+	Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error)
+	SetChecksum(ctx context.Context, fid int64, hashType int, sum []byte) error
+	AddFsckLog(ctx context.Context, fid int64, evcode string, devid int) error
+
+	StaleTempfiles(ctx context.Context, age int64, limit int) ([]store.Tempfile, error)
+	ReapTempfile(ctx context.Context, t store.Tempfile) error
+	SetDeviceState(ctx context.Context, devid int, state string) error
+	SetSetting(ctx context.Context, key, value string) error
+	DeleteSetting(ctx context.Context, key string) error
+	Now(ctx context.Context) (int64, error)
 }
 
-func (s *Server) goJob(fn func(context.Context)) {
-	s.wg.Add(1)
+// settingReader reads one server setting.
+type settingReader interface {
+	Setting(ctx context.Context, key string) (value string, ok bool, err error)
+}
+
+// jobs is the tracker's background work: the queue runners (replicate,
+// delete, fsck, rebalance), their injectors, and the reapers of stale
+// tempfiles, dead devices and stray copies. It reads the cluster through
+// the monitor and the database through jobStore; the query handlers
+// wake it and set its worker counts.
+type jobs struct {
+	cfg *Config
+	log *slog.Logger
+	db  jobStore
+	// leases is the queue runner's part of db, apart so that a test can
+	// put a fake there.
+	leases leaser
+	nodes  nodeCalls
+	mon    *monitor
+	stats  *Stats
+	ctx    context.Context // canceled when the tracker closes
+	wg     *sync.WaitGroup // the tracker's background goroutines
+
+	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the runners
+
+	// workers are the worker counts of the queue jobs (replicate, also
+	// used by rebalance; delete; fsck): from the configuration, changed by
+	// !want.
+	workers map[string]*atomic.Int32
+	strays  strays // copies written but not recorded, to remove
+}
+
+func newJobs(cfg *Config, log *slog.Logger, db jobStore, nodes nodeCalls, mon *monitor, stats *Stats, ctx context.Context, wg *sync.WaitGroup) *jobs {
+	j := &jobs{
+		cfg: cfg, log: log, db: db, leases: db, nodes: nodes, mon: mon, stats: stats, ctx: ctx, wg: wg,
+		replKick:  make(chan struct{}, 1),
+		delKick:   make(chan struct{}, 1),
+		fsckKick:  make(chan struct{}, 1),
+		rebalKick: make(chan struct{}, 1),
+		workers:   map[string]*atomic.Int32{},
+	}
+	for job, n := range map[string]int{"replicate": cfg.ReplicateJobs, "delete": cfg.DeleteJobs, "fsck": cfg.FsckJobs} {
+		j.workers[job] = new(atomic.Int32)
+		j.workers[job].Store(int32(n))
+	}
+	return j
+}
+
+// start starts the background workers: replication, deletion, the
+// tempfile reaper and the dead-device reaper.
+func (j *jobs) start() {
+	j.goJob(func(ctx context.Context) {
+		j.runQueue(ctx, store.ReplicateQueue, "replicate", j.replKick, j.replicateItem)
+	})
+	j.goJob(func(ctx context.Context) {
+		j.runQueue(ctx, store.DeleteQueue, "delete", j.delKick, j.deleteItem)
+	})
+	j.goJob(func(ctx context.Context) {
+		j.runQueue(ctx, store.FsckQueue, "fsck", j.fsckKick, j.fsckItem)
+	})
+	j.goJob(j.runFsckInjector)
+	j.goJob(func(ctx context.Context) {
+		j.runQueue(ctx, store.RebalanceQueue, "replicate", j.rebalKick, j.rebalanceItem)
+	})
+	j.goJob(j.runRebalanceInjector)
+	j.goJob(j.runTempfileReaper)
+	j.goJob(j.runDeadDeviceReaper)
+	j.goJob(j.runStrayRemover)
+}
+
+func (j *jobs) goJob(fn func(context.Context)) {
+	j.wg.Add(1)
 	go func() {
-		defer s.wg.Done()
-		fn(s.ctx)
+		defer j.wg.Done()
+		fn(j.ctx)
 	}()
 }
 
@@ -70,36 +156,36 @@ type leaser interface {
 
 // runQueue claims due rows of q in batches and works them with at most
 // workers goroutines at a time, until ctx ends.
-func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work func(context.Context, store.QueueItem)) {
-	if err := s.mon.waitRound(ctx, false); err != nil {
+func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work func(context.Context, store.QueueItem)) {
+	if err := j.mon.waitRound(ctx, false); err != nil {
 		return
 	}
 	gather := false
 	for ctx.Err() == nil {
 		// The worker count may change at any time (!want): read per batch;
 		// 0 stops the job kind until it is raised again.
-		workers := int(s.jobWorkers[job].Load())
+		workers := int(j.workers[job].Load())
 		if workers == 0 {
-			sleepCtx(ctx, s.cfg.QueuePoll, wake)
+			sleepCtx(ctx, j.cfg.QueuePoll, wake)
 			continue
 		}
 		batch := max(workers*8, 64)
 		if gather {
 			// Work trickles in (a kick, or less than a full batch last
 			// time): let more come, to claim it in one transaction.
-			sleepCtx(ctx, s.cfg.QueueGather, nil)
+			sleepCtx(ctx, j.cfg.QueueGather, nil)
 		}
-		items, err := s.leases.ClaimQueue(ctx, q, batch, int(s.cfg.QueueLease.Seconds()))
+		items, err := j.leases.ClaimQueue(ctx, q, batch, int(j.cfg.QueueLease.Seconds()))
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("tracker: cannot claim work", "queue", q, "err", err)
+				j.log.Warn("tracker: cannot claim work", "queue", q, "err", err)
 			}
 			sleepCtx(ctx, 2*time.Second, nil)
 			continue
 		}
 		gather = len(items) < batch
 		if len(items) == 0 {
-			sleepCtx(ctx, s.cfg.QueuePoll, wake)
+			sleepCtx(ctx, j.cfg.QueuePoll, wake)
 			continue
 		}
 		// Every claimed item keeps its lease from now on, not only once a
@@ -107,7 +193,7 @@ func (s *Server) runQueue(ctx context.Context, q store.Queue, job string, wake c
 		// expire and be claimed by another tracker as well.
 		stops := make([]func(), len(items))
 		for i, it := range items {
-			stops[i] = s.keepLease(ctx, q, it.FID)
+			stops[i] = j.keepLease(ctx, q, it.FID)
 		}
 		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup
@@ -137,7 +223,7 @@ func sleepCtx(ctx context.Context, d time.Duration, wake chan struct{}) {
 // settle runs a queue-row update (done or retry), retrying for a while if
 // the database is away: a row left untouched stays leased and would wait
 // the whole lease before another try.
-func (s *Server) settle(ctx context.Context, what string, fid int64, update func(context.Context) error) {
+func (j *jobs) settle(ctx context.Context, what string, fid int64, update func(context.Context) error) {
 	delay := 250 * time.Millisecond
 	for deadline := time.Now().Add(2 * time.Minute); ; {
 		err := update(ctx)
@@ -145,7 +231,7 @@ func (s *Server) settle(ctx context.Context, what string, fid int64, update func
 			return
 		}
 		if time.Now().After(deadline) {
-			s.log.Error("tracker: cannot update a work item; it is retried when its lease ends", "queue", what, "fid", fid, "err", err)
+			j.log.Error("tracker: cannot update a work item; it is retried when its lease ends", "queue", what, "fid", fid, "err", err)
 			return
 		}
 		sleepCtx(ctx, delay, nil)
@@ -156,8 +242,8 @@ func (s *Server) settle(ctx context.Context, what string, fid int64, update func
 // keepLease renews an item's lease while it is being worked, so that a
 // long copy is never taken over by another tracker; the returned func
 // stops the renewals.
-func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func() {
-	every := s.cfg.QueueLease / 3
+func (j *jobs) keepLease(ctx context.Context, q store.Queue, fid int64) func() {
+	every := j.cfg.QueueLease / 3
 	if every <= 0 {
 		return func() {}
 	}
@@ -170,8 +256,8 @@ func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func()
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.leases.RenewLease(ctx, q, fid, int(s.cfg.QueueLease.Seconds())); err != nil && ctx.Err() == nil {
-					s.log.Warn("tracker: cannot renew a work lease", "queue", q, "fid", fid, "err", err)
+				if err := j.leases.RenewLease(ctx, q, fid, int(j.cfg.QueueLease.Seconds())); err != nil && ctx.Err() == nil {
+					j.log.Warn("tracker: cannot renew a work lease", "queue", q, "fid", fid, "err", err)
 				}
 			}
 		}
@@ -181,10 +267,10 @@ func (s *Server) keepLease(ctx context.Context, q store.Queue, fid int64) func()
 
 // deviceWriteable makes replication that was deferred for want of a
 // destination due now, when the monitor sees a device writeable again.
-func (s *Server) deviceWriteable(ctx context.Context, d core.Device) {
-	if _, err := s.store().ReplicateNow(ctx); err != nil {
-		s.log.Warn("tracker: cannot reschedule replication", "devid", d.ID, "err", err)
+func (j *jobs) deviceWriteable(ctx context.Context, d core.Device) {
+	if _, err := j.db.ReplicateNow(ctx); err != nil {
+		j.log.Warn("tracker: cannot reschedule replication", "devid", d.ID, "err", err)
 		return
 	}
-	kick(s.replKick)
+	kick(j.replKick)
 }

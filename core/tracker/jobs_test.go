@@ -21,7 +21,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newStarted(t, func(c *Config) { c.QueueLease = 3 * time.Second; c.FsckJobs = 1 })
-	st := s.store()
+	st := s.cfg.Store
 	defer s.Close(context.Background())
 	fids := []int64{101, 102, 103}
 	if err := st.EnqueueChecks(ctx, store.FsckQueue, fids, 0, ""); err != nil {
@@ -34,7 +34,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
 			mu.Lock()
 			worked[it.FID]++
 			n := len(worked)
@@ -78,7 +78,7 @@ func TestWantSetsWorkers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newStarted(t, func(c *Config) { c.QueuePoll = 50 * time.Millisecond; c.FsckJobs = 3 })
-	st := s.store()
+	st := s.cfg.Store
 	defer s.Close(context.Background())
 	if out := s.admin("!jobs", nil, true, nil); !strings.Contains(out, "fsck count 3\r\n") {
 		t.Errorf("!jobs with --fsck_jobs=3:\n%s", out)
@@ -91,7 +91,7 @@ func TestWantSetsWorkers(t *testing.T) {
 	}
 	var mu sync.Mutex
 	worked := 0
-	go s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+	go s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
 		mu.Lock()
 		worked++
 		mu.Unlock()
@@ -153,13 +153,13 @@ func TestQueueRenewsLeasesOfWaitingItems(t *testing.T) {
 	s := newStarted(t, func(c *Config) { c.QueueLease = 30 * time.Millisecond; c.FsckJobs = 1 })
 	defer s.Close(context.Background())
 	fl := &fakeLeaser{batch: []store.QueueItem{{FID: 1}, {FID: 2}, {FID: 3}}, renewed: map[int64]int{}}
-	s.leases = fl
+	s.jobs.leases = fl
 	ctx, cancel := context.WithCancel(context.Background())
 	release := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
 			if it.FID == 1 {
 				<-release // one worker: 2 and 3 wait behind it
 			}
@@ -215,13 +215,13 @@ func TestQueueGathersTricklingWork(t *testing.T) {
 	s := newStarted(t, nil)
 	defer s.Close(context.Background())
 	fl := &trickleLeaser{start: time.Now(), every: 2 * time.Millisecond}
-	s.leases = fl
+	s.jobs.leases = fl
 	ctx, cancel := context.WithCancel(context.Background())
 	wake := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.runQueue(ctx, store.FsckQueue, "fsck", wake, func(ctx context.Context, it store.QueueItem) {})
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", wake, func(ctx context.Context, it store.QueueItem) {})
 	}()
 	// Each new item kicks the runner, as create_close does.
 	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {

@@ -47,7 +47,7 @@ func (s *Server) cmdReplicateNow(ctx context.Context, c *call) (protocol.Args, e
 	if err != nil {
 		return nil, err
 	}
-	kick(s.replKick)
+	kick(s.jobs.replKick)
 	return protocol.Args{"count": i64toa(n)}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"hash"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -29,11 +30,19 @@ func newNodeClient(cfg Config) *node.Client {
 	})
 }
 
+// nodeCalls are the storage-node requests both the query handlers and
+// the jobs make, bounded by the tracker's timeouts.
+type nodeCalls struct {
+	*node.Client
+	cfg *Config
+	log *slog.Logger
+}
+
 // headSize HEADs url and returns its Content-Length; missing is true on 404.
-func (s *Server) headSize(ctx context.Context, url string) (size int64, missing bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout)
+func (n nodeCalls) headSize(ctx context.Context, url string) (size int64, missing bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.NodeTimeout)
 	defer cancel()
-	in, err := s.nodes.Head(ctx, url)
+	in, err := n.Head(ctx, url)
 	if node.IsStatus(err, http.StatusNotFound) {
 		return 0, true, nil
 	}
@@ -72,20 +81,20 @@ func fidURL(h core.Host, devid int, fid int64, clientIP net.IP, zoneAlt, get boo
 
 // digest computes the checksum of the file at path on host h: first by
 // the side channel, then by streaming it over HTTP.
-func (s *Server) digest(ctx context.Context, h core.Host, uri, fullURL string, hashType int, size int64) ([]byte, error) {
+func (n nodeCalls) digest(ctx context.Context, h core.Host, uri, fullURL string, hashType int, size int64) ([]byte, error) {
 	alg := core.HashName(hashType)
-	sideCtx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout+time.Duration(size/(2<<20))*time.Second)
-	sum, err := s.nodes.Digest(sideCtx, net.JoinHostPort(h.IP, strconv.Itoa(s.cfg.SideChannelPort)), alg, uri)
+	sideCtx, cancel := context.WithTimeout(ctx, n.cfg.NodeTimeout+time.Duration(size/(2<<20))*time.Second)
+	sum, err := n.Digest(sideCtx, net.JoinHostPort(h.IP, strconv.Itoa(n.cfg.SideChannelPort)), alg, uri)
 	cancel()
 	if err == nil {
 		return sum, nil
 	}
-	s.log.Debug("tracker: side-channel digest failed, falling back to HTTP", "host", h.Name, "uri", uri, "err", err)
+	n.log.Debug("tracker: side-channel digest failed, falling back to HTTP", "host", h.Name, "uri", uri, "err", err)
 	var hh hash.Hash = md5.New()
 	if hashType == core.HashSHA1 {
 		hh = sha1.New()
 	}
-	b, err := s.nodes.Get(ctx, fullURL, 0, -1)
+	b, err := n.Get(ctx, fullURL, 0, -1)
 	if err != nil {
 		return nil, err
 	}

@@ -36,8 +36,9 @@ func parsePolicy(p string) (name string, n int) {
 }
 
 // replicationPlan applies the class's policy to a file on the devices
-// holders (devids), skipping devices in failed as destinations.
-func (s *Server) replicationPlan(sn *snapshot, cls core.Class, holders []int, failed map[int]bool) plan {
+// holders (devids), skipping devices in failed as destinations and
+// those canWrite refuses.
+func replicationPlan(sn *snapshot, cls core.Class, holders []int, failed map[int]bool, canWrite func(*snapshot, core.Device) bool) plan {
 	name, min := parsePolicy(cls.Policy())
 	if min == 0 {
 		min = cls.MinDevCount
@@ -86,7 +87,7 @@ func (s *Server) replicationPlan(sn *snapshot, cls core.Class, holders []int, fa
 	}
 	var cands []core.Device
 	for _, d := range sn.devices {
-		if !holding[d.ID] && !failed[d.ID] && s.mon.canWrite(sn, d) {
+		if !holding[d.ID] && !failed[d.ID] && canWrite(sn, d) {
 			cands = append(cands, d)
 		}
 	}

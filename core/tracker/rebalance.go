@@ -137,7 +137,7 @@ func (p rebalancePolicy) spaceFilters(prefix string, d core.Device) bool {
 }
 
 // sourceDevices returns the devices a rebalance would empty.
-func (s *Server) rebalanceSources(sn *snapshot, p rebalancePolicy) []int {
+func rebalanceSources(sn *snapshot, p rebalancePolicy) []int {
 	var out []int
 	for _, id := range sn.sortedDeviceIDs() {
 		d := sn.devices[id]
@@ -158,8 +158,9 @@ func (s *Server) rebalanceSources(sn *snapshot, p rebalancePolicy) []int {
 	return out
 }
 
-// rebalanceDests returns the devices a rebalance may copy to.
-func (s *Server) rebalanceDests(sn *snapshot, p rebalancePolicy, exclude []int) []int {
+// rebalanceDests returns the devices a rebalance may copy to, of those
+// canWrite accepts.
+func rebalanceDests(sn *snapshot, p rebalancePolicy, exclude []int, canWrite func(*snapshot, core.Device) bool) []int {
 	skip := map[int]bool{}
 	for _, id := range exclude {
 		skip[id] = true
@@ -167,7 +168,7 @@ func (s *Server) rebalanceDests(sn *snapshot, p rebalancePolicy, exclude []int) 
 	var out []int
 	for _, id := range sn.sortedDeviceIDs() {
 		d := sn.devices[id]
-		if skip[id] || !s.mon.canWrite(sn, d) {
+		if skip[id] || !canWrite(sn, d) {
 			continue
 		}
 		if l := p.list("to_devices"); l != nil && !inList(l, id) {
@@ -206,8 +207,8 @@ func (s *Server) cmdRebalanceSetPolicy(ctx context.Context, c *call) (protocol.A
 }
 
 // loadRebalancePolicy reads and parses the stored policy.
-func (s *Server) loadRebalancePolicy(ctx context.Context) (rebalancePolicy, error) {
-	v, _, err := s.store().Setting(ctx, "rebal_policy")
+func loadRebalancePolicy(ctx context.Context, st settingReader) (rebalancePolicy, error) {
+	v, _, err := st.Setting(ctx, "rebal_policy")
 	if err != nil {
 		return nil, err
 	}
@@ -227,13 +228,13 @@ func joinIDs(ids []int) string {
 }
 
 func (s *Server) cmdRebalanceTest(ctx context.Context, c *call) (protocol.Args, error) {
-	p, err := s.loadRebalancePolicy(ctx)
+	p, err := loadRebalancePolicy(ctx, s.store())
 	if err != nil {
 		return nil, err
 	}
 	sn := s.mon.snap()
-	src := s.rebalanceSources(sn, p)
-	return protocol.Args{"sdevs": joinIDs(src), "ddevs": joinIDs(s.rebalanceDests(sn, p, src))}, nil
+	src := rebalanceSources(sn, p)
+	return protocol.Args{"sdevs": joinIDs(src), "ddevs": joinIDs(rebalanceDests(sn, p, src, s.mon.canWrite))}, nil
 }
 
 // rebalanceStateKeys are the keys of the state string, in order.
@@ -252,7 +253,7 @@ func (s *Server) cmdRebalanceStart(ctx context.Context, c *call) (protocol.Args,
 	} else if h != "" {
 		return nil, protocol.Errf("fsck_running", "fsck running; cannot run rebalance at same time")
 	}
-	p, err := s.loadRebalancePolicy(ctx)
+	p, err := loadRebalancePolicy(ctx, s.store())
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +266,7 @@ func (s *Server) cmdRebalanceStart(ctx context.Context, c *call) (protocol.Args,
 		if err != nil {
 			return nil, err
 		}
-		vals := map[string]string{"source_devs": joinIDs(s.rebalanceSources(s.mon.snap(), p)), "time_started": i64toa(now)}
+		vals := map[string]string{"source_devs": joinIDs(rebalanceSources(s.mon.snap(), p)), "time_started": i64toa(now)}
 		var parts []string
 		for _, k := range rebalanceStateKeys {
 			v := vals[k]
@@ -285,7 +286,7 @@ func (s *Server) cmdRebalanceStart(ctx context.Context, c *call) (protocol.Args,
 	if err := st.SetSetting(ctx, "rebal_host", s.cfg.Hostname); err != nil {
 		return nil, err
 	}
-	kick(s.rebalKick)
+	kick(s.jobs.rebalKick)
 	return protocol.Args{"state": state}, nil
 }
 

@@ -42,29 +42,29 @@ func (st rebalanceState) list(k string) []string {
 
 // runRebalanceInjector queues the files of the source devices while this
 // tracker runs a rebalance.
-func (s *Server) runRebalanceInjector(ctx context.Context) {
+func (j *jobs) runRebalanceInjector(ctx context.Context) {
 	for ctx.Err() == nil {
-		busy, err := s.rebalanceCycle(ctx)
+		busy, err := j.rebalanceCycle(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("tracker: rebalance cycle failed", "err", err)
+			j.log.Warn("tracker: rebalance cycle failed", "err", err)
 		}
 		if busy {
-			kick(s.rebalKick)
+			kick(j.rebalKick)
 			continue
 		}
-		sleepCtx(ctx, s.cfg.QueuePoll, nil)
+		sleepCtx(ctx, j.cfg.QueuePoll, nil)
 	}
 }
 
 // rebalanceCycle does one step of the rebalance this tracker runs; busy
 // means more work was queued.
-func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
-	st := s.store()
+func (j *jobs) rebalanceCycle(ctx context.Context) (busy bool, err error) {
+	st := j.db
 	host, _, err := st.Setting(ctx, "rebal_host")
-	if err != nil || host != s.cfg.Hostname {
+	if err != nil || host != j.cfg.Hostname {
 		return false, err
 	}
-	pol, err := s.loadRebalancePolicy(ctx)
+	pol, err := loadRebalancePolicy(ctx, j.db)
 	if err != nil {
 		return false, err
 	}
@@ -81,15 +81,15 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 	state["time_latest_run"] = i64toa(now)
 	if sig, _, _ := st.Setting(ctx, "rebal_signal"); sig == "stop" {
 		if cur := int(state.int("sdev_current")); cur > 0 && pol["leave_in_drain_mode"] != "1" {
-			s.setDeviceState(ctx, cur, core.DevAlive)
+			j.setDeviceState(ctx, cur, core.DevAlive)
 		}
 		state["time_stopped"] = i64toa(now)
 		st.DeleteSetting(ctx, "rebal_signal")
 		st.DeleteSetting(ctx, "rebal_host")
-		s.log.Info("tracker: rebalance stopped")
+		j.log.Info("tracker: rebalance stopped")
 		return false, save()
 	}
-	if n, err := st.QueueLength(ctx, store.RebalanceQueue); err != nil || n >= s.settingDefault("queue_size_for_rebal", 10000) {
+	if n, err := st.QueueLength(ctx, store.RebalanceQueue); err != nil || n >= j.mon.snap().settingDefault("queue_size_for_rebal", 10000) {
 		return false, err
 	}
 	cur := int(state.int("sdev_current"))
@@ -98,7 +98,7 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 		if len(srcs) == 0 {
 			state["time_finished"] = i64toa(now)
 			st.DeleteSetting(ctx, "rebal_host")
-			s.log.Info("tracker: rebalance finished", "fids_queued", state["fids_queued"])
+			j.log.Info("tracker: rebalance finished", "fids_queued", state["fids_queued"])
 			return false, save()
 		}
 		cur, _ = strconv.Atoi(srcs[0])
@@ -113,9 +113,9 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 			state["sdev_limit"] = "none"
 		}
 		// The device takes no new files while it is being emptied.
-		s.setDeviceState(ctx, cur, core.DevDrain)
+		j.setDeviceState(ctx, cur, core.DevDrain)
 	}
-	rate := int(s.settingDefault("queue_rate_for_rebal", 500))
+	rate := int(j.mon.snap().settingDefault("queue_rate_for_rebal", 500))
 	var fids []int64
 	if pol["fid_age"] == "new" {
 		fids, err = st.FIDsOnDeviceDesc(ctx, cur, state.int("sdev_lastfid"), rate)
@@ -125,13 +125,13 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	sn := s.mon.snap()
+	sn := j.mon.snap()
 	exclude := []int{cur}
 	for _, d := range state.list("completed_devs") {
 		n, _ := strconv.Atoi(d)
 		exclude = append(exclude, n)
 	}
-	dests := s.rebalanceDests(sn, pol, exclude)
+	dests := rebalanceDests(sn, pol, exclude, j.mon.canWrite)
 	limitLeft := state["sdev_limit"]
 	var batch []int64
 	var batchBytes int64
@@ -174,7 +174,7 @@ func (s *Server) rebalanceCycle(ctx context.Context) (busy bool, err error) {
 	if len(fids) == 0 || len(batch) == 0 && limitLeft != "none" {
 		// This source device is done.
 		if pol["leave_in_drain_mode"] != "1" {
-			s.setDeviceState(ctx, cur, core.DevAlive)
+			j.setDeviceState(ctx, cur, core.DevAlive)
 		}
 		comp := state.list("completed_devs")
 		state["completed_devs"] = strings.Join(append(comp, strconv.Itoa(cur)), ",")
@@ -208,29 +208,29 @@ func humanBytes(s string) int64 {
 }
 
 // setDeviceState changes a device's state from a background job.
-func (s *Server) setDeviceState(ctx context.Context, devid int, state string) {
-	if err := s.store().SetDeviceState(ctx, devid, state); err != nil {
-		s.log.Warn("tracker: cannot change device state", "devid", devid, "state", state, "err", err)
+func (j *jobs) setDeviceState(ctx context.Context, devid int, state string) {
+	if err := j.db.SetDeviceState(ctx, devid, state); err != nil {
+		j.log.Warn("tracker: cannot change device state", "devid", devid, "state", state, "err", err)
 		return
 	}
-	s.mon.refresh(ctx)
+	j.mon.refresh(ctx)
 }
 
 // rebalanceItem moves one copy off its source device: a new copy on one
 // of the listed destinations first, then the source copy is deleted.
 // The row is removed whatever happens (a rebalance is re-run to retry).
-func (s *Server) rebalanceItem(ctx context.Context, it store.QueueItem) {
-	defer s.store().DoneQueue(ctx, store.RebalanceQueue, it.FID)
-	if err := s.moveCopy(ctx, it.FID, it.FromDevid, parseIDs(it.Arg)); err != nil && ctx.Err() == nil {
-		s.log.Warn("tracker: rebalance left a copy in place", "fid", it.FID, "devid", it.FromDevid, "err", err)
+func (j *jobs) rebalanceItem(ctx context.Context, it store.QueueItem) {
+	defer j.db.DoneQueue(ctx, store.RebalanceQueue, it.FID)
+	if err := j.moveCopy(ctx, it.FID, it.FromDevid, parseIDs(it.Arg)); err != nil && ctx.Err() == nil {
+		j.log.Warn("tracker: rebalance left a copy in place", "fid", it.FID, "devid", it.FromDevid, "err", err)
 	}
 }
 
 func parseIDs(s string) []int { return store.ParseDevids(s) }
 
 // moveCopy moves fid's copy on src to one of dests.
-func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) error {
-	st := s.store()
+func (j *jobs) moveCopy(ctx context.Context, fid int64, src int, dests []int) error {
+	st := j.db
 	f, err := st.FileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -245,7 +245,7 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 	if !containsInt(holders, src) {
 		return nil // already gone from the source
 	}
-	sn := s.mon.snap()
+	sn := j.mon.snap()
 	hostsOn := map[int]bool{}
 	for _, id := range holders {
 		if id != src {
@@ -260,7 +260,7 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 	for pass := 0; pass < 2 && !found; pass++ {
 		for _, id := range dests {
 			d, ok := sn.devices[id]
-			if !ok || containsInt(holders, id) || !s.mon.canWrite(sn, d) {
+			if !ok || containsInt(holders, id) || !j.mon.canWrite(sn, d) {
 				continue
 			}
 			srcHost := sn.devices[src].HostID
@@ -274,23 +274,23 @@ func (s *Server) moveCopy(ctx context.Context, fid int64, src int, dests []int) 
 	if !found {
 		return errors.New("no destination would keep the file as well spread (would_worsen)")
 	}
-	source, ok := s.pickSource(sn, holders, src, nil)
+	source, ok := j.pickSource(sn, holders, src, nil)
 	if !ok {
 		return errSourceDown
 	}
-	if err := s.copyFID(ctx, sn, f, source, dest); err != nil {
+	if err := j.copyFID(ctx, sn, f, source, dest); err != nil {
 		var se *sourceError
 		if !errors.As(err, &se) {
-			s.noteStray(fid, dest.ID, err)
+			j.noteStray(fid, dest.ID, err)
 		}
 		return err
 	}
 	if err := st.AddCopy(ctx, fid, dest.ID); err != nil {
-		s.noteStray(fid, dest.ID, err)
+		j.noteStray(fid, dest.ID, err)
 		return err
 	}
 	sd := sn.devices[src]
-	if err := s.deleteURL(ctx, fidURL(sn.hosts[sd.HostID], src, fid, nil, false, false)); err != nil {
+	if err := j.deleteURL(ctx, fidURL(sn.hosts[sd.HostID], src, fid, nil, false, false)); err != nil {
 		return err
 	}
 	return st.RemoveCopy(ctx, fid, src)

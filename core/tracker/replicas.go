@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
@@ -72,9 +73,14 @@ func (s *Server) refreshReplicas(ctx context.Context, sn *snapshot) {
 	}
 }
 
+// fileReader is what may be read from a replica.
+type fileReader interface {
+	FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error)
+}
+
 // readFrom runs a read-only query on a healthy replica, falling back to
 // the master when there is none or the replica fails.
-func (s *Server) readFrom(ctx context.Context, q func(*store.Store) error) error {
+func (s *Server) readFrom(ctx context.Context, q func(fileReader) error) error {
 	s.replicas.mu.Lock()
 	var healthy []*replica
 	now := time.Now()
@@ -90,7 +96,7 @@ func (s *Server) readFrom(ctx context.Context, q func(*store.Store) error) error
 		if err == nil || errors.Is(err, store.ErrNotFound) || ctx.Err() != nil {
 			return err
 		}
-		retry := s.settingDefault("slave_dead_retry_timeout", 15)
+		retry := s.mon.snap().settingDefault("slave_dead_retry_timeout", 15)
 		s.log.Warn("tracker: read replica failed; using the master", "slave", r.key, "retry_in_seconds", retry, "err", err)
 		s.replicas.mu.Lock()
 		r.deadUntil = time.Now().Add(time.Duration(retry) * time.Second)

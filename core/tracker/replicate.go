@@ -20,27 +20,27 @@ import (
 // replicateItem works one replication queue row: copies the file until
 // its class's policy is satisfied, trims surplus copies, and then removes
 // or reschedules the row.
-func (s *Server) replicateItem(ctx context.Context, it store.QueueItem) {
-	st := s.store()
-	err := s.replicateFID(ctx, it.FID, it.FromDevid)
+func (j *jobs) replicateItem(ctx context.Context, it store.QueueItem) {
+	st := j.db
+	err := j.replicateFID(ctx, it.FID, it.FromDevid)
 	switch {
 	case errors.Is(err, errFinished):
-		s.stats.Replicated.Add(1)
+		j.stats.Replicated.Add(1)
 	case err == nil:
-		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.ReplicateQueue, it.FID) })
-		s.stats.Replicated.Add(1)
+		j.settle(ctx, "replicate", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.ReplicateQueue, it.FID) })
+		j.stats.Replicated.Add(1)
 	case errors.Is(err, errNoSource):
-		s.log.Error("tracker: file has no copy left to replicate from; needs an operator (fsck)", "fid", it.FID)
-		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
+		j.log.Error("tracker: file has no copy left to replicate from; needs an operator (fsck)", "fid", it.FID)
+		j.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.ReplicateQueue, it.FID, -1, it.FailCount+1)
 		})
 	case ctx.Err() != nil:
 		// Shutting down: the lease expires and someone retries.
 	default:
 		delay := backoff(it.FailCount)
-		s.log.Warn("tracker: replication failed; will retry", "fid", it.FID, "in_seconds", delay, "err", err)
-		s.stats.ReplicateFailures.Add(1)
-		s.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
+		j.log.Warn("tracker: replication failed; will retry", "fid", it.FID, "in_seconds", delay, "err", err)
+		j.stats.ReplicateFailures.Add(1)
+		j.settle(ctx, "replicate", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.ReplicateQueue, it.FID, delay, it.FailCount+1)
 		})
 	}
@@ -57,8 +57,8 @@ var (
 
 // replicateFID brings fid to its policy. nil means done (or the file is
 // gone).
-func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) error {
-	st := s.store()
+func (j *jobs) replicateFID(ctx context.Context, fid int64, fromDevid int) error {
+	st := j.db
 	f, err := st.FileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -74,14 +74,14 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 	badSource := map[int]bool{}
 	var lastErr error
 	for round := 0; round < 16; round++ {
-		sn := s.mon.snap()
-		cls := s.classOf(sn, f.DomainID, f.ClassID)
-		p := s.replicationPlan(sn, cls, holders, failed)
+		sn := j.mon.snap()
+		cls := sn.classOf(f.DomainID, f.ClassID)
+		p := replicationPlan(sn, cls, holders, failed, j.mon.canWrite)
 		switch p.verdict {
 		case allGood:
 			return nil
 		case tooGood:
-			trimmed, err := s.trimSurplus(ctx, sn, f, holders)
+			trimmed, err := j.trimSurplus(ctx, sn, f, holders)
 			if err != nil || trimmed == 0 {
 				return nil // over-replicated but nothing safe to trim: leave it
 			}
@@ -100,27 +100,27 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 		if len(dest) == 0 {
 			dest = p.desperate
 		}
-		src, ok := s.pickSource(sn, holders, fromDevid, badSource)
+		src, ok := j.pickSource(sn, holders, fromDevid, badSource)
 		if !ok {
 			return errSourceDown
 		}
 		d := dest[0]
-		err := s.copyFID(ctx, sn, f, src, d)
+		err := j.copyFID(ctx, sn, f, src, d)
 		var se *sourceError
 		switch {
 		case err == nil:
-			s.mon.notePlaced(d.ID, f.Length)
+			j.mon.notePlaced(d.ID, f.Length)
 			holders = append(holders, d.ID)
-			if s.replicationPlan(s.mon.snap(), cls, holders, failed).verdict == allGood {
+			if replicationPlan(j.mon.snap(), cls, holders, failed, j.mon.canWrite).verdict == allGood {
 				// The common case: one commit records the copy and ends the work.
 				if err := st.AddCopyDone(ctx, fid, d.ID, store.ReplicateQueue); err != nil {
-					s.noteStray(fid, d.ID, err)
+					j.noteStray(fid, d.ID, err)
 					return err
 				}
 				return errFinished
 			}
 			if err := st.AddCopy(ctx, fid, d.ID); err != nil {
-				s.noteStray(fid, d.ID, err)
+				j.noteStray(fid, d.ID, err)
 				return err
 			}
 		case errors.As(err, &se):
@@ -129,7 +129,7 @@ func (s *Server) replicateFID(ctx context.Context, fid int64, fromDevid int) err
 		default:
 			// The destination may have stored the copy before failing to
 			// answer: nothing would ever reference or remove it.
-			s.noteStray(fid, d.ID, err)
+			j.noteStray(fid, d.ID, err)
 			failed[d.ID] = true
 			lastErr = err
 		}
@@ -155,11 +155,11 @@ func removeInt(l []int, x int) []int {
 
 // pickSource chooses a readable holder: fromDevid when it can be read,
 // else a random one.
-func (s *Server) pickSource(sn *snapshot, holders []int, fromDevid int, bad map[int]bool) (core.Device, bool) {
+func (j *jobs) pickSource(sn *snapshot, holders []int, fromDevid int, bad map[int]bool) (core.Device, bool) {
 	var ok []core.Device
 	for _, id := range holders {
 		d, known := sn.devices[id]
-		if !known || bad[id] || !s.mon.canRead(sn, d) {
+		if !known || bad[id] || !j.mon.canRead(sn, d) {
 			continue
 		}
 		if id == fromDevid {
@@ -218,13 +218,13 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 }
 
 // copyTimeout bounds one copy: a minute plus time for the bytes at a slow
-// 10 MiB/s.
+// 10 MiB/j.
 func copyTimeout(length int64) int64 { return 60 + length/(10<<20) }
 
 // copyFID streams fid from device src to device dst, storage node to
 // storage node, checking the stored checksum on the way.
-func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, dst core.Device) error {
-	st := s.store()
+func (j *jobs) copyFID(ctx context.Context, sn *snapshot, f core.File, src, dst core.Device) error {
+	st := j.db
 	cls, _ := sn.classByID(f.DomainID, f.ClassID)
 	storedType, stored, err := st.Checksum(ctx, f.FID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -237,7 +237,7 @@ func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, ds
 	ctx, cancel := context.WithTimeout(ctx, secondsDur(copyTimeout(f.Length)))
 	defer cancel()
 	srcURL := fidURL(sn.hosts[src.HostID], src.ID, f.FID, nil, false, sn.settingBool("repl_use_get_port"))
-	body, err := s.nodes.Get(ctx, srcURL, 0, -1)
+	body, err := j.nodes.Get(ctx, srcURL, 0, -1)
 	if err != nil {
 		return &sourceError{err}
 	}
@@ -256,9 +256,9 @@ func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, ds
 	if storedType == core.HashMD5 && stored != nil {
 		hdr.Set("Content-MD5", base64.StdEncoding.EncodeToString(stored))
 	}
-	s.vivifyDirs(ctx, sn, dst, f.FID)
+	j.mon.vivifyDirs(ctx, sn, dst, f.FID)
 	dstURL := fidURL(sn.hosts[dst.HostID], dst.ID, f.FID, nil, false, false)
-	err = s.nodes.Put(ctx, dstURL, vr, f.Length, hdr)
+	err = j.nodes.Put(ctx, dstURL, vr, f.Length, hdr)
 	if errors.Is(err, errChecksum) {
 		return &sourceError{fmt.Errorf("%s does not match the stored checksum", srcURL)}
 	}
@@ -272,18 +272,18 @@ func (s *Server) copyFID(ctx context.Context, sn *snapshot, f core.File, src, ds
 	if err != nil {
 		return err
 	}
-	s.stats.ReplicatedBytes.Add(f.Length)
+	j.stats.ReplicatedBytes.Add(f.Length)
 	if vr.h == nil {
 		return nil
 	}
 	sum := vr.h.Sum(nil)
 	// Unless the destination proved it checks Content-MD5, read its copy
 	// back by digest.
-	o, _ := s.mon.observed(dst.ID, dst.HostID)
+	o, _ := j.mon.observed(dst.ID, dst.HostID)
 	if hdr.Get("Content-MD5") == "" || !o.rejectBadMD5 {
-		got, err := s.digest(ctx, sn.hosts[dst.HostID], core.FIDPath(dst.ID, f.FID), dstURL, hashType, f.Length)
+		got, err := j.nodes.digest(ctx, sn.hosts[dst.HostID], core.FIDPath(dst.ID, f.FID), dstURL, hashType, f.Length)
 		if err != nil || string(got) != string(sum) {
-			s.deleteURL(ctx, dstURL)
+			j.deleteURL(ctx, dstURL)
 			return fmt.Errorf("copy on dev%d does not verify (%x vs %x): %v", dst.ID, got, sum, err)
 		}
 	}
@@ -303,7 +303,7 @@ func isDestErr(err error) bool {
 
 // trimSurplus deletes one surplus copy of f when another copy checks out;
 // it returns the devid trimmed (0: none).
-func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, holders []int) (int, error) {
+func (j *jobs) trimSurplus(ctx context.Context, sn *snapshot, f core.File, holders []int) (int, error) {
 	// Prefer a copy that shares its host with another copy.
 	perHost := map[int]int{}
 	for _, id := range holders {
@@ -316,7 +316,7 @@ func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, hol
 	best := 0
 	for _, id := range cands {
 		d, ok := sn.devices[id]
-		if !ok || !s.canDelete(sn, d) || !s.mon.canRead(sn, d) {
+		if !ok || !j.canDelete(sn, d) || !j.mon.canRead(sn, d) {
 			continue
 		}
 		if best == 0 || perHost[d.HostID] > 1 {
@@ -330,10 +330,10 @@ func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, hol
 	verified := false
 	for _, id := range holders {
 		d, ok := sn.devices[id]
-		if id == best || !ok || !s.mon.canRead(sn, d) {
+		if id == best || !ok || !j.mon.canRead(sn, d) {
 			continue
 		}
-		size, missing, err := s.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
+		size, missing, err := j.nodes.headSize(ctx, fidURL(sn.hosts[d.HostID], id, f.FID, nil, false, true))
 		if err == nil && !missing && size == f.Length {
 			verified = true
 			break
@@ -343,30 +343,30 @@ func (s *Server) trimSurplus(ctx context.Context, sn *snapshot, f core.File, hol
 		return 0, nil
 	}
 	d := sn.devices[best]
-	if err := s.deleteURL(ctx, fidURL(sn.hosts[d.HostID], best, f.FID, nil, false, false)); err != nil {
+	if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], best, f.FID, nil, false, false)); err != nil {
 		return 0, err
 	}
-	return best, s.store().RemoveCopy(ctx, f.FID, best)
+	return best, j.db.RemoveCopy(ctx, f.FID, best)
 }
 
 // canDelete reports can_delete_from: host alive, device alive or drain.
-func (s *Server) canDelete(sn *snapshot, d core.Device) bool {
+func (j *jobs) canDelete(sn *snapshot, d core.Device) bool {
 	h, ok := sn.hosts[d.HostID]
 	return ok && h.Status == core.HostAlive && (d.Status == core.DevAlive || d.Status == core.DevDrain)
 }
 
 // deleteURL DELETEs a copy; 404 counts as deleted.
-func (s *Server) deleteURL(ctx context.Context, url string) error {
-	_, err := s.deleteCopy(ctx, url)
+func (j *jobs) deleteURL(ctx context.Context, url string) error {
+	_, err := j.deleteCopy(ctx, url)
 	return err
 }
 
 // deleteCopy DELETEs a copy; removed tells whether there was one (404:
 // there was none).
-func (s *Server) deleteCopy(ctx context.Context, url string) (removed bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.NodeTimeout*5)
+func (j *jobs) deleteCopy(ctx context.Context, url string) (removed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, j.cfg.NodeTimeout*5)
 	defer cancel()
-	err = s.nodes.Delete(ctx, url)
+	err = j.nodes.Delete(ctx, url)
 	if node.IsStatus(err, http.StatusNotFound) {
 		return false, nil
 	}

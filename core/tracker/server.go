@@ -16,9 +16,7 @@ import (
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/listener"
-	"github.com/mogilefs-go/mogilefs-go/core/node"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
-	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
 // call is one request being answered.
@@ -37,8 +35,9 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	mon      *monitor
-	nodes    *node.Client // the storage nodes
-	leases   leaser       // the queue runner's view of the store
+	db       queryStore // the database
+	nodes    nodeCalls  // the storage nodes
+	jobs     *jobs      // the background work
 	handlers map[string]handler
 	started  time.Time
 	minFID   int64
@@ -53,14 +52,7 @@ type Server struct {
 	conns     map[net.Conn]*connSt // open client connections
 	recent    []recentQuery        // last 50 queries, oldest first
 
-	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the background jobs
-
-	strays   strays   // copies written but not recorded, to remove
-	watchers watchers // connections following the log (!watch)
-	// jobWorkers are the worker counts of the queue jobs (replicate, also
-	// used by rebalance; delete; fsck): from the configuration, changed by
-	// !want.
-	jobWorkers map[string]*atomic.Int32
+	watchers   watchers     // connections following the log (!watch)
 	lineBudget atomic.Int64 // bytes of long request lines the connections may still hold
 
 	stats            Stats
@@ -110,28 +102,20 @@ func New(cfg Config) (*Server, error) {
 		cfg.Hostname, _ = os.Hostname()
 	}
 	s := &Server{
-		cfg:       cfg,
-		started:   time.Now(),
-		conns:     map[net.Conn]*connSt{},
-		metrics:   newMetrics(),
-		replKick:  make(chan struct{}, 1),
-		delKick:   make(chan struct{}, 1),
-		fsckKick:  make(chan struct{}, 1),
-		rebalKick: make(chan struct{}, 1),
+		cfg:     cfg,
+		started: time.Now(),
+		conns:   map[net.Conn]*connSt{},
+		metrics: newMetrics(),
 	}
 	s.log = slog.New(&watchHandler{inner: cfg.Logger.Handler(), w: &s.watchers})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lineBudget.Store(cfg.LongLineBudget)
-	s.jobWorkers = map[string]*atomic.Int32{}
-	for job, n := range map[string]int{"replicate": cfg.ReplicateJobs, "delete": cfg.DeleteJobs, "fsck": cfg.FsckJobs} {
-		s.jobWorkers[job] = new(atomic.Int32)
-		s.jobWorkers[job].Store(int32(n))
-	}
-	s.nodes = newNodeClient(cfg)
-	s.leases = cfg.Store
-	s.mon = newMonitor(&s.cfg, s.log, cfg.Store, s.nodes, &s.wg)
+	s.db = cfg.Store
+	s.nodes = nodeCalls{Client: newNodeClient(cfg), cfg: &s.cfg, log: s.log}
+	s.mon = newMonitor(&s.cfg, s.log, cfg.Store, s.nodes.Client, &s.wg)
+	s.jobs = newJobs(&s.cfg, s.log, cfg.Store, s.nodes, s.mon, &s.stats, s.ctx, &s.wg)
 	s.mon.onSnapshot = s.refreshReplicas
-	s.mon.onWriteable = s.deviceWriteable
+	s.mon.onWriteable = s.jobs.deviceWriteable
 	s.handlers = s.commandTable()
 	return s, nil
 }
@@ -142,12 +126,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.mon.refresh(ctx); err != nil {
 		return fmt.Errorf("tracker: read configuration: %w", err)
 	}
-	max, err := s.cfg.Store.MaxFID(ctx)
+	max, err := s.db.MaxFID(ctx)
 	if err != nil {
 		return fmt.Errorf("tracker: read max fid: %w", err)
 	}
 	s.minFID = max
-	if s.keyLimit, err = s.cfg.Store.KeyLimit(ctx); err != nil {
+	if s.keyLimit, err = s.db.KeyLimit(ctx); err != nil {
 		return fmt.Errorf("tracker: read the key width: %w", err)
 	}
 	s.wg.Add(1)
@@ -156,7 +140,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.mon.run(s.ctx)
 	}()
 	if !s.cfg.NoJobs {
-		s.startJobs()
+		s.jobs.start()
 	}
 	return nil
 }
@@ -245,7 +229,7 @@ func (s *Server) Close(ctx context.Context) error {
 	select {
 	case <-done:
 		// Copies written but not recorded by jobs cut short: one last try.
-		s.removeStrays(ctx)
+		s.jobs.removeStrays(ctx)
 		s.nodes.CloseIdle()
 		return nil
 	case <-ctx.Done():
@@ -505,4 +489,4 @@ func (s *Server) noteRecent(q recentQuery) {
 func (s *Server) Stats() *Stats { return &s.stats }
 
 // store returns the metadata store.
-func (s *Server) store() *store.Store { return s.cfg.Store }
+func (s *Server) store() queryStore { return s.db }

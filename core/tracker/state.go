@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"sort"
+	"strconv"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 )
@@ -17,6 +18,7 @@ type snapshot struct {
 	hostsByName map[string]core.Host
 	devices     map[int]core.Device
 	settings    map[string]string
+	defaultMin  int // copies of a class deleted since its files were stored
 }
 
 // configReader reads the configuration tables.
@@ -59,6 +61,7 @@ func loadSnapshot(ctx context.Context, st configReader, defaultMinDevCount int) 
 		hostsByName: map[string]core.Host{},
 		devices:     map[int]core.Device{},
 		settings:    settings,
+		defaultMin:  defaultMinDevCount,
 	}
 	for _, d := range doms {
 		sn.domains[d.Name] = d
@@ -134,11 +137,20 @@ func (sn *snapshot) classByID(dmid, id int) (core.Class, bool) {
 
 // classOf returns a file's class for replication decisions; a class
 // deleted since the file was stored counts as the default one.
-func (s *Server) classOf(sn *snapshot, dmid, id int) core.Class {
+func (sn *snapshot) classOf(dmid, id int) core.Class {
 	if c, ok := sn.classByID(dmid, id); ok {
 		return c
 	}
-	return core.Class{MinDevCount: s.cfg.DefaultMinDevCount}
+	return core.Class{MinDevCount: sn.defaultMin}
+}
+
+// settingDefault reads a positive numeric server setting, def when it
+// is unset or not a positive number.
+func (sn *snapshot) settingDefault(key string, def int64) int64 {
+	if n, err := strconv.ParseInt(sn.settings[key], 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
 
 // sortedDeviceIDs returns every devid in ascending order.

@@ -37,32 +37,32 @@ type strays struct {
 // maxStrays bounds the list; past it the oldest are forgotten (and logged).
 const maxStrays = 100000
 
-func (s *Server) noteStray(fid int64, devid int, cause error) {
-	s.log.Debug("tracker: a copy may have been written but is not recorded; it will be removed unless it is recorded", "fid", fid, "devid", devid, "err", cause)
-	s.strays.mu.Lock()
-	defer s.strays.mu.Unlock()
-	if len(s.strays.list) >= maxStrays {
-		s.log.Error("tracker: too many unrecorded copies waiting; forgetting one (its bytes stay unreferenced)", "fid", s.strays.list[0].fid, "devid", s.strays.list[0].devid)
-		s.strays.list = s.strays.list[1:]
+func (j *jobs) noteStray(fid int64, devid int, cause error) {
+	j.log.Debug("tracker: a copy may have been written but is not recorded; it will be removed unless it is recorded", "fid", fid, "devid", devid, "err", cause)
+	j.strays.mu.Lock()
+	defer j.strays.mu.Unlock()
+	if len(j.strays.list) >= maxStrays {
+		j.log.Error("tracker: too many unrecorded copies waiting; forgetting one (its bytes stay unreferenced)", "fid", j.strays.list[0].fid, "devid", j.strays.list[0].devid)
+		j.strays.list = j.strays.list[1:]
 	}
-	s.strays.list = append(s.strays.list, stray{fid: fid, devid: devid})
+	j.strays.list = append(j.strays.list, stray{fid: fid, devid: devid})
 }
 
 // runStrayRemover checks and removes the strays every second.
-func (s *Server) runStrayRemover(ctx context.Context) {
+func (j *jobs) runStrayRemover(ctx context.Context) {
 	for ctx.Err() == nil {
-		s.removeStrays(ctx)
+		j.removeStrays(ctx)
 		sleepCtx(ctx, time.Second, nil)
 	}
 }
 
 // removeStrays handles the strays noted so far; those it cannot settle
 // now (database or node unreachable) stay for the next pass.
-func (s *Server) removeStrays(ctx context.Context) {
-	s.strays.mu.Lock()
-	todo := s.strays.list
-	s.strays.list = nil
-	s.strays.mu.Unlock()
+func (j *jobs) removeStrays(ctx context.Context) {
+	j.strays.mu.Lock()
+	todo := j.strays.list
+	j.strays.list = nil
+	j.strays.mu.Unlock()
 	var keep []stray
 	now := time.Now()
 	for i, st := range todo {
@@ -74,7 +74,7 @@ func (s *Server) removeStrays(ctx context.Context) {
 			keep = append(keep, st)
 			continue
 		}
-		devids, err := s.store().FileDevids(ctx, st.fid)
+		devids, err := j.db.FileDevids(ctx, st.fid)
 		if err != nil {
 			keep = append(keep, st)
 			continue
@@ -82,17 +82,17 @@ func (s *Server) removeStrays(ctx context.Context) {
 		if containsInt(devids, st.devid) {
 			continue // recorded after all: a copy like any other
 		}
-		sn := s.mon.snap()
+		sn := j.mon.snap()
 		d, ok := sn.devices[st.devid]
 		if !ok {
 			continue
 		}
-		removed, err := s.deleteCopy(ctx, fidURL(sn.hosts[d.HostID], d.ID, st.fid, nil, false, false))
+		removed, err := j.deleteCopy(ctx, fidURL(sn.hosts[d.HostID], d.ID, st.fid, nil, false, false))
 		switch {
 		case err != nil:
 			keep = append(keep, st)
 		case removed:
-			s.log.Info("tracker: removed a copy that was written but never recorded", "fid", st.fid, "devid", st.devid)
+			j.log.Info("tracker: removed a copy that was written but never recorded", "fid", st.fid, "devid", st.devid)
 		case st.absent+1 < strayLooks:
 			st.absent++
 			st.next = now.Add(strayPause)
@@ -100,8 +100,8 @@ func (s *Server) removeStrays(ctx context.Context) {
 		}
 	}
 	if len(keep) > 0 {
-		s.strays.mu.Lock()
-		s.strays.list = append(keep, s.strays.list...)
-		s.strays.mu.Unlock()
+		j.strays.mu.Lock()
+		j.strays.list = append(keep, j.strays.list...)
+		j.strays.mu.Unlock()
 	}
 }
