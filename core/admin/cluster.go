@@ -327,31 +327,31 @@ func (c *cmd) domainCmd() error {
 
 // classList prints the domain/class table.
 func (c *cmd) classList() error {
-	r, err := c.do("get_domains", nil)
+	doms, err := c.c.Tracker.DomainsWithClasses(c.ctx)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.env.Stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, " domain\tclass\tmindevcount\treplpolicy\thashtype")
 	fmt.Fprintln(tw, "--------\t-----\t-----------\t----------\t--------")
-	n := atoi(r["domains"])
-	type row struct{ d, c, m, p, h string }
+	type row struct {
+		d string
+		c core.Class
+	}
 	var rows []row
-	for i := 1; i <= n; i++ {
-		p := "domain" + strconv.Itoa(i)
-		for j := 1; j <= atoi(r[p+"classes"]); j++ {
-			q := p + "class" + strconv.Itoa(j)
-			rows = append(rows, row{r[p], r[q+"name"], r[q+"mindevcount"], r[q+"replpolicy"], r[q+"hashtype"]})
+	for _, d := range doms {
+		for _, cl := range d.Classes {
+			rows = append(rows, row{d.Name, cl})
 		}
 	}
 	sort.Slice(rows, func(i, j int) bool {
 		if rows[i].d != rows[j].d {
 			return rows[i].d < rows[j].d
 		}
-		return rows[i].c < rows[j].c
+		return rows[i].c.Name < rows[j].c.Name
 	})
 	for _, x := range rows {
-		fmt.Fprintf(tw, " %s\t%s\t%s\t%s\t%s\n", x.d, x.c, x.m, x.p, x.h)
+		fmt.Fprintf(tw, " %s\t%s\t%d\t%s\t%s\n", x.d, x.c.Name, x.c.MinDevCount, x.c.ReplPolicy, core.HashName(x.c.HashType))
 	}
 	return tw.Flush()
 }
@@ -396,15 +396,7 @@ func (c *cmd) class() error {
 }
 
 func (c *cmd) serverSettings() (map[string]string, error) {
-	r, err := c.do("server_settings", nil)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for i := 1; i <= atoi(r["key_count"]); i++ {
-		out[r["key_"+strconv.Itoa(i)]] = r["value_"+strconv.Itoa(i)]
-	}
-	return out, nil
+	return c.c.Tracker.ServerSettings(c.ctx)
 }
 
 func (c *cmd) settings() error {
@@ -522,58 +514,53 @@ func (c *cmd) fsck() error {
 		_, err := c.do("fsck_reset", a)
 		return err
 	case "status":
-		r, err := c.do("fsck_status", nil)
+		f, err := c.c.Tracker.FsckStatus(c.ctx)
 		if err != nil {
 			return err
 		}
 		w := c.env.Stdout
 		running := "Stopped"
-		if r["running"] == "1" {
-			running = "Running on " + r["host"]
+		if f.Running {
+			running = "Running on " + f.Host
 		}
-		max, end := atoi(r["max_fid_checked"]), atoi(r["end_fid"])
 		pct := 100.0
-		if end > 0 {
-			pct = float64(max) * 100 / float64(end)
+		if f.EndFID > 0 {
+			pct = float64(f.MaxChecked) * 100 / float64(f.EndFID)
 		}
-		fmt.Fprintf(w, "    Running: %s\n     Status: %d / %d (%.2f%%)\n", running, max, end, pct)
-		if st := atoi(r["start_time"]); st > 0 {
-			stop := atoi(r["stop_time"])
-			if stop == 0 {
-				stop = atoi(r["current_time"])
-			}
-			fmt.Fprintf(w, "       Time: %ds\n", stop-st)
+		fmt.Fprintf(w, "    Running: %s\n     Status: %d / %d (%.2f%%)\n", running, f.MaxChecked, f.EndFID, pct)
+		if f.Start > 0 {
+			fmt.Fprintf(w, "       Time: %ds\n", f.Elapsed())
 		}
 		ct := "Normal (check policy + files)"
-		if r["policy_only"] == "1" {
+		if f.PolicyOnly {
 			ct = "Policy only"
 		}
 		fmt.Fprintf(w, " Check Type: %s\n\n", ct)
-		var codes []string
-		for k := range r {
-			if strings.HasPrefix(k, "num_") {
-				codes = append(codes, k)
-			}
+		codes := make([]string, 0, len(f.Counts))
+		for k := range f.Counts {
+			codes = append(codes, k)
 		}
 		sort.Strings(codes)
 		for _, k := range codes {
-			fmt.Fprintf(w, "  [%s]: %s\n", k, r[k])
+			fmt.Fprintf(w, "  [num_%s]: %d\n", k, f.Counts[k])
 		}
 		return nil
 	case "printlog", "taillog":
-		after := "0"
+		var after int64
 		for {
-			r, err := c.do("fsck_getlog", protocol.Args{"after_logid": after})
+			evs, err := c.c.Tracker.FsckLog(c.ctx, after)
 			if err != nil {
 				return err
 			}
-			n := atoi(r["row_count"])
-			for i := 1; i <= n; i++ {
-				p := "row_" + strconv.Itoa(i) + "_"
-				fmt.Fprintf(c.env.Stdout, "%s %s %s %s\n", r[p+"utime"], r[p+"evcode"], r[p+"fid"], r[p+"devid"])
-				after = r[p+"logid"]
+			for _, e := range evs {
+				dev := ""
+				if e.Devid != 0 {
+					dev = strconv.Itoa(e.Devid)
+				}
+				fmt.Fprintf(c.env.Stdout, "%d %s %d %s\n", e.UTime, e.EvCode, e.FID, dev)
+				after = e.LogID
 			}
-			if n == 0 {
+			if len(evs) == 0 {
 				if sub == "printlog" {
 					return nil
 				}

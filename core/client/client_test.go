@@ -453,3 +453,37 @@ func TestSpace(t *testing.T) {
 		t.Errorf("Space from a plain tracker = %d, %d, %v", total, used, err)
 	}
 }
+
+// The fsck and settings calls return the model, not reply maps.
+func TestFsckAndSettings(t *testing.T) {
+	tr, _ := scripted(t, map[string]func(protocol.Args) string{
+		"server_settings": func(protocol.Args) string {
+			return "OK key_count=2&key_1=memcache_ttl&value_1=60&key_2=rebal_policy&value_2=from_devices%3D1\r\n"
+		},
+		"fsck_status": func(protocol.Args) string {
+			return "OK running=1&host=tr1&max_fid_checked=50&end_fid=200&start_time=1000&stop_time=0&current_time=1030&policy_only=0&num_MISS=3&num_NOPA=1\r\n"
+		},
+		"fsck_getlog": func(a protocol.Args) string {
+			if a.Get("after_logid") != "0" {
+				return "OK row_count=0\r\n"
+			}
+			return "OK row_count=2&row_1_logid=4&row_1_utime=1001&row_1_evcode=MISS&row_1_fid=9&row_1_devid=2&row_2_logid=5&row_2_utime=1002&row_2_evcode=NOPA&row_2_fid=10\r\n"
+		},
+	})
+	ctx := context.Background()
+	s, err := tr.ServerSettings(ctx)
+	if err != nil || len(s) != 2 || s["memcache_ttl"] != "60" || s["rebal_policy"] != "from_devices=1" {
+		t.Errorf("ServerSettings = %v, %v", s, err)
+	}
+	f, err := tr.FsckStatus(ctx)
+	if err != nil || !f.Running || f.Host != "tr1" || f.MaxChecked != 50 || f.EndFID != 200 || f.Elapsed() != 30 || f.PolicyOnly || f.Counts["MISS"] != 3 || f.Counts["NOPA"] != 1 || len(f.Counts) != 2 {
+		t.Errorf("FsckStatus = %+v, %v", f, err)
+	}
+	evs, err := tr.FsckLog(ctx, 0)
+	if err != nil || len(evs) != 2 || evs[0] != (FsckEvent{LogID: 4, UTime: 1001, EvCode: "MISS", FID: 9, Devid: 2}) || evs[1].Devid != 0 || evs[1].LogID != 5 {
+		t.Errorf("FsckLog = %+v, %v", evs, err)
+	}
+	if evs, err := tr.FsckLog(ctx, 5); err != nil || len(evs) != 0 {
+		t.Errorf("FsckLog after the last = %+v, %v", evs, err)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
 )
 
 // DeviceInfo is a device as get_devices reports it: its row, and what
@@ -126,4 +128,91 @@ func (t *Tracker) Space(ctx context.Context) (totalMB, usedMB int64, err error) 
 		totalMB, usedMB = totalMB+d.MBTotal, usedMB+d.MBUsed
 	}
 	return totalMB, usedMB, nil
+}
+
+// ServerSettings returns every server setting the tracker reports.
+func (t *Tracker) ServerSettings(ctx context.Context) (map[string]string, error) {
+	r, err := t.Do(ctx, "server_settings", nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for i := 1; i <= num(r["key_count"]); i++ {
+		out[r["key_"+strconv.Itoa(i)]] = r["value_"+strconv.Itoa(i)]
+	}
+	return out, nil
+}
+
+// FsckStatus is where the cluster's fsck stands, as fsck_status reports it.
+type FsckStatus struct {
+	Running    bool
+	Host       string // the tracker running it, when running
+	MaxChecked int64  // the highest fid checked
+	EndFID     int64  // the highest fid when it started
+	Start      int64  // unix times; 0 when unknown or never
+	Stop       int64
+	Now        int64            // the tracker's clock
+	PolicyOnly bool             // checks replication policy only, not the files
+	Counts     map[string]int64 // event code (MISS, NOPA, ...) -> events logged
+}
+
+// Elapsed is how long the fsck ran (until now when not stopped), in
+// seconds; 0 when it never started.
+func (f FsckStatus) Elapsed() int64 {
+	if f.Start <= 0 {
+		return 0
+	}
+	stop := f.Stop
+	if stop == 0 {
+		stop = f.Now
+	}
+	return stop - f.Start
+}
+
+// FsckStatus reports the fsck's progress and event counts.
+func (t *Tracker) FsckStatus(ctx context.Context) (FsckStatus, error) {
+	r, err := t.Do(ctx, "fsck_status", nil)
+	if err != nil {
+		return FsckStatus{}, err
+	}
+	n := func(k string) int64 { v, _ := strconv.ParseInt(r[k], 10, 64); return v }
+	f := FsckStatus{
+		Running: r["running"] == "1", Host: r["host"],
+		MaxChecked: n("max_fid_checked"), EndFID: n("end_fid"),
+		Start: n("start_time"), Stop: n("stop_time"), Now: n("current_time"),
+		PolicyOnly: r["policy_only"] == "1",
+		Counts:     map[string]int64{},
+	}
+	for k := range r {
+		if code, ok := strings.CutPrefix(k, "num_"); ok {
+			f.Counts[code] = n(k)
+		}
+	}
+	return f, nil
+}
+
+// FsckEvent is one line of the fsck log.
+type FsckEvent struct {
+	LogID  int64
+	UTime  int64
+	EvCode string
+	FID    int64
+	Devid  int // 0 when the event is not about one device
+}
+
+// FsckLog returns the fsck log's events after logid after, oldest first
+// (a page of the tracker's choosing; ask again after the last one).
+func (t *Tracker) FsckLog(ctx context.Context, after int64) ([]FsckEvent, error) {
+	r, err := t.Do(ctx, "fsck_getlog", protocol.Args{"after_logid": strconv.FormatInt(after, 10)})
+	if err != nil {
+		return nil, err
+	}
+	n := num(r["row_count"])
+	out := make([]FsckEvent, 0, n)
+	for i := 1; i <= n; i++ {
+		p := "row_" + strconv.Itoa(i) + "_"
+		v := func(k string) int64 { x, _ := strconv.ParseInt(r[p+k], 10, 64); return x }
+		out = append(out, FsckEvent{LogID: v("logid"), UTime: v("utime"), EvCode: r[p+"evcode"], FID: v("fid"), Devid: int(v("devid"))})
+	}
+	return out, nil
 }
