@@ -65,8 +65,6 @@ func (w *iostat) follow(ctx context.Context, ip string) {
 // reports every second: silence for long means it is gone.
 func (w *iostat) stream(ctx context.Context, addr string) error {
 	return w.m.nodes.Watch(ctx, addr, 30*time.Second, func(devid int, util string) {
-		w.m.mu.Lock()
-		w.m.obsLocked(devid).utilization = util
-		w.m.mu.Unlock()
+		w.m.noteUtilization(devid, util)
 	})
 }

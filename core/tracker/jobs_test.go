@@ -91,12 +91,18 @@ func TestWantSetsWorkers(t *testing.T) {
 	}
 	var mu sync.Mutex
 	worked := 0
-	go s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
-		mu.Lock()
-		worked++
-		mu.Unlock()
-		st.DoneQueue(ctx, store.FsckQueue, it.FID)
-	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+			mu.Lock()
+			worked++
+			mu.Unlock()
+			st.DoneQueue(ctx, store.FsckQueue, it.FID)
+		})
+	}()
+	// The runner stops before the tracker and its store close.
+	defer func() { cancel(); <-done }()
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
 	if worked != 0 {

@@ -27,23 +27,39 @@ const (
 	obsUnreachable = "unreachable"
 )
 
-// observation is what the monitor last saw of one device.
-type observation struct {
+// observed is what the monitor last saw of one device, as it publishes
+// it (see devicesView).
+type observed struct {
 	state        string // obsWriteable, obsReadable, obsUnreachable or ""
 	utilization  string
 	rejectBadMD5 bool
-	lastProbe    time.Time // last write probe
-	noMkcol      bool      // the node refuses MKCOL; don't send it
+	noMkcol      bool // the node refuses MKCOL; don't send it
 
-	// The device's space as its last usage report gave it (haveUsage),
-	// and what this tracker has placed on it since that report was
-	// measured: reports are up to a usage interval old, and a device
-	// about to fill must stop getting files before its report says so.
+	// The device's space as its last usage report gave it (haveUsage).
 	haveUsage       bool
 	totalMB, usedMB int64
 	filesystem      string // the node's name for the disk the device is on; "" unknown
-	placed          []placement
-	placedBytes     int64 // the sum of placed, kept so that readers need not add
+}
+
+// observation is the monitor's own record of one device: what it
+// publishes, when it last probed, and what this tracker has placed on
+// the device since its last usage report was measured (reports are up to
+// a usage interval old, and a device about to fill must stop getting
+// files before its report says so).
+type observation struct {
+	observed
+	lastProbe   time.Time // last write probe
+	placed      []placement
+	placedBytes int64 // the sum of placed, kept so that readers need not add
+}
+
+// devicesView is the monitor's published view of the devices: each
+// one's observation and whether its host answered in the last round.
+// It is replaced as a whole after every change and never modified, so
+// handlers and jobs read it without the monitor's lock.
+type devicesView struct {
+	obs      map[int]observed
+	hostDown map[int]bool
 }
 
 // placement is bytes this tracker put on a device at a time.
@@ -80,17 +96,21 @@ type monitor struct {
 	onSnapshot  func(context.Context, *snapshot)
 	onWriteable func(context.Context, core.Device)
 
-	mu        sync.Mutex           // guards the fields below
-	obs       map[int]*observation // devid -> observation
-	hostDown  map[int]bool         // hostid -> observed unreachable
-	round     int64                // completed rounds
-	roundDone chan struct{}        // closed and replaced after each round
-	kick      chan struct{}        // asks for a round now
-	mkcolSeen map[string]time.Time // dir URL -> MKCOL succeeded at
+	view atomic.Pointer[devicesView] // published from obs and hostDown
+
+	mu          sync.Mutex           // guards the fields below
+	obs         map[int]*observation // devid -> observation
+	hostDown    map[int]bool         // hostid -> observed unreachable
+	round       int64                // completed rounds
+	roundDone   chan struct{}        // closed and replaced after each round
+	kick        chan struct{}        // asks for a round now
+	lastPublish time.Time            // of the view
+
+	dirs madeDirs // fid directories known to exist on the nodes
 }
 
 func newMonitor(cfg *Config, log *slog.Logger, db monitorStore, nodes *node.Client, wg *sync.WaitGroup) *monitor {
-	return &monitor{
+	m := &monitor{
 		cfg:       cfg,
 		log:       log,
 		db:        db,
@@ -100,8 +120,10 @@ func newMonitor(cfg *Config, log *slog.Logger, db monitorStore, nodes *node.Clie
 		hostDown:  map[int]bool{},
 		roundDone: make(chan struct{}),
 		kick:      make(chan struct{}, 1),
-		mkcolSeen: map[string]time.Time{},
+		dirs:      madeDirs{seen: map[string]struct{}{}},
 	}
+	m.view.Store(&devicesView{obs: map[int]observed{}, hostDown: map[int]bool{}})
+	return m
 }
 
 func (m *monitor) roundNo() int64 {
@@ -190,6 +212,7 @@ func (m *monitor) doRound(ctx context.Context) {
 	}
 	wg.Wait()
 	m.mu.Lock()
+	m.publishLocked()
 	m.round++
 	close(m.roundDone)
 	m.roundDone = make(chan struct{})
@@ -227,6 +250,7 @@ func (m *monitor) probeHost(ctx context.Context, h core.Host, devs []core.Device
 	}
 	m.mu.Lock()
 	m.hostDown[h.ID] = hostUnreachable
+	m.publishLocked()
 	m.mu.Unlock()
 }
 
@@ -254,6 +278,7 @@ func (m *monitor) noteUsage(devid int, u usage) {
 	defer m.mu.Unlock()
 	o := m.obsLocked(devid)
 	o.haveUsage, o.totalMB, o.usedMB, o.filesystem = true, u.total/1024, u.used/1024, u.filesystem
+	m.publishLocked()
 	keep := o.placed[:0]
 	for _, p := range o.placed {
 		if p.at.After(cutoff) {
@@ -359,9 +384,7 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	base := hostBase(h, nil, false, false) + "/dev" + strconv.Itoa(d.ID) + "/test-write/"
 	if !noMkcol && !m.snap().settingBool("skip_mkcol") {
 		if code := m.mkcol(ctx, base); code == http.StatusBadRequest || code == http.StatusNotImplemented {
-			m.mu.Lock()
-			m.obsLocked(d.ID).noMkcol = true
-			m.mu.Unlock()
+			m.noteRefusesMkcol(d.ID)
 		}
 	}
 	n := rand.IntN(100)
@@ -381,6 +404,7 @@ func (m *monitor) writeProbe(ctx context.Context, h core.Host, d core.Device) {
 	o = m.obsLocked(d.ID)
 	recovered := state == obsWriteable && o.state != obsWriteable && m.round > 0
 	o.state, o.lastProbe, o.rejectBadMD5 = state, time.Now(), reject
+	m.publishLocked()
 	m.mu.Unlock()
 	if recovered {
 		m.deviceRecovered(ctx, d)
@@ -443,29 +467,49 @@ func (m *monitor) obsLocked(devid int) *observation {
 
 func (m *monitor) setState(devid int, st string) {
 	m.mu.Lock()
-	m.obsLocked(devid).state = st
+	if o := m.obsLocked(devid); o.state != st {
+		o.state = st
+		m.publishLocked()
+	}
 	m.mu.Unlock()
 }
 
-func (m *monitor) state(devid int) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if o, ok := m.obs[devid]; ok {
-		return o.state
+// publishLocked replaces the published view with one made from the
+// observations now. The caller holds m.mu.
+func (m *monitor) publishLocked() {
+	v := &devicesView{obs: make(map[int]observed, len(m.obs)), hostDown: make(map[int]bool, len(m.hostDown))}
+	for id, o := range m.obs {
+		v.obs[id] = o.observed
 	}
-	return ""
+	for id, down := range m.hostDown {
+		v.hostDown[id] = down
+	}
+	m.view.Store(v)
+	m.lastPublish = time.Now()
 }
 
-// observed returns a copy of a device's observation and whether its host
+// devices returns the published view of the devices.
+func (m *monitor) devices() *devicesView { return m.view.Load() }
+
+func (m *monitor) state(devid int) string { return m.devices().obs[devid].state }
+
+// observed returns a device's published observation and whether its host
 // was reachable in the last round.
-func (m *monitor) observed(devid, hostid int) (observation, bool) {
+func (m *monitor) observed(devid, hostid int) (observed, bool) {
+	v := m.devices()
+	return v.obs[devid], !v.hostDown[hostid]
+}
+
+// noteUtilization records a device's I/O utilization from its node's
+// report. Reports come every second for every device: the view is
+// published with them at most every 500 ms (and after every round).
+func (m *monitor) noteUtilization(devid int, util string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var o observation
-	if p, ok := m.obs[devid]; ok {
-		o = *p
+	m.obsLocked(devid).utilization = util
+	if time.Since(m.lastPublish) >= 500*time.Millisecond {
+		m.publishLocked()
 	}
-	return o, !m.hostDown[hostid]
 }
 
 // canRead reports should_read_from for a device.
@@ -499,61 +543,56 @@ func (m *monitor) canWrite(sn *snapshot, d core.Device) bool {
 	return true
 }
 
-// The device state the handlers read and note, each under the monitor's
-// lock, so that no code outside the monitor takes it.
+// The device state the handlers read, from the published view, and note.
 
 // refusesMkcol reports whether devid's node refused MKCOL.
-func (m *monitor) refusesMkcol(devid int) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.obsLocked(devid).noMkcol
-}
+func (m *monitor) refusesMkcol(devid int) bool { return m.devices().obs[devid].noMkcol }
 
 // noteRefusesMkcol records that devid's node refuses MKCOL.
 func (m *monitor) noteRefusesMkcol(devid int) {
 	m.mu.Lock()
-	m.obsLocked(devid).noMkcol = true
+	if o := m.obsLocked(devid); !o.noMkcol {
+		o.noMkcol = true
+		m.publishLocked()
+	}
 	m.mu.Unlock()
+}
+
+// madeDirs are the fid directory URLs a MKCOL succeeded for, so that
+// uploads do not ask again; past 100,000 URLs it starts again.
+type madeDirs struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
 }
 
 // mkcolDone reports whether a MKCOL of url succeeded already.
 func (m *monitor) mkcolDone(url string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.mkcolSeen[url]
+	m.dirs.mu.Lock()
+	defer m.dirs.mu.Unlock()
+	_, ok := m.dirs.seen[url]
 	return ok
 }
 
-// noteMkcolDone records a MKCOL of url that succeeded (the set is
-// bounded: past 100,000 URLs it starts again).
+// noteMkcolDone records a MKCOL of url that succeeded.
 func (m *monitor) noteMkcolDone(url string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.mkcolSeen) > 100000 {
-		m.mkcolSeen = map[string]time.Time{}
+	m.dirs.mu.Lock()
+	defer m.dirs.mu.Unlock()
+	if len(m.dirs.seen) > 100000 {
+		m.dirs.seen = map[string]struct{}{}
 	}
-	m.mkcolSeen[url] = time.Now()
+	m.dirs.seen[url] = struct{}{}
 }
 
 // utilization returns devid's I/O utilization in percent, when its node
 // reports one.
 func (m *monitor) utilization(devid int) (float64, bool) {
-	m.mu.Lock()
-	o, ok := m.obs[devid]
-	util := ""
-	if ok {
-		util = o.utilization
-	}
-	m.mu.Unlock()
-	v, err := strconv.ParseFloat(util, 64)
+	v, err := strconv.ParseFloat(m.devices().obs[devid].utilization, 64)
 	return v, err == nil
 }
 
 // space returns devid's space in MB and the name of its file system as
 // its last usage report gave them; ok is false before the first.
 func (m *monitor) space(devid int) (totalMB, usedMB int64, filesystem string, ok bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	o := m.obsLocked(devid)
+	o := m.devices().obs[devid]
 	return o.totalMB, o.usedMB, o.filesystem, o.haveUsage
 }

@@ -131,4 +131,19 @@ func TestMonitorAlone(t *testing.T) {
 	if snaps.Load() != 3 {
 		t.Errorf("onSnapshot called %d times in 3 rounds", snaps.Load())
 	}
+
+	// The device view is published whole: one taken stays as it was.
+	before := m.devices()
+	m.setState(7, obsUnreachable)
+	if before.obs[7].state != obsWriteable || m.devices().obs[7].state != obsUnreachable {
+		t.Errorf("view taken before = %q, after = %q; want writeable, unreachable", before.obs[7].state, m.devices().obs[7].state)
+	}
+	// Utilization reports, published at most every 500 ms, are all in
+	// the view after a round.
+	m.noteUtilization(7, "10.00")
+	m.noteUtilization(7, "42.00")
+	m.doRound(ctx)
+	if u, ok := m.utilization(7); !ok || u != 42 {
+		t.Errorf("utilization after a round = %v, %v; want 42", u, ok)
+	}
 }

@@ -123,6 +123,7 @@ func TestReadWeightUsesUtilization(t *testing.T) {
 	s.mon.mu.Lock()
 	s.mon.obsLocked(1).utilization = "12.50"
 	s.mon.obsLocked(2).utilization = "95.00"
+	s.mon.publishLocked()
 	s.mon.mu.Unlock()
 	if w1, w2 := s.readWeight(sn, 1), s.readWeight(sn, 2); w1 != 89.5 || w2 != 7 {
 		t.Errorf("read weights = %v, %v; want 89.5 (12.5%% busy) and 7 (95%% busy)", w1, w2)
