@@ -618,6 +618,7 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 	d.fs.removed.Remove(ck(dom, marker))
 	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode, own: own})
 	d.fs.noteMadeDir(dom, marker)
+	d.fs.touchDir(dom, prefix)
 	return d.fs.dirNode(dom, marker), nil
 }
 
@@ -660,6 +661,7 @@ func (f *FS) rmdir(ctx context.Context, dom, sub string) error {
 	}
 	f.invalidateDir(dom, sub)
 	f.invalidateDir(dom, parentOf(sub))
+	f.touchDir(dom, parentOf(sub))
 	return nil
 }
 
@@ -693,6 +695,7 @@ func (f *FS) create(ctx context.Context, dom, key string, mode os.FileMode, own 
 		n.clearPending()
 		return nil, nil, err
 	}
+	f.touchDir(dom, parentOf(key))
 	return n, h, nil
 }
 
@@ -721,9 +724,16 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 		return errno(err)
 	}
 	if isDir {
-		return errno(d.fs.renameDir(ctx, dom, from+"/", to+"/"))
+		err = d.fs.renameDir(ctx, dom, from+"/", to+"/")
+	} else {
+		err = d.fs.renameFile(ctx, dom, from, to)
 	}
-	return errno(d.fs.renameFile(ctx, dom, from, to))
+	if err != nil {
+		return errno(err)
+	}
+	d.fs.touchDir(dom, prefix)
+	d.fs.touchDir(dom, nprefix)
+	return nil
 }
 
 // Symlink makes a symbolic link (see FS.symlink).

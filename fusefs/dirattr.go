@@ -17,22 +17,41 @@ import (
 // the newest mtime among its first files by name, which stays put while
 // they do.
 
-// dirAttr returns a directory's attributes as its marker has them: mtime,
-// mode (0: the mount's default) and owner.
+// dirAttr returns a directory's attributes: mtime, mode (0: the mount's
+// default) and owner as its marker has them, and the time this mount last
+// changed its entries when that is newer (see dirtimes.go).
 func (d *dirNode) dirAttr(ctx context.Context) (fileAttr, error) {
+	a, err := d.storedAttr(ctx)
+	if err != nil {
+		return a, err
+	}
+	dom, prefix := d.where()
+	if t, ok := d.fs.changedAt(dom, prefix); ok && t.After(a.mtime) {
+		a.mtime = t
+	}
+	return a, nil
+}
+
+// storedAttr returns a directory's attributes as its marker has them.
+func (d *dirNode) storedAttr(ctx context.Context) (fileAttr, error) {
 	dom, prefix := d.where()
 	if d.isTop() || prefix == "" {
-		return fileAttr{mtime: d.fs.start}, nil // the mount's top and the domains: no key to keep them
+		a := fileAttr{mtime: d.fs.start} // the mount's top and the domains: no key to keep them
+		d.fs.dirOverlay(dom, prefix, &a)
+		return a, nil
 	}
 	a, err := d.fs.stat(ctx, dom, prefix)
 	if err != nil {
 		return fileAttr{}, err
 	}
-	if a.exists && !a.mtime.IsZero() {
+	if d.fs.noMeta.Load() {
+		if a.mtime.IsZero() {
+			a.mtime = d.fs.start
+		}
+		d.fs.dirOverlay(dom, prefix, &a)
 		return a, nil
 	}
-	if d.fs.noMeta.Load() {
-		a.mtime = d.fs.start
+	if a.exists && !a.mtime.IsZero() {
 		return a, nil
 	}
 	// The newest of the first entries by name: the same whether the
@@ -67,21 +86,32 @@ func (d *dirNode) dirAttr(ctx context.Context) (fileAttr, error) {
 }
 
 // setattr stores a directory's new mode, mtime and/or owner (for caller)
-// on its marker, making the marker when there is none. On a tracker
-// without the metadata extension they are accepted and not kept.
+// on its marker, making the marker when there is none. The mount's top,
+// the domains (which have no key) and every directory on a tracker without
+// the metadata extension keep them while mounted, as files do there.
 func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time, caller uint32, uid, gid *uint32) error {
 	dom, prefix := d.where()
-	if (mode == 0 && mtime.IsZero() && uid == nil && gid == nil) || d.isTop() || prefix == "" {
+	if mode == 0 && mtime.IsZero() && uid == nil && gid == nil {
 		return nil
 	}
 	if d.fs.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	ok, err := d.fs.hasMeta(ctx, dom)
-	if err != nil || !ok {
-		return err
+	if !mtime.IsZero() {
+		// utimes replaces the time of changes not yet written.
+		d.fs.dirTimes.flushMu.Lock()
+		defer d.fs.dirTimes.flushMu.Unlock()
+		d.fs.forgetDirChange(dom, prefix)
 	}
-	a, err := d.fs.stat(ctx, dom, prefix)
+	keep := d.isTop() || prefix == ""
+	if !keep {
+		ok, err := d.fs.hasMeta(ctx, dom)
+		if err != nil {
+			return err
+		}
+		keep = !ok
+	}
+	a, err := d.storedAttr(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,7 +124,27 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 		a.own = applyOwner(a.own, d.fs.defaultOwner(), uid, gid)
 		a.own.addTo(meta)
 	}
+	if keep {
+		d.fs.localMeta.Add(ck(dom, prefix), localMeta{fid: a.fid, mtime: a.mtime, mode: a.mode, own: a.own})
+		return nil
+	}
 	return d.saveMarker(ctx, a, meta)
+}
+
+// dirOverlay applies what this mount set on a directory and could not
+// store (see setattr).
+func (f *FS) dirOverlay(dom, prefix string, a *fileAttr) {
+	if m, ok := f.localMeta.Get(ck(dom, prefix)); ok && m.fid == a.fid {
+		if !m.mtime.IsZero() {
+			a.mtime = m.mtime
+		}
+		if m.mode != 0 {
+			a.mode = m.mode
+		}
+		if m.own.set {
+			a.own = m.own
+		}
+	}
 }
 
 // saveMarker merges meta into the directory's marker, or makes the marker

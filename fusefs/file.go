@@ -698,6 +698,7 @@ func (f *FS) unlink(ctx context.Context, dom, key string) error {
 		f.detach(n)
 	}
 	f.noteRemoved(dom, key)
+	f.touchDir(dom, parentOf(key))
 	return nil
 }
 

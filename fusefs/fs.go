@@ -131,6 +131,8 @@ type FS struct {
 	localMeta *cache.TTL[localMeta]
 	// failedDests holds devices uploads failed on lately.
 	failedDests *cache.TTL[bool]
+	// dirTimes are the directory times this mount changed.
+	dirTimes dirTimes
 
 	mu      sync.Mutex           // guards nodes and pending
 	nodes   map[string]fs.Node   // node id -> node, so one path is one node

@@ -86,6 +86,7 @@ func (d *dirNode) symlink(ctx context.Context, name, target string, own owner) (
 		return nil, err
 	}
 	d.fs.committed(dom, key, fileAttr{exists: true, fid: fid, size: int64(len(target)), mtime: mtime, mode: 0o777, link: true, own: own})
+	d.fs.touchDir(dom, prefix)
 	n := d.fs.fileNode(dom, key)
 	n.mu.Lock()
 	n.target, n.linkFID = target, fid

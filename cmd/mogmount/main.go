@@ -205,5 +205,10 @@ func run(rep io.WriteCloser) error {
 		}
 		log.Info("mogmount: unmounted", "dir", args[0])
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.Close(ctx); err != nil {
+		log.Warn("mogmount: directory times not saved", "err", err)
+	}
 	return nil
 }
