@@ -29,6 +29,7 @@ func newTestFS(t *testing.T, c *memcluster.Cluster, tune func(*Config)) *FS {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.Close(context.Background()) })
 	return f
 }
 

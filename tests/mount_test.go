@@ -84,6 +84,9 @@ func mountTrackers(t *testing.T, addrs []string, tune func(*fusefs.Config)) (str
 		if err := m.Unmount(30 * time.Second); err != nil {
 			t.Errorf("unmount: %v", err)
 		}
+		if err := f.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
 		cl.Close()
 	})
 	return mnt, f

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,5 +392,31 @@ func TestMountUserXattrs(t *testing.T) {
 	}
 	if out := sh(t, fmt.Sprintf(`rsync -aXi %q/ %q/ | grep -v '^\.d' || true`, src, d+"/rs")); strings.TrimSpace(out) != "" {
 		t.Errorf("a second rsync -aXi still has work:\n%s", out)
+	}
+}
+
+// A directory's mtime moves when a file is made or removed in it, as on
+// a local disk, and another mount sees the new time (written behind
+// within about a second).
+func TestMountDirMtimeFollowsEntries(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test"})
+	d := filepath.Join(mountCluster(t, c, nil), "test")
+	sh(t, fmt.Sprintf("cd %q && mkdir sub && touch -d @1500000000 sub", d))
+	if got := sh(t, fmt.Sprintf("stat -c %%Y %q", d+"/sub")); got != "1500000000\n" {
+		t.Fatalf("after touch -d: %s", got)
+	}
+	start := time.Now().Unix()
+	sh(t, fmt.Sprintf("cd %q && echo x > sub/new", d))
+	after, _ := strconv.ParseInt(strings.TrimSpace(sh(t, fmt.Sprintf("stat -c %%Y %q", d+"/sub"))), 10, 64)
+	if after < start {
+		t.Errorf("after a file was made in it the directory's mtime is %d; want %d or later", after, start)
+	}
+	sh(t, fmt.Sprintf("rm %q", d+"/sub/new"))
+	removed := strings.TrimSpace(sh(t, fmt.Sprintf("stat -c %%.9Y %q", d+"/sub")))
+	time.Sleep(2500 * time.Millisecond)
+	other := filepath.Join(mountCluster(t, c, nil), "test")
+	if got := strings.TrimSpace(sh(t, fmt.Sprintf("stat -c %%.9Y %q", other+"/sub"))); got != removed {
+		t.Errorf("another mount shows the directory's mtime %s; want %s", got, removed)
 	}
 }
