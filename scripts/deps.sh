@@ -12,6 +12,7 @@ if [ "${1:-run}" = test ]; then
 	command -v python3 >/dev/null || need+=(python3)
 	command -v git >/dev/null || need+=(git)
 	command -v setfattr >/dev/null || need+=(attr)
+	[ -e /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

@@ -92,3 +92,13 @@ func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).Ma
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// waitUntil polls cond until it holds or timeout passes, and says which.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}

@@ -7,11 +7,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,14 +274,14 @@ func ParseDSN(dsn, user, pass string) (Kind, string, error) {
 	case strings.HasPrefix(low, "dbi:mysql:"):
 		return MySQL, dbiMySQL(dsn[len("dbi:mysql:"):], user, pass), nil
 	case strings.HasPrefix(low, "mysql:"):
-		cfg, err := mysql.ParseDSN(dsn[len("mysql:"):])
+		cfg, addrs, err := parseMySQLDSN(dsn[len("mysql:"):])
 		if err != nil {
 			return "", "", fmt.Errorf("store: bad MySQL DSN: %w", err)
 		}
 		if user != "" && cfg.User == "" {
 			cfg.User, cfg.Passwd = user, pass
 		}
-		return MySQL, cfg.FormatDSN(), nil
+		return MySQL, formatMySQLDSN(cfg, addrs), nil
 	case strings.HasPrefix(low, "dbi:pg:"):
 		return "", "", fmt.Errorf("store: PostgreSQL is not supported; use MySQL/MariaDB or SQLite")
 	}
@@ -315,7 +317,15 @@ func dbiMySQL(rest, user, pass string) string {
 	if sock != "" {
 		cfg.Net, cfg.Addr = "unix", sock
 	} else {
-		cfg.Net, cfg.Addr = "tcp", host+":"+port
+		// host=db1,db2,db3: several servers (see nodeConnector).
+		var addrs []string
+		for _, h := range strings.Split(host, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				addrs = append(addrs, net.JoinHostPort(h, port))
+			}
+		}
+		cfg.Net, cfg.Addr = "tcp", addrs[0]
+		return formatMySQLDSN(cfg, addrs)
 	}
 	return cfg.FormatDSN()
 }
@@ -365,7 +375,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.now = "CAST(strftime('%s','now') AS INTEGER)"
 		s.ignore = "INSERT OR IGNORE"
 	case MySQL:
-		mc, err := mysql.ParseDSN(dsn)
+		mc, addrs, err := parseMySQLDSN(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("store: bad MySQL DSN: %w", err)
 		}
@@ -379,10 +389,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if mc.WriteTimeout == 0 {
 			mc.WriteTimeout = 60 * time.Second
 		}
-		s.db, err = sql.Open("mysql", mc.FormatDSN())
+		conn, err := newNodeConnector(mc, addrs)
 		if err != nil {
 			return nil, fmt.Errorf("store: open MySQL %s: %w", mc.Addr, err)
 		}
+		s.db = sql.OpenDB(conn)
 		s.db.SetMaxOpenConns(64)
 		s.db.SetMaxIdleConns(64)
 		s.db.SetConnMaxLifetime(time.Hour)
@@ -534,7 +545,10 @@ func isDup(err error) bool {
 func isRetryable(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
-		return me.Number == 1213 || me.Number == 1205
+		// Deadlock (and a Galera certification conflict), lock wait
+		// timeout, a Galera node gone from the primary component (the
+		// connection is dropped; the retry connects to another node).
+		return me.Number == 1213 || me.Number == 1205 || me.Number == 1047
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
@@ -542,6 +556,12 @@ func isRetryable(err error) bool {
 		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 	}
 	return false
+}
+
+// isConnLost reports a connection that broke under a statement (its
+// server died or was cut off, or stopped answering in the read timeout).
+func isConnLost(err error) bool {
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn)
 }
 
 // wrap adds the operation name to a database error and gives it its
@@ -589,6 +609,12 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 			}
 		} else {
 			t.Rollback()
+			if isConnLost(err) {
+				// The connection died before the commit (its server
+				// went away): nothing was committed, so the transaction
+				// is run again, on another connection.
+				continue
+			}
 		}
 		if !isRetryable(err) {
 			return wrap(op, err)
