@@ -329,4 +329,3 @@ func (d *deletes) stop() []string {
 	defer d.mu.Unlock()
 	return d.keys
 }
-
