@@ -37,15 +37,18 @@ type Config struct {
 	// Only, when not empty, names the Groups to measure; the rest are
 	// skipped.
 	Only []string
-	Log  io.Writer
+	// ScaleFiles is how many files the scale group fills the database
+	// with (default 1,000,000).
+	ScaleFiles int
+	Log        io.Writer
 }
 
 // Groups are the groups of figures, in the order they are measured.
-var Groups = []string{"tracker", "put", "replication", "http", "fuse", "mysql", "peers"}
+var Groups = []string{"tracker", "put", "replication", "http", "fuse", "mysql", "peers", "scale"}
 
 // optIn are the groups measured only when named: peers installs MooseFS
-// and needs root.
-var optIn = []string{"peers"}
+// and needs root; scale fills a database with a million files.
+var optIn = []string{"peers", "scale"}
 
 // wants reports whether the group of figures is to be measured.
 func (cfg Config) wants(group string) bool {
@@ -137,6 +140,7 @@ func Run(cfg Config) (Results, error) {
 		{"http", func() error { return bulkFigures(cfg, c, res) }},
 		{"fuse", func() error { return fuseFigures(cfg, c, res, say) }},
 		{"peers", func() error { return peersFigures(cfg, c, res, say) }},
+		{"scale", func() error { return scaleFigures(cfg, res, say) }},
 	}
 	for _, g := range groups {
 		if !cfg.wants(g.name) {

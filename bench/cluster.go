@@ -182,3 +182,14 @@ func (c *cluster) stop() {
 		}
 	}
 }
+
+// pid returns the process id of the last daemon started as name, 0 when
+// there is none.
+func (c *cluster) pid(name string) int {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		if p := c.procs[i]; filepath.Base(p.Path) == name && p.Process != nil {
+			return p.Process.Pid
+		}
+	}
+	return 0
+}

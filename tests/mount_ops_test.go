@@ -295,3 +295,46 @@ func TestMountFromFstab(t *testing.T) {
 		return exec.Command("kill", "-0", pid).Run() != nil
 	})
 }
+
+// The README's fstab line is a network mount for systemd at boot: its
+// generator makes a mount unit that remote-fs.target requires, which
+// systemd orders after the network is online (_netdev).
+func TestReadmeFstabLineIsANetworkMount(t *testing.T) {
+	gen := "/lib/systemd/system-generators/systemd-fstab-generator"
+	if _, err := os.Stat(gen); err != nil {
+		t.Skip("no systemd fstab generator")
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	lines := strings.Split(string(readme), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "# /etc/fstab") && i+1 < len(lines) {
+			line = lines[i+1]
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) < 4 || f[2] != "fuse.mogmount" || !strings.Contains(f[3], "_netdev") {
+		t.Fatalf("the README's fstab line %q: want a fuse.mogmount entry with _netdev", line)
+	}
+	dir := t.TempDir()
+	fstab := filepath.Join(dir, "fstab")
+	os.WriteFile(fstab, []byte(line+"\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	cmd := exec.Command(gen, out, out, out)
+	cmd.Env = append(os.Environ(), "SYSTEMD_FSTAB="+fstab, "SYSTEMD_PROC_CMDLINE=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", gen, err, b)
+	}
+	unit := strings.TrimPrefix(strings.ReplaceAll(f[1], "/", "-"), "-") + ".mount"
+	if _, err := os.Lstat(filepath.Join(out, "remote-fs.target.requires", unit)); err != nil {
+		t.Errorf("%s is not required by remote-fs.target (a local mount, started before the network): %v", unit, err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, unit))
+	if err != nil || !strings.Contains(string(b), "Type=fuse.mogmount") || !strings.Contains(string(b), "Before=remote-fs.target") {
+		t.Errorf("generated %s:\n%s (%v)", unit, b, err)
+	}
+}

@@ -23,6 +23,7 @@ var targets = map[string]string{
 	"replicate_4k_files_per_s": ">= 1000", "mogstored_get_ratio": ">= 0.9", "http_put_mib_s": ">= 360",
 	"fuse_read_ratio": ">= 0.8", "fuse_write_ratio": ">= 0.7", "fuse_ls_10k_warm_ms": "<= 100",
 	"fuse_ls_10k_cold_ms": "<= 1000", "mogmount_peak_rss_mib": "<= 150",
+	"scale_get_paths_p99_ms_ratio": "<= 2", "scale_file_info_p99_ms_ratio": "<= 2", "scale_tracker_rss_mib_ratio": "<= 1.5",
 }
 
 func main() {
@@ -34,6 +35,7 @@ func main() {
 	runs := fs.Int("runs", 3, "runs per figure (the median is reported)")
 	size := fs.Int64("size", 1<<30, "size of the large-file figures in bytes")
 	only := fs.StringSlice("only", nil, "measure only these groups: "+strings.Join(bench.Groups, ", "))
+	scaleFiles := fs.Int("scale-files", 1_000_000, "files the scale group fills the database with")
 	fs.Parse(os.Args[1:])
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "mogbench-")
@@ -44,7 +46,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, Log: os.Stderr})
+	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, ScaleFiles: *scaleFiles, Log: os.Stderr})
 	names := make([]string, 0, len(res))
 	for k := range res {
 		names = append(names, k)

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core/client"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
+)
+
+// The scale group (--only=scale, with --scale-files=N, 1,000,000 by
+// default) fills a fresh cluster's SQLite database with N files straight
+// through SQL (rows as the tracker writes them, two copies each, keys
+// under one prefix), and measures the tracker at 10,000 files and again
+// at N: get_paths and file_info latency (p50, p99, one client), 4 KiB
+// uploads per second (8 clients), list_keys paging through the prefix,
+// and the tracker's resident memory. The figures at N are also given as
+// a ratio to those at 10 k: cost is flat when they stay near 1.
+
+// scaleFidBase keeps the filled fids apart from those the tracker hands
+// out to uploads meanwhile.
+const scaleFidBase = 1_000_000_000
+
+// scaleFigures runs the scale group.
+func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
+	n := cfg.ScaleFiles
+	if n <= 0 {
+		n = 1_000_000
+	}
+	const small = 10_000
+	dir := filepath.Join(cfg.Dir, "scale")
+	os.RemoveAll(dir)
+	c, err := startCluster(cfg.Bin, dir, "", true)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DSN: "DBI:SQLite:dbname=" + filepath.Join(dir, "mogilefs.db")})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	db := st.DB()
+	var dmid, classid int
+	if err := db.QueryRow(`SELECT dmid FROM domain WHERE namespace = 'bench'`).Scan(&dmid); err != nil {
+		return err
+	}
+	if err := db.QueryRow(`SELECT classid FROM class WHERE dmid = ? AND classname = 'two'`, dmid).Scan(&classid); err != nil {
+		return err
+	}
+	filled := 0
+	fill := func(to int) error {
+		start := time.Now()
+		for filled < to {
+			end := min(filled+20_000, to)
+			if err := fillBatch(ctx, db, dmid, classid, filled, end); err != nil {
+				return err
+			}
+			filled = end
+		}
+		say("scale: %d files in the database (%.0f rows/s)", filled, float64(to)/time.Since(start).Seconds())
+		return nil
+	}
+	t, err := client.NewTracker([]string{c.tracker}, client.Options{MaxIdle: 16})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	measure := func(at int, suffix string) error {
+		time.Sleep(2 * time.Second) // the tracker's caches and the page cache settle
+		for _, q := range []struct{ name, cmd string }{{"get_paths", "get_paths"}, {"file_info", "file_info"}} {
+			p50, p99, err := latencies(2000, func() error {
+				args := protocol.Args{"domain": "bench", "key": scaleKey(rand.IntN(at)), "noverify": "1"}
+				_, err := t.Do(ctx, q.cmd, args)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", q.name, err)
+			}
+			res["scale_"+q.name+"_p50_ms_"+suffix] = p50
+			res["scale_"+q.name+"_p99_ms_"+suffix] = p99
+		}
+		data := make([]byte, 4096)
+		crand.Read(data)
+		var seq atomic.Int64
+		v, err := opsPerSec(8, 3*time.Second, func() error {
+			k := "scaleput/" + suffix + "/" + strconv.FormatInt(seq.Add(1), 10)
+			_, err := c.client.Upload(ctx, "bench", k, "one", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("uploads: %w", err)
+		}
+		res["scale_put_4k_files_per_s_"+suffix] = v
+		start, keys, after := time.Now(), 0, ""
+		for keys < min(at, 1_000_000) {
+			page, next, err := t.ListKeys(ctx, "bench", "s/", after, 1000)
+			if err != nil {
+				return fmt.Errorf("list_keys: %w", err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			keys += len(page)
+			after = next
+		}
+		res["scale_list_keys_per_s_"+suffix] = float64(keys) / time.Since(start).Seconds()
+		if rss, err := rssMiB(c.pid("mogilefsd")); err == nil {
+			res["scale_tracker_rss_mib_"+suffix] = rss
+		}
+		say("scale: measured at %d files", at)
+		return nil
+	}
+	if err := fill(small); err != nil {
+		return err
+	}
+	if err := measure(small, "10k"); err != nil {
+		return err
+	}
+	if err := fill(n); err != nil {
+		return err
+	}
+	if err := measure(n, "n"); err != nil {
+		return err
+	}
+	res["scale_files"] = float64(n)
+	for _, f := range []string{"get_paths_p99_ms", "file_info_p99_ms", "put_4k_files_per_s", "list_keys_per_s", "tracker_rss_mib"} {
+		if a, b := res["scale_"+f+"_10k"], res["scale_"+f+"_n"]; a > 0 {
+			res["scale_"+f+"_ratio"] = b / a
+		}
+	}
+	return nil
+}
+
+// scaleKey is the key of the i-th filled file.
+func scaleKey(i int) string { return fmt.Sprintf("s/%09d", i) }
+
+// fillBatch inserts files [from, to) with two copies each, on devices 1
+// and 2, in one transaction.
+func fillBatch(ctx context.Context, db *sql.DB, dmid, classid, from, to int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	file, err := tx.PrepareContext(ctx, `INSERT INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?, ?, ?, ?, ?, 2)`)
+	if err != nil {
+		return err
+	}
+	on, err := tx.PrepareContext(ctx, `INSERT INTO file_on (fid, devid) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	for i := from; i < to; i++ {
+		fid := scaleFidBase + int64(i)
+		if _, err := file.ExecContext(ctx, fid, dmid, scaleKey(i), 4096, classid); err != nil {
+			return err
+		}
+		for _, d := range []int{1, 2} {
+			if _, err := on.ExecContext(ctx, fid, d); err != nil {
+				return err
+			}
+		}
+	}
+	return tx.Commit()
+}
+
+// latencies runs op n times in a row and returns its p50 and p99 in ms.
+func latencies(n int, op func() error) (p50, p99 float64, err error) {
+	ds := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := op(); err != nil {
+			return 0, 0, err
+		}
+		ds = append(ds, float64(time.Since(start).Microseconds())/1000)
+	}
+	sort.Float64s(ds)
+	return ds[n/2], ds[n*99/100], nil
+}
+
+// rssMiB reads a process's resident memory.
+func rssMiB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
