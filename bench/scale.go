@@ -136,6 +136,12 @@ func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
 	if err := measure(n, "n"); err != nil {
 		return err
 	}
+	if err := fsckRate(ctx, c, t, res); err != nil {
+		return fmt.Errorf("fsck: %w", err)
+	}
+	if err := deadDeviceRate(ctx, db, t, n, res, say); err != nil {
+		return fmt.Errorf("dead device: %w", err)
+	}
 	res["scale_files"] = float64(n)
 	for _, f := range []string{"get_paths_p99_ms", "file_info_p99_ms", "put_4k_files_per_s", "list_keys_per_s", "tracker_rss_mib"} {
 		if a, b := res["scale_"+f+"_10k"], res["scale_"+f+"_n"]; a > 0 {
@@ -205,4 +211,56 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+// fsckRate runs a policy-only fsck (metadata only: each file's copies
+// against its class) for 10 s and returns the fids checked per second.
+func fsckRate(ctx context.Context, c *cluster, t *client.Tracker, res Results) error {
+	if _, err := t.Do(ctx, "fsck_reset", protocol.Args{"policy_only": "1"}); err != nil {
+		return err
+	}
+	if _, err := t.Do(ctx, "fsck_start", nil); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // under way
+	st0, err := t.FsckStatus(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	time.Sleep(10 * time.Second)
+	st1, err := t.FsckStatus(ctx)
+	if err != nil {
+		return err
+	}
+	t.Do(ctx, "fsck_stop", nil)
+	res["scale_fsck_policy_fids_per_s_n"] = float64(st1.MaxChecked-st0.MaxChecked) / time.Since(start).Seconds()
+	return nil
+}
+
+// deadDeviceRate marks device 2 dead and times how fast its n copies
+// are queued for re-replication (the metadata side: the copies are
+// forgotten and the files queued).
+func deadDeviceRate(ctx context.Context, db *sql.DB, t *client.Tracker, n int, res Results, say func(string, ...any)) error {
+	if _, err := t.Do(ctx, "set_state", protocol.Args{"host": "node2", "device": "2", "state": "dead"}); err != nil {
+		return err
+	}
+	start := time.Now()
+	for {
+		var left int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM file_on WHERE devid = 2`).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			res["scale_dead_device_queued_per_s_n"] = float64(n-left) / time.Since(start).Seconds()
+			say("scale: %d copies on the dead device still not queued after 5 minutes", left)
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	res["scale_dead_device_queued_per_s_n"] = float64(n) / time.Since(start).Seconds()
+	return nil
 }

@@ -266,14 +266,24 @@ func (s *Store) FIDsOnDevice(ctx context.Context, devid int, after int64, limit 
 	return s.queryFIDs(ctx, "fids on device", `SELECT fid FROM file_on WHERE devid=? AND fid > ? ORDER BY fid LIMIT ?`, devid, after, limit)
 }
 
-// MoveToReplication queues fid for replication and then forgets its
-// copy on a dead device, in that order, so that a crash in between leaves
-// the file queued rather than forgotten.
-func (s *Store) MoveToReplication(ctx context.Context, fid int64, deadDevid int) error {
-	if err := s.EnqueueReplication(ctx, fid, 0, 1); err != nil {
-		return err
-	}
-	return s.RemoveCopy(ctx, fid, deadDevid)
+// MoveToReplication queues fids for replication and forgets their
+// copies on a dead device, in one transaction (a dead disk holds
+// millions: one commit per file queued a few hundred a second).
+func (s *Store) MoveToReplication(ctx context.Context, fids []int64, deadDevid int) error {
+	return s.writeTx(ctx, "requeue a dead device's files", func(ctx context.Context, tx *sql.Tx) error {
+		for _, fid := range fids {
+			if _, err := s.txExec(ctx, tx, fmt.Sprintf(`%s INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, %s + 1, NULL, 0, 0)`, s.ignore, s.now), fid); err != nil {
+				return err
+			}
+			if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, deadDevid); err != nil {
+				return err
+			}
+			if err := s.refreshDevcount(ctx, tx, fid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func isSyntaxError(err error) bool {

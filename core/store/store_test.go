@@ -502,3 +502,38 @@ func TestExplicitFIDs(t *testing.T) {
 		}
 	})
 }
+
+// The files of a dead device are queued for replication and their copies
+// there forgotten, a whole batch in one call.
+func TestMoveToReplication(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDomain(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		var fids []int64
+		for i := 0; i < 50; i++ {
+			fid := int64(1000 + i)
+			if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: fmt.Sprint("k", i), Length: 1, Devid: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddCopy(ctx, fid, 2); err != nil {
+				t.Fatal(err)
+			}
+			fids = append(fids, fid)
+		}
+		if err := s.MoveToReplication(ctx, fids, 2); err != nil {
+			t.Fatal(err)
+		}
+		if left, err := s.FIDsOnDevice(ctx, 2, 0, 100); err != nil || len(left) != 0 {
+			t.Errorf("copies left on the dead device: %v, %v", left, err)
+		}
+		if n, err := s.QueueLength(ctx, store.ReplicateQueue); err != nil || n != 50 {
+			t.Errorf("replicate queue = %d, %v; want 50", n, err)
+		}
+		f, err := s.FileByFID(ctx, 1007)
+		if err != nil || f.DevCount != 1 {
+			t.Errorf("file 1007 = %+v, %v; want devcount 1", f, err)
+		}
+	})
+}

@@ -107,16 +107,15 @@ func (j *jobs) runDeadDeviceReaper(ctx context.Context) {
 				j.log.Warn("tracker: reaper cannot list a dead device", "devid", id, "err", err)
 				continue
 			}
-			for _, fid := range fids {
-				if err := j.db.MoveToReplication(ctx, fid, id); err != nil {
-					j.log.Warn("tracker: reaper cannot requeue", "fid", fid, "devid", id, "err", err)
-					break
-				}
-				found = true
+			if len(fids) == 0 {
+				continue
 			}
-			if len(fids) > 0 {
-				j.log.Info("tracker: re-replicating files of a dead device", "devid", id, "files", len(fids))
+			if err := j.db.MoveToReplication(ctx, fids, id); err != nil {
+				j.log.Warn("tracker: reaper cannot requeue a dead device's files", "devid", id, "files", len(fids), "err", err)
+				continue
 			}
+			found = true
+			j.log.Debug("tracker: re-replicating files of a dead device", "devid", id, "files", len(fids))
 		}
 		if found {
 			kick(j.replKick)

@@ -37,7 +37,7 @@ type jobStore interface {
 	EnqueueChecks(ctx context.Context, q store.Queue, fids []int64, devid int, arg string) error
 	EnqueueReplication(ctx context.Context, fid int64, fromDevid int, delay int64) error
 	ReplicateNow(ctx context.Context) (int64, error)
-	MoveToReplication(ctx context.Context, fid int64, deadDevid int) error
+	MoveToReplication(ctx context.Context, fids []int64, deadDevid int) error
 
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)
