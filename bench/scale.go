@@ -6,7 +6,9 @@ import (
 	crand "crypto/rand"
 	"database/sql"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -139,7 +141,7 @@ func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
 	if err := fsckRate(ctx, c, t, res); err != nil {
 		return fmt.Errorf("fsck: %w", err)
 	}
-	if err := deadDeviceRate(ctx, db, t, n, res, say); err != nil {
+	if err := deadDeviceRate(ctx, c, db, t, n, res, say); err != nil {
 		return fmt.Errorf("dead device: %w", err)
 	}
 	res["scale_files"] = float64(n)
@@ -222,10 +224,20 @@ func fsckRate(ctx context.Context, c *cluster, t *client.Tracker, res Results) e
 	if _, err := t.Do(ctx, "fsck_start", nil); err != nil {
 		return err
 	}
-	time.Sleep(2 * time.Second) // under way
-	st0, err := t.FsckStatus(ctx)
-	if err != nil {
-		return err
+	// The uploads' fids come first; the filled ones, dense from
+	// scaleFidBase, are what is timed.
+	var st0 client.FsckStatus
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if st0, err = t.FsckStatus(ctx); err != nil {
+			return err
+		}
+		if st0.MaxChecked >= scaleFidBase {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fsck did not reach the filled fids in a minute (at %d)", st0.MaxChecked)
+		}
 	}
 	start := time.Now()
 	time.Sleep(10 * time.Second)
@@ -241,7 +253,12 @@ func fsckRate(ctx context.Context, c *cluster, t *client.Tracker, res Results) e
 // deadDeviceRate marks device 2 dead and times how fast its n copies
 // are queued for re-replication (the metadata side: the copies are
 // forgotten and the files queued).
-func deadDeviceRate(ctx context.Context, db *sql.DB, t *client.Tracker, n int, res Results, say func(string, ...any)) error {
+func deadDeviceRate(ctx context.Context, c *cluster, db *sql.DB, t *client.Tracker, n int, res Results, say func(string, ...any)) error {
+	// The simulated files have no bytes: replication would fail on each
+	// and compete for the database. Only the requeue is timed.
+	if err := bang(c.tracker, "!want 0 replicate"); err != nil {
+		return err
+	}
 	if _, err := t.Do(ctx, "set_state", protocol.Args{"host": "node2", "device": "2", "state": "dead"}); err != nil {
 		return err
 	}
@@ -262,5 +279,27 @@ func deadDeviceRate(ctx context.Context, db *sql.DB, t *client.Tracker, n int, r
 		time.Sleep(500 * time.Millisecond)
 	}
 	res["scale_dead_device_queued_per_s_n"] = float64(n) / time.Since(start).Seconds()
+	return nil
+}
+
+// bang sends one ! command on a connection of its own and reads its
+// answer.
+func bang(addr, cmd string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, cmd+"\r\n"); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(readUntilDot{conn}, 1<<16))
+	if err != nil {
+		return err
+	}
+	if strings.Contains(string(b), "ERROR") {
+		return fmt.Errorf("%s: %s", cmd, b)
+	}
 	return nil
 }
