@@ -466,6 +466,15 @@ const extensionFeatures = "file metadata: mogmount's mtime, mode, owners, symbol
 // start: the store then runs without them, and says what is missing.
 func (s *Store) setupExtensions(ctx context.Context) error {
 	s.noMeta = false
+	if s.kind == SQLite {
+		// A device's copies in fid order (the dead-device reaper, drain,
+		// rebalance): InnoDB's index on devid holds the primary key and
+		// is in fid order already; SQLite's maps devid to rowids, and
+		// every page of a listing would sort the whole device.
+		if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS devid_fid ON file_on (devid, fid)`); err != nil {
+			return fmt.Errorf("store: index file_on by device: %w", err)
+		}
+	}
 	exists, err := s.tableExists(ctx, "file_meta")
 	if err != nil {
 		return fmt.Errorf("store: look for extension tables: %w", err)
