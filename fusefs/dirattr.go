@@ -37,7 +37,7 @@ func (d *dirNode) storedAttr(ctx context.Context) (fileAttr, error) {
 	dom, prefix := d.where()
 	if d.isTop() || prefix == "" {
 		a := fileAttr{mtime: d.fs.start} // the mount's top and the domains: no key to keep them
-		d.fs.dirOverlay(dom, prefix, &a)
+		d.fs.applyLocalMeta(dom, prefix, &a)
 		return a, nil
 	}
 	a, err := d.fs.stat(ctx, dom, prefix)
@@ -48,7 +48,7 @@ func (d *dirNode) storedAttr(ctx context.Context) (fileAttr, error) {
 		if a.mtime.IsZero() {
 			a.mtime = d.fs.start
 		}
-		d.fs.dirOverlay(dom, prefix, &a)
+		d.fs.applyLocalMeta(dom, prefix, &a)
 		return a, nil
 	}
 	if a.exists && !a.mtime.IsZero() {
@@ -131,9 +131,9 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 	return d.saveMarker(ctx, a, meta)
 }
 
-// dirOverlay applies what this mount set on a directory and could not
-// store (see setattr).
-func (f *FS) dirOverlay(dom, prefix string, a *fileAttr) {
+// applyLocalMeta applies what this mount set on a file or directory
+// version and could not store (see localMeta).
+func (f *FS) applyLocalMeta(dom, prefix string, a *fileAttr) {
 	if m, ok := f.localMeta.Get(ck(dom, prefix)); ok && m.fid == a.fid {
 		if !m.mtime.IsZero() {
 			a.mtime = m.mtime

@@ -98,19 +98,8 @@ func (f *FS) stat(ctx context.Context, dom, key string) (fileAttr, error) {
 // overlay applies what this mount set on a version and the tracker
 // could not store (a tracker without the metadata extension).
 func (f *FS) overlay(dom, key string, a *fileAttr) {
-	if !f.noMeta.Load() {
-		return
-	}
-	if m, ok := f.localMeta.Get(ck(dom, key)); ok && m.fid == a.fid {
-		if !m.mtime.IsZero() {
-			a.mtime = m.mtime
-		}
-		if m.mode != 0 {
-			a.mode = m.mode
-		}
-		if m.own.set {
-			a.own = m.own
-		}
+	if f.noMeta.Load() {
+		f.applyLocalMeta(dom, key, a)
 	}
 }
 
