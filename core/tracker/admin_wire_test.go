@@ -1,10 +1,13 @@
 package tracker_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 )
 
 func TestWireDomainsAndClasses(t *testing.T) {
@@ -134,4 +137,29 @@ func TestWireGetSpaceCountsDisksOnce(t *testing.T) {
 	if sp["filesystems"] != "1" || sp["total_mb"] != devs["dev1_mb_total"] {
 		t.Errorf("get_space = %v; want one file system of %s MB (get_devices %v)", sp, devs["dev1_mb_total"], devs)
 	}
+}
+
+// A domain, class or device just added through one tracker is known to
+// another at once, not only after its next monitor round: clients send
+// one request to one tracker and the next to another (a mount's
+// create_close reached a tracker that did not know the device yet and
+// got bogus_args; a mkdir in a new domain got unreg_domain).
+func TestConfigAddedThroughAnotherTracker(t *testing.T) {
+	c, w1 := startWire(t, clustertest.Options{Domain: "test"})
+	_, addr2 := c.StartTracker(func(cfg *tracker.Config) { cfg.MonitorInterval = time.Hour })
+	w2 := dialWire(t, addr2)
+	w2.code("create_open domain=fresh&key=k&class=new", "unreg_domain")
+	w1.ok("create_domain domain=fresh")
+	w2.code("create_open domain=fresh&key=k&class=new", "unreg_class")
+	w1.ok("create_class domain=fresh&class=new&mindevcount=1")
+	o := w2.ok("create_open domain=fresh&key=k&class=new")
+	// A device registered through tracker 1 after the upload opened:
+	// tracker 2 now knows it (the upload was not sent there, hence
+	// invalid_destdev rather than bogus_args, the answer for a device
+	// no tracker knows).
+	w1.ok("create_host host=late&ip=127.0.0.9&port=7500")
+	w1.ok("create_device hostname=late&devid=9")
+	path := fmt.Sprintf("http://127.0.0.9:7500/dev9/0/000/000/%010s.fid", o["fid"])
+	w2.code(fmt.Sprintf("create_close domain=fresh&key=k&fid=%s&devid=9&path=%s&size=0", o["fid"], path), "invalid_destdev")
+	w2.code(fmt.Sprintf("create_close domain=fresh&key=k&fid=%s&devid=99&path=%s&size=0", o["fid"], path), "bogus_args")
 }

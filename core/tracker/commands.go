@@ -133,13 +133,21 @@ func (s *Server) commandTable() map[string]handler {
 // errf is shorthand for a protocol error with the default text.
 func errf(code string) error { return protocol.Err(code) }
 
-// domainArg resolves the `domain` argument against the cached domains.
-func (s *Server) domainArg(c *call) (core.Domain, *snapshot, error) {
-	sn := s.mon.snap()
+// domainArg resolves the `domain` argument (and checks that its `class`
+// argument, when given, names a class) against the configuration,
+// re-read when it lacks them.
+func (s *Server) domainArg(ctx context.Context, c *call) (core.Domain, *snapshot, error) {
 	name := c.args.Get("domain")
 	if name == "" {
-		return core.Domain{}, sn, errf("no_domain")
+		return core.Domain{}, s.mon.snap(), errf("no_domain")
 	}
+	sn := s.mon.snapFor(ctx, func(sn *snapshot) bool {
+		d, ok := sn.domains[name]
+		if ok && c.args.Has("class") {
+			_, ok = sn.class(d.ID, c.args.Get("class"))
+		}
+		return !ok
+	})
 	d, ok := sn.domains[name]
 	if !ok {
 		return core.Domain{}, sn, errf("unreg_domain")

@@ -30,7 +30,7 @@ func (s *Server) cmdGetLimits(ctx context.Context, c *call) (protocol.Args, erro
 }
 
 func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(c)
+	dom, sn, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func parseChecksum(v string) (int, []byte, error) {
 }
 
 func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(c)
+	dom, sn, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +192,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}
 	}
 	path := a.Get("path")
+	sn = s.mon.snapFor(ctx, func(sn *snapshot) bool { _, ok := sn.devices[devid]; return !ok })
 	dev, ok := sn.devices[devid]
 	if !ok {
 		return nil, errf("bogus_args")
@@ -327,7 +328,7 @@ func joinInts(ids []int) string {
 // devices holding it, in one query. With replicaOK the query may go to a
 // read replica (get_paths, file_info); else it reads the master.
 func (s *Server) lookupKey(ctx context.Context, c *call, replicaOK bool) (core.File, []int, core.Domain, *snapshot, error) {
-	dom, sn, err := s.domainArg(c)
+	dom, sn, err := s.domainArg(ctx, c)
 	if err != nil {
 		return core.File{}, nil, dom, sn, err
 	}
@@ -415,7 +416,7 @@ func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error
 }
 
 func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, _, err := s.domainArg(c)
+	dom, _, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +435,7 @@ func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) 
 }
 
 func (s *Server) cmdRename(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, _, err := s.domainArg(c)
+	dom, _, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -457,7 +458,7 @@ func (s *Server) cmdRename(ctx context.Context, c *call) (protocol.Args, error) 
 }
 
 func (s *Server) cmdUpdateFileClass(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(c)
+	dom, sn, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -619,7 +620,7 @@ func (s *Server) cmdFileDebug(ctx context.Context, c *call) (protocol.Args, erro
 }
 
 func (s *Server) cmdListKeys(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, _, err := s.domainArg(c)
+	dom, _, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}

@@ -88,6 +88,7 @@ type monitor struct {
 	db     monitorStore
 	nodes  *node.Client
 	tables atomic.Pointer[snapshot] // the configuration tables
+	missMu sync.Mutex               // one re-read at a time for snapFor
 	wg     *sync.WaitGroup          // the tracker's background goroutines
 
 	// onSnapshot is called with the snapshot each round reads (the read

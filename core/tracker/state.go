@@ -102,6 +102,29 @@ func loadSnapshot(ctx context.Context, st configReader, defaultMinDevCount int) 
 // snap returns the current snapshot.
 func (m *monitor) snap() *snapshot { return m.tables.Load() }
 
+// snapFor returns the snapshot, re-read first when missing reports that
+// it lacks what the caller looks for: a domain, class or device added
+// through another tracker is known before this one's next round, since
+// clients send one request to one tracker and the next to another.
+// Callers that miss at once share one read: one that waited for another's
+// read takes its result. A name nobody added costs one read of the
+// configuration tables, as any request costs a query.
+func (m *monitor) snapFor(ctx context.Context, missing func(*snapshot) bool) *snapshot {
+	sn := m.snap()
+	if !missing(sn) {
+		return sn
+	}
+	m.missMu.Lock()
+	defer m.missMu.Unlock()
+	if now := m.snap(); now != sn {
+		return now // re-read while this caller waited
+	}
+	if err := m.refresh(ctx); err != nil {
+		m.log.Warn("tracker: cannot re-read the configuration", "err", err)
+	}
+	return m.snap()
+}
+
 // refresh re-reads the configuration tables now.
 func (m *monitor) refresh(ctx context.Context) error {
 	sn, err := loadSnapshot(ctx, m.db, m.cfg.DefaultMinDevCount)
