@@ -67,6 +67,11 @@ func startMogmount(t *testing.T, trackers string, extra ...string) *mogmountProc
 			p.cmd.Wait()
 		}
 		exec.Command("fusermount3", "-uz", dir).Run()
+		if t.Failed() {
+			if b, _ := os.ReadFile(logf.Name()); len(b) > 0 {
+				t.Logf("mogmount log:\n%s", tail(b, 4000))
+			}
+		}
 	})
 	waitFor(t, 10*time.Second, "mogmount to mount", func() bool { return isMountPoint(dir) })
 	return p
