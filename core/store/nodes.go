@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -20,6 +21,9 @@ import (
 // is passed over. On Galera every connection also waits for the writes
 // the cluster has committed before it reads (wsrep_sync_wait=1), so that
 // a file stored through one tracker is found at once through another.
+// A server that loses a connection (killed, or cut off and silent until
+// the read timeout) has its other pooled connections dropped and is
+// tried last for a while (nodeState).
 
 // parseMySQLDSN parses a go-sql-driver DSN whose tcp(...) address may
 // list several servers; cfg.Addr is the first, addrs all of them.
@@ -59,7 +63,32 @@ func formatMySQLDSN(cfg *mysql.Config, addrs []string) string {
 type nodeConnector struct {
 	nodes []driver.Connector // one per address, in the DSN's order
 	addrs []string
+	state []*nodeState // one per address
 	next  atomic.Int32 // the node to try first: the last one that worked
+}
+
+// nodeState is what the connector has seen of one server. A server cut
+// off the network neither answers nor fails: each connection to it
+// waits out the read timeout. So once one connection to it is lost,
+// every connection to it opened before is dropped instead of handed out
+// again (the pool held dozens), and new connections try it last for a
+// while.
+type nodeState struct {
+	epoch  atomic.Int64 // bumped at each loss: connections of older epochs are dropped
+	lostAt atomic.Int64 // unix nanoseconds of the last loss; 0: none
+}
+
+// suspectFor is how long a server that lost a connection is tried last.
+const suspectFor = 30 * time.Second
+
+func (n *nodeState) lost() {
+	n.epoch.Add(1)
+	n.lostAt.Store(time.Now().UnixNano())
+}
+
+func (n *nodeState) suspect() bool {
+	at := n.lostAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < suspectFor
 }
 
 // newNodeConnector builds the connector of cfg for the servers addrs.
@@ -74,6 +103,7 @@ func newNodeConnector(cfg *mysql.Config, addrs []string) (*nodeConnector, error)
 		}
 		c.nodes = append(c.nodes, conn)
 		c.addrs = append(c.addrs, addr)
+		c.state = append(c.state, &nodeState{})
 	}
 	if len(c.nodes) == 0 {
 		return nil, errors.New("store: the MySQL DSN names no server")
@@ -81,12 +111,25 @@ func newNodeConnector(cfg *mysql.Config, addrs []string) (*nodeConnector, error)
 	return c, nil
 }
 
-// Connect returns a connection to the first ready node.
+// Connect returns a connection to the first ready node, starting from
+// the last one that worked; servers that recently lost a connection are
+// tried after the others.
 func (c *nodeConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	start := int(c.next.Load())
-	var errs []error
+	order := make([]int, 0, len(c.nodes))
+	var suspects []int
 	for i := range c.nodes {
 		j := (start + i) % len(c.nodes)
+		if c.state[j].suspect() {
+			suspects = append(suspects, j)
+		} else {
+			order = append(order, j)
+		}
+	}
+	var errs []error
+	for _, j := range append(order, suspects...) {
+		st := c.state[j]
+		epoch := st.epoch.Load()
 		conn, err := c.nodes[j].Connect(ctx)
 		if err == nil {
 			err = prepareConn(ctx, conn)
@@ -102,7 +145,8 @@ func (c *nodeConnector) Connect(ctx context.Context) (driver.Conn, error) {
 			continue
 		}
 		c.next.Store(int32(j))
-		return &nodeConn{c: conn}, nil
+		st.lostAt.Store(0)
+		return &nodeConn{c: conn, node: st, epoch: epoch}, nil
 	}
 	if len(errs) == 1 {
 		return nil, errors.Unwrap(errs[0])
@@ -186,8 +230,10 @@ func isNodeGone(err error) bool {
 // is unusable (see isNodeGone), so that the pool drops it instead of
 // handing it out again.
 type nodeConn struct {
-	c   driver.Conn
-	bad atomic.Bool
+	c     driver.Conn
+	bad   atomic.Bool
+	node  *nodeState
+	epoch int64 // the node's epoch when this connection was opened
 }
 
 // Interfaces the MySQL driver's connections have, kept by the wrapper.
@@ -203,10 +249,20 @@ var (
 )
 
 func (n *nodeConn) note(err error) error {
-	if isNodeGone(err) {
+	switch {
+	case err == nil:
+	case isNodeGone(err):
 		n.bad.Store(true)
+	case isConnLost(err):
+		n.bad.Store(true)
+		n.node.lost()
 	}
 	return err
+}
+
+// usable reports whether the pool may hand the connection out again.
+func (n *nodeConn) usable() bool {
+	return !n.bad.Load() && n.epoch == n.node.epoch.Load()
 }
 
 func (n *nodeConn) Prepare(q string) (driver.Stmt, error) {
@@ -250,14 +306,14 @@ func (n *nodeConn) Ping(ctx context.Context) error {
 }
 
 func (n *nodeConn) ResetSession(ctx context.Context) error {
-	if n.bad.Load() {
+	if !n.usable() {
 		return driver.ErrBadConn
 	}
 	return n.c.(driver.SessionResetter).ResetSession(ctx)
 }
 
 func (n *nodeConn) IsValid() bool {
-	return !n.bad.Load() && n.c.(driver.Validator).IsValid()
+	return n.usable() && n.c.(driver.Validator).IsValid()
 }
 
 func (n *nodeConn) CheckNamedValue(v *driver.NamedValue) error {
