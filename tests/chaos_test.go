@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,6 +101,50 @@ func (s *chaosStats) fault(kind string) {
 	v.(*atomic.Int64).Add(1)
 }
 
+// chaosNode is a storage node as the checker sees it.
+type chaosNode struct {
+	Name, IP string
+	Port     int
+	DocRoot  string
+	Devids   []int
+}
+
+// nsNode is a storage node process (the mogstored binary) on a host of
+// the network-namespace lab: the fault driver stops it (SIGSTOP), kills
+// it and cuts its host off the network.
+type nsNode struct {
+	lab  *netLab
+	host string
+	args []string
+	cmd  *exec.Cmd
+}
+
+func (n *nsNode) start() { n.cmd = n.lab.start(n.host, "mogstored-"+n.host, n.args...) }
+
+// startNSNodes starts storage node processes on hosts of the lab with
+// one device each, from devid on, registered with the cluster's
+// trackers, and returns them with their checker's view.
+func startNSNodes(t *testing.T, c *clustertest.Cluster, lab *netLab, count, devid int) ([]*nsNode, []chaosNode) {
+	t.Helper()
+	bin := binaries(t)
+	var procs []*nsNode
+	var nodes []chaosNode
+	for i := 0; i < count; i++ {
+		host := fmt.Sprintf("ns%d", i+1)
+		ip := lab.addHost(host, 31+i)
+		root := t.TempDir()
+		os.Mkdir(filepath.Join(root, fmt.Sprintf("dev%d", devid+i)), 0o755)
+		n := &nsNode{lab: lab, host: host, args: []string{bin + "/mogstored", "--skipconfig", "--docroot=" + root,
+			"--httplisten=0.0.0.0:7500", fmt.Sprintf("--mgmtlisten=0.0.0.0:%d", c.SidePort()), "--log-level=warn"}}
+		n.start()
+		procs = append(procs, n)
+		nodes = append(nodes, chaosNode{Name: host, IP: ip, Port: 7500, DocRoot: root, Devids: []int{devid + i}})
+		c.Must("create_host", protocol.Args{"host": host, "ip": ip, "port": "7500", "status": "alive"})
+		c.Must("create_device", protocol.Args{"hostname": host, "devid": strconv.Itoa(devid + i), "state": "alive"})
+	}
+	return procs, nodes
+}
+
 func isUnknownKey(err error) bool {
 	var pe *protocol.Error
 	return errors.As(err, &pe) && (pe.Code == "unknown_key" || pe.Code == "key_exists")
@@ -107,7 +152,10 @@ func isUnknownKey(err error) bool {
 
 // TestChaos: clients upload, overwrite, rename, delete and read through
 // two trackers while a driver kills and restarts storage nodes, trackers
-// and the MariaDB server, and stalls storage nodes. Afterwards, once the cluster is quiet, every
+// and the MariaDB server, and stalls storage nodes; with
+// MOGILEFS_CHAOS_NETNS=1, as root, storage node processes on hosts of
+// their own (network namespaces) are also stopped with SIGSTOP, killed
+// and cut off the network. Afterwards, once the cluster is quiet, every
 // key reads back as its client last knew it (or, after an operation that
 // failed, as one of the outcomes it may have had), every file has its
 // class's copies on distinct hosts, no deleted key is readable, no bytes
@@ -132,6 +180,28 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	var nodes []chaosNode
+	for _, n := range c.Nodes {
+		nodes = append(nodes, chaosNode{Name: n.Name, IP: n.IP, Port: n.Port, DocRoot: n.DocRoot, Devids: n.Devids})
+	}
+	// Storage node processes on hosts of their own, to be stopped with
+	// SIGSTOP, killed and cut off the network (root only).
+	var lab *netLab
+	var procs []*nsNode
+	if os.Getenv("MOGILEFS_CHAOS_NETNS") != "1" {
+		// Opt-in until an open defect it finds is fixed: a PUT held up by
+		// a cut-off link can land after the DELETE of its abandoned
+		// upload found nothing, leaving bytes nothing references.
+		t.Log("no storage hosts in network namespaces (MOGILEFS_CHAOS_NETNS=1 adds them)")
+	} else if l, why := tryNetLab(t); l == nil {
+		t.Logf("no storage hosts in network namespaces: %s", why)
+	} else {
+		lab = l
+		var more []chaosNode
+		procs, more = startNSNodes(t, c, lab, 2, len(nodes)+1)
+		nodes = append(nodes, more...)
+		c.WaitWritable(len(nodes))
+	}
 
 	var st chaosStats
 	// Workers 0-3 use the client library; worker 4 works through a mount
@@ -269,7 +339,30 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(chaosSeed(t), 2))
 	for time.Now().Before(deadline) {
 		time.Sleep(time.Duration(1500+rng.IntN(2000)) * time.Millisecond)
-		switch f := rng.IntN(5); f {
+		kinds := 5
+		if len(procs) > 0 {
+			kinds = 8
+		}
+		switch f := rng.IntN(kinds); f {
+		case 5: // stop a storage node process (SIGSTOP), resume it
+			n := procs[rng.IntN(len(procs))]
+			n.cmd.Process.Signal(syscall.SIGSTOP)
+			st.fault("storage process stopped (SIGSTOP)")
+			time.Sleep(time.Duration(3000+rng.IntN(2000)) * time.Millisecond)
+			n.cmd.Process.Signal(syscall.SIGCONT)
+		case 6: // cut a storage host off the network, restore it
+			n := procs[rng.IntN(len(procs))]
+			lab.link(n.host, false)
+			st.fault("storage host cut off")
+			time.Sleep(time.Duration(2000+rng.IntN(3000)) * time.Millisecond)
+			lab.link(n.host, true)
+		case 7: // kill a storage node process (SIGKILL), start it again
+			n := procs[rng.IntN(len(procs))]
+			n.cmd.Process.Kill()
+			n.cmd.Wait()
+			st.fault("storage process killed")
+			time.Sleep(time.Duration(500+rng.IntN(2000)) * time.Millisecond)
+			n.start()
 		case 4: // stall a storage node for longer than the tracker's timeouts
 			n := c.Nodes[rng.IntN(len(c.Nodes))]
 			n.Stall()
@@ -358,7 +451,7 @@ func TestChaos(t *testing.T) {
 	}
 	// At least the class's copies (2), on distinct hosts; devcount true.
 	hostOf := map[int]string{}
-	for _, n := range c.Nodes {
+	for _, n := range nodes {
 		for _, d := range n.Devids {
 			hostOf[d] = n.Name
 		}
@@ -393,7 +486,7 @@ func TestChaos(t *testing.T) {
 	var temps, orphans []string
 	scan := func() bool {
 		onDisk, referenced, temps, orphans = map[string]bool{}, map[string]bool{}, nil, nil
-		for _, n := range c.Nodes {
+		for _, n := range nodes {
 			filepath.WalkDir(n.DocRoot, func(p string, e fs.DirEntry, err error) error {
 				if err != nil || e.IsDir() {
 					return nil
@@ -445,7 +538,7 @@ func TestChaos(t *testing.T) {
 			fidN, _ := strconv.Atoi(fid)
 			dev, _ := strconv.Atoi(strings.SplitN(o, "/", 2)[1])
 			var mtime time.Time
-			for _, n := range c.Nodes {
+			for _, n := range nodes {
 				if st, err := os.Stat(filepath.Join(n.DocRoot, core.FIDPath(dev, int64(fidN)))); err == nil {
 					mtime = st.ModTime()
 				}
@@ -467,7 +560,7 @@ func TestChaos(t *testing.T) {
 			t.Errorf("tracker %s after the run: %q, %v", a, r, err)
 		}
 	}
-	for _, n := range c.Nodes {
+	for _, n := range nodes {
 		resp, err := http.Get(fmt.Sprintf("http://%s:%d/dev%d/usage", n.IP, n.Port, n.Devids[0]))
 		if err != nil || resp.StatusCode != 200 {
 			st.anomalies.Add(1)

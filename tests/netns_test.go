@@ -37,11 +37,21 @@ func run(args ...string) error {
 
 func newNetLab(t *testing.T) *netLab {
 	t.Helper()
+	l, why := tryNetLab(t)
+	if l == nil {
+		t.Skip(why)
+	}
+	return l
+}
+
+// tryNetLab makes a lab, or returns nil and why it cannot here.
+func tryNetLab(t *testing.T) (*netLab, string) {
+	t.Helper()
 	if os.Getuid() != 0 {
-		t.Skip("network namespaces need root")
+		return nil, "network namespaces need root"
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("no ip command (iproute2)")
+		return nil, "no ip command (iproute2)"
 	}
 	pid := os.Getpid() % 200
 	l := &netLab{t: t, prefix: fmt.Sprintf("mg%d", pid), subnet: fmt.Sprintf("10.213.%d", pid), hosts: map[string]string{}}
@@ -51,7 +61,7 @@ func newNetLab(t *testing.T) *netLab {
 	// stopped (each is stopped by a cleanup registered when it starts).
 	t.TempDir()
 	if err := run("ip", "link", "add", l.bridge, "type", "bridge"); err != nil {
-		t.Skipf("cannot make network namespaces here: %v", err)
+		return nil, fmt.Sprintf("cannot make network namespaces here: %v", err)
 	}
 	t.Cleanup(l.close)
 	for _, c := range [][]string{
@@ -62,7 +72,7 @@ func newNetLab(t *testing.T) *netLab {
 			t.Fatal(err)
 		}
 	}
-	return l
+	return l, ""
 }
 
 // addHost makes a namespace with one interface on the bridge.

@@ -146,6 +146,10 @@ func Start(tb testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// SidePort is the side-channel port the trackers expect on every
+// storage node (their mogstored_stream_port).
+func (c *Cluster) SidePort() int { return c.sidePort }
+
 // StartTracker starts another tracker on the cluster's database, on an
 // ephemeral port, and returns it with its address.
 func (c *Cluster) StartTracker(tune func(*tracker.Config)) (*tracker.Server, string) {

@@ -165,7 +165,7 @@ func parseChecksum(v string) (int, []byte, error) {
 }
 
 func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, error) {
-	dom, sn, err := s.domainArg(ctx, c)
+	dom, _, err := s.domainArg(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}
 	}
 	path := a.Get("path")
-	sn = s.mon.snapFor(ctx, func(sn *snapshot) bool { _, ok := sn.devices[devid]; return !ok })
+	sn := s.mon.snapFor(ctx, func(sn *snapshot) bool { _, ok := sn.devices[devid]; return !ok })
 	dev, ok := sn.devices[devid]
 	if !ok {
 		return nil, errf("bogus_args")
