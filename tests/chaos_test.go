@@ -480,7 +480,6 @@ func TestChaos(t *testing.T) {
 	// a tracker may have written without recording them are looked at
 	// again for a while (a write held up by a stalled node can land
 	// late): the check is repeated until it holds or 40 s have passed.
-	tempRE := regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 	fidRE := regexp.MustCompile(`^0*([0-9]+)\.fid$`)
 	var onDisk, referenced map[string]bool
 	var temps, orphans []string
@@ -494,7 +493,7 @@ func TestChaos(t *testing.T) {
 				rel, _ := filepath.Rel(n.DocRoot, p)
 				dev := strings.TrimPrefix(strings.Split(rel, "/")[0], "dev")
 				switch {
-				case tempRE.MatchString(e.Name()):
+				case putTempRE.MatchString(e.Name()):
 					temps = append(temps, p)
 				case fidRE.MatchString(e.Name()) && !strings.HasPrefix(rel, "dev"+dev+"/test-write"):
 					onDisk[fidRE.FindStringSubmatch(e.Name())[1]+"/"+dev] = true

@@ -253,20 +253,30 @@ func TestMountNodeStallsMidWrite(t *testing.T) {
 	stalled := uploadingNode(t, c)
 	stalled.Stall()
 	defer stalled.Resume()
+	if _, err := waitWriter(t, cmd, 60*time.Second, "the node stalled"); err != nil {
+		t.Fatalf("the writer failed with a stalled node (another alive): %v\n%s", err, out)
+	}
+	stalled.Resume()
+	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
+}
+
+// waitWriter waits for a writer process started by steadyWriter and
+// returns how long it took and how it ended; a writer still running
+// after limit is killed and fails the test (after names the fault).
+func waitWriter(t *testing.T, cmd *exec.Cmd, limit time.Duration, after string) (time.Duration, error) {
+	t.Helper()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("the writer failed with a stalled node (another alive): %v\n%s", err, out)
-		}
-	case <-time.After(60 * time.Second):
+		return time.Since(start), err
+	case <-time.After(limit):
 		cmd.Process.Kill()
-		t.Fatalf("the writer was still blocked %v after the node stalled", time.Since(start))
+		<-done
+		t.Fatalf("the writer was still blocked %v after %s", time.Since(start).Round(time.Millisecond), after)
+		return 0, nil
 	}
-	stalled.Resume()
-	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
 }
 
 // steadyWriter starts a process copying src to dst through one open

@@ -107,19 +107,10 @@ func (l *netLab) link(name string, up bool) {
 	}
 }
 
-// start runs a binary inside a host's namespace.
+// start runs a binary inside a host's namespace (see startProc).
 func (l *netLab) start(host string, logName string, args ...string) *exec.Cmd {
 	l.t.Helper()
-	logf, _ := os.Create(filepath.Join(l.t.TempDir(), logName+".log"))
-	cmd := exec.Command("ip", append([]string{"netns", "exec", l.prefix + host}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
-	// Stopped before anything started earlier (the database, the
-	// namespaces, the temporary directory) is taken away.
-	l.t.Cleanup(func() { stopProc(cmd) })
-	return cmd
+	return startProc(l.t, logName, append([]string{"ip", "netns", "exec", l.prefix + host}, args...)...)
 }
 
 // stopProc ends a daemon with SIGTERM, or SIGKILL after 10 seconds.

@@ -25,7 +25,6 @@ import (
 // test can stop a node for real (SIGSTOP) or run a workload at the
 // speed users get.
 type procCluster struct {
-	t           *testing.T
 	TrackerAddr string
 	Client      *client.Client
 	Nodes       []*procNode
@@ -96,7 +95,7 @@ func freeLoopbackPort(t *testing.T, ips ...string) int {
 func startProcCluster(t *testing.T, nodes int) *procCluster {
 	t.Helper()
 	bin := binaries(t)
-	c := &procCluster{t: t}
+	c := &procCluster{}
 	var ips []string
 	for i := 1; i <= nodes; i++ {
 		ips = append(ips, fmt.Sprintf("127.0.0.%d", 60+i))
@@ -167,7 +166,6 @@ func startProc(t *testing.T, logName string, args ...string) *exec.Cmd {
 		cmd.Process.Signal(syscall.SIGCONT)
 		stopProc(cmd)
 		if t.Failed() {
-			logf.Seek(0, 0)
 			if b, _ := os.ReadFile(logf.Name()); len(b) > 0 {
 				t.Logf("%s log:\n%s", logName, tail(b, 4000))
 			}
@@ -217,19 +215,11 @@ func TestMountNodeSIGSTOPMidWrite(t *testing.T) {
 	cmd, out := steadyWriter(t, src, dst, "0.02")
 	stopped := uploadingNode()
 	stopped.Stop()
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("the writer failed with a node stopped (another alive): %v\n%s", err, out)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the writer was still blocked %v after the node was stopped", time.Since(start))
+	took, err := waitWriter(t, cmd, 60*time.Second, "the node was stopped")
+	if err != nil {
+		t.Fatalf("the writer failed with a node stopped (another alive): %v\n%s", err, out)
 	}
-	t.Logf("written in %v with %s stopped", time.Since(start).Round(time.Millisecond), stopped.Name)
+	t.Logf("written in %v with %s stopped", took.Round(time.Millisecond), stopped.Name)
 	stopped.Cont()
 	sh(t, fmt.Sprintf("cmp %q %q", src, dst))
 
@@ -240,19 +230,10 @@ func TestMountNodeSIGSTOPMidWrite(t *testing.T) {
 	for _, n := range c.Nodes {
 		n.Stop()
 	}
-	start = time.Now()
-	done = make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatalf("the writer succeeded with every node stopped:\n%s", out)
-		}
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the writer was still blocked %v after every node was stopped", time.Since(start))
+	if took, err = waitWriter(t, cmd, 60*time.Second, "every node was stopped"); err == nil {
+		t.Fatalf("the writer succeeded with every node stopped:\n%s", out)
 	}
-	t.Logf("writer failed after %v with every node stopped: %s", time.Since(start).Round(time.Millisecond), lastLine(out.String()))
+	t.Logf("writer failed after %v with every node stopped: %s", took.Round(time.Millisecond), lastLine(out.String()))
 	for _, n := range c.Nodes {
 		n.Cont()
 	}

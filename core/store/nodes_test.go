@@ -34,9 +34,10 @@ func TestDSNWithSeveralServers(t *testing.T) {
 	}
 }
 
-// A store whose first server is down opens on the next one, and keeps
-// going there.
-func TestStoreSkipsADeadServer(t *testing.T) {
+// testMySQLConfig makes a fresh MariaDB test database and returns its
+// DSN's configuration; the test is skipped without MOGILEFS_TEST_MYSQL_DSN.
+func testMySQLConfig(t *testing.T) *mysql.Config {
+	t.Helper()
 	if os.Getenv(storetest.MySQLEnv) == "" {
 		t.Skip("no " + storetest.MySQLEnv)
 	}
@@ -45,6 +46,13 @@ func TestStoreSkipsADeadServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// A store whose first server is down opens on the next one, and keeps
+// going there.
+func TestStoreSkipsADeadServer(t *testing.T) {
+	cfg := testMySQLConfig(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // a port that refuses: listen, then close
 	if err != nil {
 		t.Fatal(err)
@@ -161,14 +169,7 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 // when the node both used was cut off: the pool held dozens of its
 // connections.)
 func TestStoreLeavesACutOffServer(t *testing.T) {
-	if os.Getenv(storetest.MySQLEnv) == "" {
-		t.Skip("no " + storetest.MySQLEnv)
-	}
-	dsn := strings.TrimPrefix(storetest.NewMySQLDatabase(t, os.Getenv(storetest.MySQLEnv)), "mysql:")
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testMySQLConfig(t)
 	a, b := newCutProxy(t, cfg.Addr), newCutProxy(t, cfg.Addr)
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, time.Second, time.Second
 	two := strings.Replace(cfg.FormatDSN(), "tcp("+cfg.Addr+")", "tcp("+a.ln.Addr().String()+","+b.ln.Addr().String()+")", 1)
