@@ -356,3 +356,60 @@ func TestRepeatedSlashesRead(t *testing.T) {
 		}
 	}
 }
+
+// A DELETE of a file ends the PUTs of that file still in progress: an
+// upload a client abandoned (its node was cut off, it saved the file
+// elsewhere and the tracker deleted this copy) can still arrive whole
+// after the DELETE once the link is back, and put in place then its bytes
+// would stay with nothing referencing them. The chaos test found this.
+func TestDeleteEndsPutInProgress(t *testing.T) {
+	for _, ranged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "ranged"}[ranged], func(t *testing.T) {
+			_, url, root := newTestNode(t)
+			pr, pw := io.Pipe()
+			req, _ := http.NewRequest(http.MethodPut, url+"/dev1/0/000/000/0000000007.fid", pr)
+			req.ContentLength = 10
+			if ranged {
+				req.Header.Set("Content-Range", "bytes 0-9/10")
+			}
+			done := make(chan *http.Response, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					done <- nil
+					return
+				}
+				resp.Body.Close()
+				done <- resp
+			}()
+			io.WriteString(pw, "hello") // half the body: the PUT is in progress
+			time.Sleep(100 * time.Millisecond)
+			delDone := make(chan *http.Response, 1)
+			go func() {
+				resp, _ := do(t, http.MethodDelete, url+"/dev1/0/000/000/0000000007.fid", nil, nil)
+				delDone <- resp
+			}()
+			var del *http.Response
+			select {
+			case del = <-delDone:
+			case <-time.After(2 * time.Second):
+				t.Fatal("the DELETE waited for the PUT in progress")
+			}
+			if del.StatusCode != http.StatusNotFound {
+				t.Errorf("DELETE: %s, want 404 (nothing was in place yet)", del.Status)
+			}
+			io.WriteString(pw, "world") // the rest arrives after the DELETE
+			pw.Close()
+			if resp := <-done; resp != nil && resp.StatusCode < 300 {
+				t.Errorf("the PUT ended by a DELETE answered %s", resp.Status)
+			}
+			if _, err := os.Stat(filepath.Join(root, "dev1/0/000/000/0000000007.fid")); err == nil {
+				t.Error("the bytes of a PUT that was in progress when its file was deleted were put in place")
+			}
+			if left := tempFiles(t, root); len(left) > 0 {
+				t.Errorf("temporary files left: %v", left)
+			}
+		})
+	}
+}

@@ -64,7 +64,9 @@ func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
 	name := path.Base(dst)
 	// Ranged PUTs of the destination build on its current version: one
 	// must not run across the replacement.
-	unlock := s.lockFile(root, dst)
+	ref := s.file(root, dst)
+	defer ref.release()
+	unlock := ref.lockBuild()
 	defer unlock()
 	existed := false
 	if st, err := dir.Lstat(name); err == nil {
@@ -79,9 +81,9 @@ func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == methodMove {
-		err = moveDurably(root, rel, dst)
+		err = moveDurably(ref, root, rel, dst)
 	} else {
-		err = copyDurably(r, root, rel, dst, dir, name)
+		err = copyDurably(r, ref, root, rel, dst, dir, name)
 	}
 	if err != nil {
 		s.fail(w, r, strings.ToLower(r.Method), err)
@@ -124,8 +126,8 @@ func (s *Server) destination(w http.ResponseWriter, r *http.Request) (string, bo
 }
 
 // moveDurably renames rel to dst under root and syncs both directories.
-func moveDurably(root *os.Root, rel, dst string) error {
-	if err := root.Rename(rel, dst); err != nil {
+func moveDurably(ref *fileRef, root *os.Root, rel, dst string) error {
+	if err := ref.putInPlace(func() error { return root.Rename(rel, dst) }); err != nil {
 		return mapNoSpace(err)
 	}
 	if err := syncDir(root, path.Dir(dst)); err != nil {
@@ -140,10 +142,10 @@ func moveDurably(root *os.Root, rel, dst string) error {
 // copyDurably puts a copy of rel under root at dst (name in dir): a
 // hard link renamed into place, or a copy of the bytes where the file
 // system has no links.
-func copyDurably(r *http.Request, root *os.Root, rel, dst string, dir *os.Root, name string) error {
+func copyDurably(r *http.Request, ref *fileRef, root *os.Root, rel, dst string, dir *os.Root, name string) error {
 	tmp := tempName(dst)
 	if err := root.Link(rel, tmp); err == nil {
-		if err := root.Rename(tmp, dst); err != nil {
+		if err := ref.putInPlace(func() error { return root.Rename(tmp, dst) }); err != nil {
 			root.Remove(tmp)
 			return mapNoSpace(err)
 		}
@@ -151,7 +153,7 @@ func copyDurably(r *http.Request, root *os.Root, rel, dst string, dir *os.Root, 
 	} else if errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return replaceDurably(r.Context(), dir, name, func(f *os.File) error {
+	return replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		src, err := root.Open(rel)
 		if err != nil {
 			return err

@@ -48,8 +48,10 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := s.bodyReader(w, r)
+	ref := s.file(root, rel)
+	defer ref.release()
 	if cr := r.Header.Get("Content-Range"); cr != "" {
-		s.putRange(w, r, root, rel, cr, body)
+		s.putRange(w, r, root, ref, rel, cr, body)
 		return
 	}
 	var wantMD5 []byte
@@ -73,7 +75,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		sum = md5.New()
 	}
 	var n int64
-	err = replaceDurably(r.Context(), dir, name, func(f *os.File) error {
+	err = replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		var dst io.Writer = f
 		if sum != nil {
 			dst = io.MultiWriter(f, sum)
@@ -129,6 +131,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err err
 		code = http.StatusNotFound
 	case errors.Is(err, errNoSpace):
 		code = http.StatusInsufficientStorage
+	case errors.Is(err, errDeletedMeanwhile):
+		code = http.StatusConflict
 	}
 	if code >= 500 {
 		s.stats.Errors.Add(1)
@@ -146,6 +150,9 @@ var (
 	errClientBody = errors.New("reading the request body failed")
 	// errRangeStart: a ranged PUT starting past the end of the file.
 	errRangeStart = errors.New("ranged PUT starts past the end of the file")
+	// errDeletedMeanwhile: the file was deleted while a write of it was
+	// in progress; the write is not put in place.
+	errDeletedMeanwhile = errors.New("the file was deleted while it was being written")
 )
 
 // bodyReader returns r's body, failing a read that waits longer than
@@ -192,8 +199,9 @@ var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 //
 // A client that has gone away by then (it timed out, or was a tracker
 // that gave up on a stalled node) got no answer and will not count on
-// the file: nothing is put in place for it.
-func replaceDurably(ctx context.Context, dir *os.Root, name string, fill func(f *os.File) error) error {
+// the file: nothing is put in place for it. Nor is anything put in place
+// once the file has been deleted since ref was taken.
+func replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string, fill func(f *os.File) error) error {
 	tmp := tempName(name)
 	f, err := dir.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
@@ -218,7 +226,7 @@ func replaceDurably(ctx context.Context, dir *os.Root, name string, fill func(f 
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: the client went away before the file was in place", errClientBody)
 	}
-	if err := dir.Rename(tmp, name); err != nil {
+	if err := ref.putInPlace(func() error { return dir.Rename(tmp, name) }); err != nil {
 		dir.Remove(tmp)
 		ok = true
 		return err
@@ -273,42 +281,82 @@ func mkdirDurable(root *os.Root, dir string) error {
 	return syncDir(root, path.Dir(dir))
 }
 
-// pathLocks serialises ranged PUTs of one file: each builds a new
-// version from the current one, so two at once would lose one's bytes.
-var pathLocks = struct {
+// files holds what the requests writing one file share, for as long as
+// any of them is in progress.
+var files = struct {
 	sync.Mutex
-	m map[string]*pathLock
-}{m: map[string]*pathLock{}}
+	m map[string]*fileState
+}{m: map[string]*fileState{}}
 
-type pathLock struct {
-	sync.Mutex
-	refs int
+type fileState struct {
+	// build is held by the writes that build on the current version
+	// (ranged PUTs, MOVE and COPY onto the file): two at once would lose one's
+	// bytes.
+	build sync.Mutex
+	// place is held while a new version is put in place and while the
+	// file is removed, so that a version built before a DELETE cannot
+	// land after it.
+	place   sync.Mutex
+	deletes uint64 // DELETEs of the file so far; guarded by place
+	refs    int    // requests holding this state; guarded by files
 }
 
-// lockFile serialises the writes that build on the current version of
-// rel in the device directory root (ranged PUTs, MOVE and COPY onto it).
-func (s *Server) lockFile(root *os.Root, rel string) (unlock func()) {
-	return lockPath(s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel)
+// fileRef is one request's hold on a file's state.
+type fileRef struct {
+	st      *fileState
+	deletes uint64 // st.deletes when the request began
+	key     string
 }
 
-func lockPath(p string) (unlock func()) {
-	pathLocks.Lock()
-	l := pathLocks.m[p]
-	if l == nil {
-		l = &pathLock{}
-		pathLocks.m[p] = l
+// file returns the state of rel in the device directory root, held until
+// release. A write takes it before it reads its body.
+func (s *Server) file(root *os.Root, rel string) *fileRef {
+	key := s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel
+	files.Lock()
+	st := files.m[key]
+	if st == nil {
+		st = &fileState{}
+		files.m[key] = st
 	}
-	l.refs++
-	pathLocks.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		pathLocks.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(pathLocks.m, p)
-		}
-		pathLocks.Unlock()
+	st.refs++
+	files.Unlock()
+	st.place.Lock()
+	n := st.deletes
+	st.place.Unlock()
+	return &fileRef{st: st, deletes: n, key: key}
+}
+
+func (f *fileRef) release() {
+	files.Lock()
+	if f.st.refs--; f.st.refs == 0 {
+		delete(files.m, f.key)
 	}
+	files.Unlock()
+}
+
+// lockBuild serialises the writes that build on the current version.
+func (f *fileRef) lockBuild() (unlock func()) {
+	f.st.build.Lock()
+	return f.st.build.Unlock
+}
+
+// putInPlace runs place (a rename onto the file) unless the file was
+// deleted since the request began: a DELETE ends the writes in progress.
+func (f *fileRef) putInPlace(place func() error) error {
+	f.st.place.Lock()
+	defer f.st.place.Unlock()
+	if f.st.deletes != f.deletes {
+		return errDeletedMeanwhile
+	}
+	return place()
+}
+
+// remove removes the file, ending the writes of it in progress.
+func (f *fileRef) remove(remove func() error) error {
+	f.st.place.Lock()
+	defer f.st.place.Unlock()
+	f.st.deletes++
+	return remove()
 }
 
 // putRange applies a Content-Range PUT ("bytes start-end/total"), as
@@ -316,7 +364,7 @@ func lockPath(p string) (unlock func()) {
 // edit_file send them. The new version is built aside from the current
 // one and renamed in: readers never see a mix, a PUT cut off leaves the
 // file as it was. A range must start at or before the current end.
-func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root, rel, cr string, body io.Reader) {
+func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root, ref *fileRef, rel, cr string, body io.Reader) {
 	var start, end int64
 	spec, ok := strings.CutPrefix(cr, "bytes ")
 	if ok {
@@ -339,10 +387,10 @@ func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root,
 	}
 	defer dir.Close()
 	name := path.Base(rel)
-	unlock := s.lockFile(root, rel)
+	unlock := ref.lockBuild()
 	defer unlock()
 	var n int64
-	err = replaceDurably(r.Context(), dir, name, func(f *os.File) error {
+	err = replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		var size int64
 		old, err := dir.Open(name)
 		switch {

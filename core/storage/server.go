@@ -321,7 +321,9 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Is a directory")
 		return
 	}
-	err := root.Remove(rel)
+	ref := s.file(root, rel)
+	err := ref.remove(func() error { return root.Remove(rel) })
+	ref.release()
 	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
