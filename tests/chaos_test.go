@@ -135,7 +135,10 @@ func startNSNodes(t *testing.T, c *clustertest.Cluster, lab *netLab, count, devi
 		root := t.TempDir()
 		os.Mkdir(filepath.Join(root, fmt.Sprintf("dev%d", devid+i)), 0o755)
 		n := &nsNode{lab: lab, host: host, args: []string{bin + "/mogstored", "--skipconfig", "--docroot=" + root,
-			"--httplisten=0.0.0.0:7500", fmt.Sprintf("--mgmtlisten=0.0.0.0:%d", c.SidePort()), "--log-level=warn"}}
+			"--httplisten=0.0.0.0:7500", fmt.Sprintf("--mgmtlisten=0.0.0.0:%d", c.SidePort()), "--log-level=warn",
+			// The temporary files of uploads cut off by a SIGKILL are swept
+			// within the checker's wait.
+			"--body_timeout=8s", "--temp_max_age=10s", "--sweep_interval=2s"}}
 		n.start()
 		procs = append(procs, n)
 		nodes = append(nodes, chaosNode{Name: host, IP: ip, Port: 7500, DocRoot: root, Devids: []int{devid + i}})
@@ -189,9 +192,10 @@ func TestChaos(t *testing.T) {
 	var lab *netLab
 	var procs []*nsNode
 	if os.Getenv("MOGILEFS_CHAOS_NETNS") != "1" {
-		// Opt-in until an open defect it finds is fixed: a PUT held up by
-		// a cut-off link can land after the DELETE of its abandoned
-		// upload found nothing, leaving bytes nothing references.
+		// Opt-in until an open defect it finds is fixed: about one run
+		// in two ends with a copy of an empty file, saved through the
+		// mount and replicated to a node stopped mid-PUT, that no row
+		// references once the file was overwritten.
 		t.Log("no storage hosts in network namespaces (MOGILEFS_CHAOS_NETNS=1 adds them)")
 	} else if l, why := tryNetLab(t); l == nil {
 		t.Logf("no storage hosts in network namespaces: %s", why)
