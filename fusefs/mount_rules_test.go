@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"sync"
 	"syscall"
 	"testing"
@@ -810,6 +811,58 @@ func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
 	h.release()
 	if got, _ := content(t, c, "d", "f"); string(got) != "012AB56789" {
 		t.Errorf("stored %q", got)
+	}
+}
+
+// The fid of an upload that failed on one destination is not committed
+// on another: the failed PUT (held up by a stopped node or a cut-off
+// link) can still land later, and with the fid committed elsewhere
+// nothing would ever delete those bytes. The fid is abandoned (the
+// tracker deletes its copy, and a DELETE ends a PUT still in progress on
+// the node) and the next destination gets a new fid. The chaos test found
+// such orphaned copies.
+func TestFailedDestFidNotCommittedElsewhere(t *testing.T) {
+	c := memcluster.New("d")
+	c.PutFile("d", "f", []byte("0123456789"), nil)
+	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond })
+	var mu sync.Mutex
+	failed := map[string]bool{} // fid paths of the PUTs that failed
+	stall := memcluster.Stalls("dev1")
+	c.OnPut(func(ctx context.Context, url string, got int64) error {
+		err := stall(ctx, url, got)
+		if err != nil {
+			mu.Lock()
+			failed[path.Base(url)] = true
+			mu.Unlock()
+		}
+		return err
+	})
+	ctx := context.Background()
+	h, err := newWriteHandle(ctx, f.fileNode("d", "f"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.write(ctx, []byte("AB"), 3) // an overwrite in place: spooled
+	within(t, 5*time.Second, "saving past a stalled node", func() {
+		if err := h.commit(ctx); err != nil {
+			t.Errorf("commit: %v", err)
+		}
+	})
+	h.release()
+	file, ok := c.Get("d", "f")
+	if !ok {
+		t.Fatal("no file")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) == 0 {
+		t.Fatal("no PUT went to the stalled node: the test proves nothing")
+	}
+	if failed[fmt.Sprintf("%010d.fid", file.FID)] {
+		t.Errorf("fid %d was committed after its PUT to another destination failed", file.FID)
+	}
+	if n := c.Temps(); n != 0 {
+		t.Errorf("%d uploads neither committed nor abandoned", n)
 	}
 }
 

@@ -793,34 +793,61 @@ func (h *writeHandle) release() {
 }
 
 // store uploads size bytes of spool (nil: an empty file) as a new
-// version of key: create_open, a PUT to each destination in turn until
-// one takes the whole body (each try sends it from the start, and
-// destinations that failed lately go last), create_close.
+// version of key: create_open, a PUT to a destination (those that failed
+// lately go last), create_close. A destination that fails costs its fid:
+// the fid is abandoned, so that the tracker deletes whatever of the PUT
+// still lands there (a stopped node, a cut-off link), and the next
+// destination not tried yet gets a new fid. Committed elsewhere, the fid
+// would leave those bytes with nothing to delete them.
 func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size int64, meta map[string]string) (int64, error) {
-	open, err := f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
-	if err != nil {
-		return 0, err
-	}
-	var dest client.Dest
-	for _, d := range f.orderDests(open.Dests) {
-		dest = d
+	tried := map[int]bool{}
+	var lastErr error
+	for {
+		open, err := f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
+		if err != nil {
+			if lastErr != nil {
+				return 0, lastErr
+			}
+			return 0, err
+		}
+		var dest client.Dest
+		found := false
+		for _, d := range f.orderDests(open.Dests) {
+			if !tried[d.Devid] {
+				dest, found = d, true
+				break
+			}
+		}
+		if !found {
+			if len(open.Dests) > 0 {
+				f.abandon(dom, open.FID, open.Dests[0])
+			}
+			if lastErr == nil {
+				lastErr = core.Errorf(core.Unavailable, "mogilefs: create_open of "+dom+"/"+key+" gave no destination")
+			}
+			return 0, lastErr
+		}
+		tried[dest.Devid] = true
 		var body io.Reader = eofReader{}
 		if spool != nil {
 			body = io.NewSectionReader(spool, 0, size)
 		}
-		if err = f.putWatched(ctx, d.Path, body, size); err == nil || ctx.Err() != nil {
-			break
-		}
-		f.noteFailedDest(d.Devid)
-	}
-	if err == nil {
-		err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
+		err = f.putWatched(ctx, dest.Path, body, size)
 		if err == nil {
-			return open.FID, nil
+			err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
+			if err == nil {
+				return open.FID, nil
+			}
+			f.abandon(dom, open.FID, dest)
+			return 0, err
 		}
+		f.abandon(dom, open.FID, dest)
+		if ctx.Err() != nil {
+			return 0, err
+		}
+		f.noteFailedDest(dest.Devid)
+		lastErr = err
 	}
-	f.abandon(dom, open.FID, dest)
-	return 0, err
 }
 
 // putWatched is a PUT that fails when the node takes no bytes (or sends
