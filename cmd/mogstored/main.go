@@ -45,8 +45,8 @@ func run() error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	writeNets := fs.String("write_networks", "", "only clients in these networks (the trackers and uploaders) may PUT and DELETE; GET stays open; empty: everyone")
 	bodyTimeout := fs.Duration("body_timeout", 5*time.Minute, "fail an upload whose client sends nothing for this long")
-	tempMaxAge := fs.Duration("temp_max_age", time.Hour, "remove the temporary file of an interrupted upload once it has not been written for this long (more than body_timeout)")
-	sweepInterval := fs.Duration("sweep_interval", time.Hour, "look for such temporary files this often (and at start)")
+	tempMaxAge := fs.Duration("temp_max_age", time.Hour, "remove the temporary file of an interrupted upload once it has not been written for this long (must exceed body_timeout)")
+	sweepInterval := fs.Duration("sweep_interval", time.Hour, "look for such temporary files this often, and at start")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7502): /metrics, /debug/pprof/")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -61,11 +61,8 @@ func run() error {
 		}
 	}
 	log := logging.New(os.Stderr, *logLevel)
-	if *tempMaxAge <= *bodyTimeout {
-		return fmt.Errorf("temp_max_age (%s) must be longer than body_timeout (%s): the temporary file of an upload still in progress would be removed", *tempMaxAge, *bodyTimeout)
-	}
-	if *sweepInterval <= 0 {
-		return fmt.Errorf("sweep_interval must be positive")
+	if *sweepInterval <= 0 || *tempMaxAge <= 0 {
+		return fmt.Errorf("sweep_interval and temp_max_age must be positive")
 	}
 	if *server != "perlbal" && *server != "none" {
 		return fmt.Errorf("--server=%s is not supported: the built-in server is used (perlbal), or none", *server)

@@ -384,7 +384,13 @@ func TestDeleteEndsPutInProgress(t *testing.T) {
 				done <- resp
 			}()
 			io.WriteString(pw, "hello") // half the body: the PUT is in progress
-			time.Sleep(100 * time.Millisecond)
+			// Its temporary file exists once the node has taken the file's
+			// state (before it reads the body).
+			for deadline := time.Now().Add(5 * time.Second); len(tempFiles(t, root)) == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the PUT never began")
+				}
+			}
 			delDone := make(chan *http.Response, 1)
 			go func() {
 				resp, _ := do(t, http.MethodDelete, url+"/dev1/0/000/000/0000000007.fid", nil, nil)
@@ -411,5 +417,17 @@ func TestDeleteEndsPutInProgress(t *testing.T) {
 				t.Errorf("temporary files left: %v", left)
 			}
 		})
+	}
+}
+
+// A temporary-file age not longer than the body timeout would sweep the
+// temporary file of an upload still in progress: refused.
+func TestTempMaxAgeMustExceedBodyTimeout(t *testing.T) {
+	root := t.TempDir()
+	if _, err := New(Config{DocRoot: root, BodyTimeout: time.Minute, TempMaxAge: time.Minute}); err == nil {
+		t.Error("a temporary-file age equal to the body timeout was accepted")
+	}
+	if _, err := New(Config{DocRoot: root, BodyTimeout: time.Minute, TempMaxAge: 2 * time.Minute}); err != nil {
+		t.Errorf("a temporary-file age past the body timeout: %v", err)
 	}
 }

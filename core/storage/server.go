@@ -101,6 +101,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Hour
 	}
+	if cfg.TempMaxAge <= cfg.BodyTimeout {
+		return nil, fmt.Errorf("storage: the temporary-file age (%s) must be longer than the body timeout (%s): the temporary file of an upload still in progress would be removed", cfg.TempMaxAge, cfg.BodyTimeout)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
