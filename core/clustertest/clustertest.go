@@ -269,11 +269,6 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 	n.handlers = hs
 	inner := n.http.Handler
 	n.http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hs.enter() {
-			http.Error(w, "node stopped", http.StatusServiceUnavailable)
-			return
-		}
-		defer hs.leave()
 		if r.Method == http.MethodPut {
 			// A stalled node reads no more of the bodies in progress.
 			r.Body = &stallBody{ReadCloser: r.Body, h: hs}
@@ -286,6 +281,11 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 				hs.mu.Unlock()
 			}()
 		}
+		if !hs.enter() {
+			http.Error(w, "node stopped", http.StatusServiceUnavailable)
+			return
+		}
+		defer hs.leave()
 		inner.ServeHTTP(w, r)
 	})
 	go n.http.Serve(ln)
@@ -339,7 +339,8 @@ type handlers struct {
 // are accepted, requests wait, and uploads in progress take no more bytes.
 func (n *Node) Stall() { n.handlers.setStalled(true) }
 
-// Uploads returns the number of PUT requests the node is handling.
+// Uploads returns the number of PUT requests the node has received and
+// not answered, those waiting out a Stall included.
 func (n *Node) Uploads() int {
 	n.handlers.mu.Lock()
 	defer n.handlers.mu.Unlock()

@@ -164,14 +164,36 @@ func (s *Store) QueueLength(ctx context.Context, q Queue) (int64, error) {
 	return n, wrap("queue length", err)
 }
 
-// AddCopy records a copy of fid on devid and refreshes devcount.
+// AddCopy records a copy of fid on devid and refreshes devcount;
+// ErrNotFound if fid is no longer a file.
 func (s *Store) AddCopy(ctx context.Context, fid int64, devid int) error {
 	return s.writeTx(ctx, "add copy", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
-			return err
-		}
-		return s.refreshDevcount(ctx, tx, fid)
+		return s.addCopyIn(ctx, tx, fid, devid)
 	})
+}
+
+// addCopyIn records a copy of fid on devid inside tx, if fid is still a
+// file: ErrNotFound if it was deleted meanwhile. The delete job may already
+// have removed the fid's copies and would never learn of this one. The file
+// row is read with a lock on MySQL so that a concurrent delete waits for
+// this transaction (and then sees the copy) or is seen by it.
+func (s *Store) addCopyIn(ctx context.Context, tx *sql.Tx, fid int64, devid int) error {
+	lock := ""
+	if s.kind == MySQL {
+		lock = " FOR UPDATE"
+	}
+	var one int
+	err := s.txQueryRow(ctx, tx, `SELECT 1 FROM file WHERE fid=?`+lock, fid).Scan(&one)
+	if err == sql.ErrNoRows {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
+		return err
+	}
+	return s.refreshDevcount(ctx, tx, fid)
 }
 
 // RemoveCopy forgets the copy of fid on devid and refreshes devcount.
@@ -339,14 +361,12 @@ func (s *Store) RenewLease(ctx context.Context, q Queue, fid int64, lease int) e
 }
 
 // AddCopyDone records a copy of fid on devid and removes its row from q,
-// in one transaction: the last step of a replication.
+// in one transaction: the last step of a replication. ErrNotFound if fid
+// is no longer a file (its queue row stays for the replicator to drop).
 func (s *Store) AddCopyDone(ctx context.Context, fid int64, devid int, q Queue) error {
 	table, where := q.table()
 	return s.writeTx(ctx, "add copy", func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, devid); err != nil {
-			return err
-		}
-		if err := s.refreshDevcount(ctx, tx, fid); err != nil {
+		if err := s.addCopyIn(ctx, tx, fid, devid); err != nil {
 			return err
 		}
 		_, err := s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)

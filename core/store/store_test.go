@@ -571,3 +571,36 @@ func TestFIDsOnDeviceUsesAnIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestAddCopyOfDeletedFileRefused: a replication or rebalance that ends
+// after the file was deleted must not record its copy. The delete job may
+// already have removed the fid's copies, and would never learn of the new
+// one: its bytes would stay on the device with nothing to remove them.
+// Refused, the copy is the replicator's to remove (a stray).
+func TestAddCopyOfDeletedFileRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		fid, err := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "doomed", Devids: []int{1}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "doomed", Length: 5, Devid: 1, ClaimTempfile: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DeleteKey(ctx, 1, "doomed"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddCopy(ctx, fid, 2); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("AddCopy of a deleted fid = %v; want ErrNotFound", err)
+		}
+		if err := s.AddCopyDone(ctx, fid, 3, store.ReplicateQueue); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("AddCopyDone of a deleted fid = %v; want ErrNotFound", err)
+		}
+		// The deleted fid's own copy stays listed until the delete job
+		// removes it; the refused ones must not be.
+		devs, err := s.FileDevids(ctx, fid)
+		if err != nil || fmt.Sprint(devs) != "[1]" {
+			t.Errorf("FileDevids = %v, %v; want [1]", devs, err)
+		}
+	})
+}

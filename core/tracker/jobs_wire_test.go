@@ -1,12 +1,14 @@
 package tracker_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
@@ -45,6 +47,36 @@ func TestWireReplicateAndDelete(t *testing.T) {
 	}
 	w.expect("delete domain=d&key=k", "OK ")
 	waitFor(t, "the copies removed", func() bool { return gone(paths[0]) && gone(paths[1]) })
+}
+
+// A file deleted while the replicator copies it: the copy that lands
+// afterwards is not recorded for the deleted fid (the delete job has
+// already removed the others and would never see it) but removed from its
+// node.
+func TestWireCopyOfFileDeletedDuringReplicationRemoved(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	o := w.ok("create_open domain=d&key=k&class=two")
+	dest := c.Nodes[0]
+	if o["devid"] == strconv.Itoa(c.Nodes[0].Devids[0]) {
+		dest = c.Nodes[1]
+	}
+	destDev := dest.Devids[0]
+	body := []byte("deleted while copied")
+	put(t, o["path"], body)
+	dest.Stall()
+	w.expect(fmt.Sprintf("create_close domain=d&key=k&fid=%s&devid=%s&path=%s&size=%d", o["fid"], o["devid"], o["path"], len(body)), "OK ")
+	waitFor(t, "the replicator's PUT to the stalled node", func() bool { return dest.Uploads() > 0 })
+	w.expect("delete domain=d&key=k", "OK ")
+	waitFor(t, "the first copy removed", func() bool { return gone(o["path"]) })
+	dest.Resume()
+	fid, _ := strconv.ParseInt(o["fid"], 10, 64)
+	copyURL := nodeURL(dest) + core.FIDPath(destDev, fid)
+	waitFor(t, "the late copy removed", func() bool { return dest.Uploads() == 0 && gone(copyURL) })
+	// Stays removed: nothing records it and puts it back.
+	time.Sleep(300 * time.Millisecond)
+	if !gone(copyURL) {
+		t.Errorf("%s exists: the deleted file's late copy stayed", copyURL)
+	}
 }
 
 // fsck finds a copy removed behind the tracker's back, logs it, and

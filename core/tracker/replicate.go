@@ -46,6 +46,16 @@ func (j *jobs) replicateItem(ctx context.Context, it store.QueueItem) {
 	}
 }
 
+// unrecordedCopy handles a copy made but not recorded: it is a stray to
+// remove. A file deleted meanwhile needs no more copies (nil: done).
+func (j *jobs) unrecordedCopy(fid int64, devid int, err error) error {
+	j.noteStray(fid, devid, err)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 var (
 	// errFinished: the last copy was recorded together with the removal
 	// of the queue row.
@@ -114,14 +124,12 @@ func (j *jobs) replicateFID(ctx context.Context, fid int64, fromDevid int) error
 			if replicationPlan(j.mon.snap(), cls, holders, failed, j.mon.canWrite).verdict == allGood {
 				// The common case: one commit records the copy and ends the work.
 				if err := st.AddCopyDone(ctx, fid, d.ID, store.ReplicateQueue); err != nil {
-					j.noteStray(fid, d.ID, err)
-					return err
+					return j.unrecordedCopy(fid, d.ID, err)
 				}
 				return errFinished
 			}
 			if err := st.AddCopy(ctx, fid, d.ID); err != nil {
-				j.noteStray(fid, d.ID, err)
-				return err
+				return j.unrecordedCopy(fid, d.ID, err)
 			}
 		case errors.As(err, &se):
 			badSource[src.ID] = true
