@@ -431,3 +431,33 @@ func TestTempMaxAgeMustExceedBodyTimeout(t *testing.T) {
 		t.Errorf("a temporary-file age past the body timeout: %v", err)
 	}
 }
+
+// A PUT that reaches the node after the DELETE of its file (both sent
+// while the node was stopped or cut off, and served in the other order)
+// must not put the deleted file back: its bytes would stay with nothing
+// to remove them. Fids are not reused, so a write of a fid deleted
+// lately is a late one.
+func TestPutAfterDeleteOfItsFileRefused(t *testing.T) {
+	_, url, root := newTestNode(t)
+	const path = "/dev1/0/000/000/0000000009.fid"
+	if resp, _ := do(t, http.MethodDelete, url+path, nil, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("DELETE of a file not there: %s", resp.Status)
+	}
+	for _, ranged := range []bool{false, true} {
+		h := map[string]string{}
+		if ranged {
+			h["Content-Range"] = "bytes 0-4/5"
+		}
+		resp, _ := do(t, http.MethodPut, url+path, strings.NewReader("late!"), h)
+		if resp.StatusCode != http.StatusConflict {
+			t.Errorf("PUT (ranged %v) after the DELETE: %s; want 409", ranged, resp.Status)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, path)); err == nil {
+		t.Error("a PUT that came after its file's DELETE put the file back")
+	}
+	// Other files are written as ever.
+	if resp, _ := do(t, http.MethodPut, url+"/dev1/0/000/000/0000000010.fid", strings.NewReader("fresh"), nil); resp.StatusCode >= 300 {
+		t.Errorf("PUT of another file: %s", resp.Status)
+	}
+}

@@ -131,7 +131,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err err
 		code = http.StatusNotFound
 	case errors.Is(err, errNoSpace):
 		code = http.StatusInsufficientStorage
-	case errors.Is(err, errDeletedMeanwhile):
+	case errors.Is(err, errDeletedMeanwhile), errors.Is(err, errDeletedLately):
 		code = http.StatusConflict
 	}
 	if code >= 500 {
@@ -153,6 +153,9 @@ var (
 	// errDeletedMeanwhile: the file was deleted while a write of it was
 	// in progress; the write is not put in place.
 	errDeletedMeanwhile = errors.New("the file was deleted while it was being written")
+	// errDeletedLately: a write of a fid's file deleted lately (a write
+	// sent before the DELETE and served after it).
+	errDeletedLately = errors.New("the fid's file was deleted lately; fids are not reused")
 )
 
 // bodyReader returns r's body, failing a read that waits longer than
@@ -306,6 +309,8 @@ type fileRef struct {
 	st      *fileState
 	deletes uint64 // st.deletes when the request began
 	key     string
+	fid     bool // the file is a fid's (name ends in .fid)
+	s       *Server
 }
 
 // file returns the state of rel in the device directory root, held until
@@ -323,7 +328,7 @@ func (s *Server) file(root *os.Root, rel string) *fileRef {
 	st.place.Lock()
 	n := st.deletes
 	st.place.Unlock()
-	return &fileRef{st: st, deletes: n, key: key}
+	return &fileRef{st: st, deletes: n, key: key, fid: strings.HasSuffix(rel, ".fid"), s: s}
 }
 
 func (f *fileRef) release() {
@@ -341,21 +346,31 @@ func (f *fileRef) lockBuild() (unlock func()) {
 }
 
 // putInPlace runs place (a rename onto the file) unless the file was
-// deleted since the request began: a DELETE ends the writes in progress.
+// deleted since the request began (a DELETE ends the writes in
+// progress) or, a fid's file, lately (Config.RecentDeletes).
 func (f *fileRef) putInPlace(place func() error) error {
 	f.st.place.Lock()
 	defer f.st.place.Unlock()
 	if f.st.deletes != f.deletes {
 		return errDeletedMeanwhile
 	}
+	if f.fid {
+		if at, ok := f.s.deleted.Get(f.key); ok && time.Since(at) < f.s.cfg.TempMaxAge {
+			return errDeletedLately
+		}
+	}
 	return place()
 }
 
-// remove removes the file, ending the writes of it in progress.
+// remove removes the file, ending the writes of it in progress; a fid's
+// file is remembered as deleted.
 func (f *fileRef) remove(remove func() error) error {
 	f.st.place.Lock()
 	defer f.st.place.Unlock()
 	f.st.deletes++
+	if f.fid {
+		f.s.deleted.Add(f.key, time.Now())
+	}
 	return remove()
 }
 

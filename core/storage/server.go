@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -43,6 +44,13 @@ type Config struct {
 	// file left by an interrupted PUT is removed (default 1 h); the sweep
 	// runs at start and every SweepInterval (default 1 h).
 	TempMaxAge, SweepInterval time.Duration
+	// RecentDeletes is how many deleted fid files the node remembers
+	// (default 100,000), each for TempMaxAge: a PUT, MOVE or COPY onto
+	// one is refused (409). Fids are never reused, so such a write is one
+	// sent before the DELETE and served after it (a node stopped or cut
+	// off with both waiting), which would put the deleted file back with
+	// nothing left to remove it.
+	RecentDeletes int
 	// MaxSideConns caps the side-channel connections held at once
 	// (default 256: the trackers' monitors and fsck use a few each).
 	MaxSideConns int
@@ -69,6 +77,9 @@ type Server struct {
 	fsck  *deviceGates
 	// writers holds a token for each PUT in progress.
 	writers chan struct{}
+	// deleted: when each recently deleted fid file (by file key) was
+	// deleted.
+	deleted *lru.Cache[string, time.Time]
 }
 
 // New returns a storage node serving cfg.DocRoot.
@@ -104,11 +115,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TempMaxAge <= cfg.BodyTimeout {
 		return nil, fmt.Errorf("storage: the temporary-file age (%s) must be longer than the body timeout (%s): the temporary file of an upload still in progress would be removed", cfg.TempMaxAge, cfg.BodyTimeout)
 	}
+	if cfg.RecentDeletes <= 0 {
+		cfg.RecentDeletes = 100_000
+	}
+	deleted, err := lru.New[string, time.Time](cfg.RecentDeletes)
+	if err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, fsck: newDeviceGates(), writers: make(chan struct{}, cfg.MaxWriters)}, nil
+	return &Server{cfg: cfg, log: log, fsck: newDeviceGates(), writers: make(chan struct{}, cfg.MaxWriters), deleted: deleted}, nil
 }
 
 // Stats returns the node's live counters.
