@@ -19,6 +19,11 @@ const (
 	DeleteQueue                     // file_to_delete2
 	FsckQueue                       // file_to_queue rows of type 1
 	RebalanceQueue                  // file_to_queue rows of type 2
+	// StrayQueue holds copies written to a device but not recorded
+	// (file_to_queue rows of type 3, a mogilefs-go addition the original
+	// leaves alone): devid is the device, failcount the looks that found
+	// nothing to remove.
+	StrayQueue
 )
 
 // queueTables are the table and row filter of each queue: fixed SQL text,
@@ -28,6 +33,7 @@ var queueTables = map[Queue]struct{ name, table, where string }{
 	DeleteQueue:    {"delete", "file_to_delete2", "1=1"},
 	FsckQueue:      {"fsck", "file_to_queue", "type=1"},
 	RebalanceQueue: {"rebalance", "file_to_queue", "type=2"},
+	StrayQueue:     {"stray", "file_to_queue", "type=3"},
 }
 
 // String names the queue for logs.
@@ -70,7 +76,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 	switch q {
 	case ReplicateQueue:
 		cols = "fid, failcount, COALESCE(fromdevid, 0), ''"
-	case FsckQueue, RebalanceQueue:
+	case FsckQueue, RebalanceQueue, StrayQueue:
 		cols = "fid, failcount, COALESCE(devid, 0), COALESCE(arg, '')"
 	}
 	table, where := q.table()
@@ -332,6 +338,21 @@ func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid 
 		}
 		return nil
 	})
+}
+
+// EnqueueStray records a copy of fid on devid that was, or may have
+// been, written without a file_on row, for the stray remover of any
+// tracker. ErrExists: the queue holds a stray of fid already (one row
+// per fid), on devid or another device.
+func (s *Store) EnqueueStray(ctx context.Context, fid int64, devid int) error {
+	r, err := s.db.ExecContext(ctx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, 3, `+s.now+`, 0, 0, NULL)`, fid, devid)
+	if err != nil {
+		return wrap("enqueue stray", err)
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrExists
+	}
+	return nil
 }
 
 // FIDsAfter returns up to limit fids in (after, upTo], ascending.

@@ -604,3 +604,33 @@ func TestAddCopyOfDeletedFileRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestStrayQueue: a stray copy is a file_to_queue row of type 3 with its
+// device, one per fid, claimed like the other queues.
+func TestStrayQueue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if err := s.EnqueueStray(ctx, 41, 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnqueueStray(ctx, 41, 4); !errors.Is(err, store.ErrExists) {
+			t.Errorf("a second stray of the fid = %v; want ErrExists", err)
+		}
+		items, err := s.ClaimQueue(ctx, store.StrayQueue, 10, 30)
+		if err != nil || len(items) != 1 || items[0].FID != 41 || items[0].FromDevid != 3 {
+			t.Fatalf("ClaimQueue(stray) = %+v, %v; want fid 41 on device 3", items, err)
+		}
+		if again, _ := s.ClaimQueue(ctx, store.StrayQueue, 10, 30); len(again) != 0 {
+			t.Errorf("a leased stray was claimed again: %+v", again)
+		}
+		if n, _ := s.QueueLength(ctx, store.FsckQueue); n != 0 {
+			t.Errorf("the fsck queue holds %d rows; strays are not fsck work", n)
+		}
+		if err := s.DoneQueue(ctx, store.StrayQueue, 41); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.QueueLength(ctx, store.StrayQueue); n != 0 {
+			t.Errorf("stray queue after DoneQueue: %d rows", n)
+		}
+	})
+}

@@ -38,6 +38,7 @@ type jobStore interface {
 	EnqueueReplication(ctx context.Context, fid int64, fromDevid int, delay int64) error
 	ReplicateNow(ctx context.Context) (int64, error)
 	MoveToReplication(ctx context.Context, fids []int64, deadDevid int) error
+	EnqueueStray(ctx context.Context, fid int64, devid int) error
 
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)
