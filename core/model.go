@@ -168,6 +168,16 @@ type File struct {
 	DevCount int
 }
 
+// FidDeletedHeader, set to "1" on the DELETE of a fid's file, tells the
+// storage node that the file itself is deleted and its fid never used
+// again: the node then refuses writes of that file for a while (a write
+// sent before the DELETE and delivered after it would put the deleted
+// file back with nothing left to remove it). A DELETE without it (a stray
+// copy of a file that lives on, a copy moved to another device) leaves
+// the fid's file writable, so its copy can be made there again. The
+// original's storage nodes ignore it.
+const FidDeletedHeader = "X-MogileFS-Fid-Deleted"
+
 // FIDPath returns the URI path of fid on device devid:
 // /dev<devid>/<d0>/<d1-3>/<d4-6>/<10-digit fid>.fid
 func FIDPath(devid int, fid int64) string {

@@ -87,11 +87,13 @@ func (c *Client) PutRange(ctx context.Context, url string, body io.Reader, off, 
 	return nil
 }
 
-// deleteFile DELETEs a storage-node URL, best effort (10 s at most).
-func (c *Client) deleteFile(ctx context.Context, url string) {
+// deleteAbandoned DELETEs the copy at url of an abandoned fid (never
+// used again, so the node may refuse its late writes), best effort (10 s
+// at most).
+func (c *Client) deleteAbandoned(ctx context.Context, url string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c.Nodes.Delete(ctx, url)
+	c.Nodes.DeleteFid(ctx, url)
 }
 
 // UploadOptions tune Upload.
@@ -158,7 +160,7 @@ func (c *Client) Store(ctx context.Context, domain, key, class string, body io.R
 			// The tracker no longer knows the upload (it was reaped while
 			// the PUT took long): nothing will reference or remove the
 			// bytes just stored, so remove them, best effort.
-			c.deleteFile(context.WithoutCancel(ctx), dest.Path)
+			c.deleteAbandoned(context.WithoutCancel(ctx), dest.Path)
 		}
 		return Stored{Size: cr.n}, err
 	}

@@ -258,7 +258,18 @@ func (c *Client) Fetch(ctx context.Context, url string, limit int64) ([]byte, ht
 // Delete removes the file at url; a missing one is an error of kind
 // core.NotFound.
 func (c *Client) Delete(ctx context.Context, url string) error {
-	resp, err := c.do(ctx, http.MethodDelete, url, nil, 0, nil)
+	return c.delete(ctx, url, nil)
+}
+
+// DeleteFid removes the copy at url of a fid whose file is deleted
+// (core.FidDeletedHeader): the node refuses later writes of it for a
+// while. A missing one is an error of kind core.NotFound.
+func (c *Client) DeleteFid(ctx context.Context, url string) error {
+	return c.delete(ctx, url, http.Header{core.FidDeletedHeader: {"1"}})
+}
+
+func (c *Client) delete(ctx context.Context, url string, hdr http.Header) error {
+	resp, err := c.do(ctx, http.MethodDelete, url, nil, 0, hdr)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/listener"
 )
 
@@ -440,7 +441,7 @@ func TestTempMaxAgeMustExceedBodyTimeout(t *testing.T) {
 func TestPutAfterDeleteOfItsFileRefused(t *testing.T) {
 	_, url, root := newTestNode(t)
 	const path = "/dev1/0/000/000/0000000009.fid"
-	if resp, _ := do(t, http.MethodDelete, url+path, nil, nil); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := do(t, http.MethodDelete, url+path, nil, map[string]string{core.FidDeletedHeader: "1"}); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("DELETE of a file not there: %s", resp.Status)
 	}
 	for _, ranged := range []bool{false, true} {
@@ -457,7 +458,17 @@ func TestPutAfterDeleteOfItsFileRefused(t *testing.T) {
 		t.Error("a PUT that came after its file's DELETE put the file back")
 	}
 	// Other files are written as ever.
-	if resp, _ := do(t, http.MethodPut, url+"/dev1/0/000/000/0000000010.fid", strings.NewReader("fresh"), nil); resp.StatusCode >= 300 {
+	const other = "/dev1/0/000/000/0000000010.fid"
+	if resp, _ := do(t, http.MethodPut, url+other, strings.NewReader("fresh"), nil); resp.StatusCode >= 300 {
 		t.Errorf("PUT of another file: %s", resp.Status)
+	}
+	// A DELETE that does not say the fid is deleted (a stray copy of a
+	// file that lives on) leaves the file writable: its copy can be made
+	// there again.
+	if resp, _ := do(t, http.MethodDelete, url+other, nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE of a stray copy: %s", resp.Status)
+	}
+	if resp, _ := do(t, http.MethodPut, url+other, strings.NewReader("again"), nil); resp.StatusCode >= 300 {
+		t.Errorf("PUT of a copy after a stray copy's DELETE: %s; want it stored", resp.Status)
 	}
 }

@@ -363,12 +363,13 @@ func (f *fileRef) putInPlace(place func() error) error {
 }
 
 // remove removes the file, ending the writes of it in progress; a fid's
-// file is remembered as deleted.
-func (f *fileRef) remove(remove func() error) error {
+// file whose fid is deleted (core.FidDeletedHeader) is remembered as
+// deleted, and later writes of it are refused.
+func (f *fileRef) remove(fidDeleted bool, remove func() error) error {
 	f.st.place.Lock()
 	defer f.st.place.Unlock()
 	f.st.deletes++
-	if f.fid {
+	if f.fid && fidDeleted {
 		f.s.deleted.Add(f.key, time.Now())
 	}
 	return remove()

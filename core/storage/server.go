@@ -45,11 +45,12 @@ type Config struct {
 	// runs at start and every SweepInterval (default 1 h).
 	TempMaxAge, SweepInterval time.Duration
 	// RecentDeletes is how many deleted fid files the node remembers
-	// (default 100,000), each for TempMaxAge: a PUT, MOVE or COPY onto
-	// one is refused (409). Fids are never reused, so such a write is one
-	// sent before the DELETE and served after it (a node stopped or cut
-	// off with both waiting), which would put the deleted file back with
-	// nothing left to remove it.
+	// (default 100,000), each for TempMaxAge: those whose DELETE said
+	// the fid is deleted (core.FidDeletedHeader). A PUT, MOVE or COPY
+	// onto one is refused (409). Fids are never reused, so such a write
+	// is one sent before the DELETE and served after it (a node stopped
+	// or cut off with both waiting), which would put the deleted file
+	// back with nothing left to remove it.
 	RecentDeletes int
 	// MaxSideConns caps the side-channel connections held at once
 	// (default 256: the trackers' monitors and fsck use a few each).
@@ -343,7 +344,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref := s.file(root, rel)
-	err := ref.remove(func() error { return root.Remove(rel) })
+	err := ref.remove(r.Header.Get(core.FidDeletedHeader) == "1", func() error { return root.Remove(rel) })
 	ref.release()
 	switch {
 	case err == nil:

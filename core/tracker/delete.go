@@ -53,7 +53,7 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 			noteRetry(60 * int64(10+it.FailCount))
 			continue
 		}
-		if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false)); err != nil {
+		if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false), true); err != nil {
 			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
 			noteRetry(1800 * int64(1+it.FailCount))
 			continue

@@ -121,6 +121,32 @@ func TestWireStrayOutlivesTracker(t *testing.T) {
 	waitFor(t, "the next tracker to remove the late copy", func() bool { return gone(late) })
 }
 
+// A stray copy of a file that still exists is removed, and the device
+// can take the file's copy again: the node refuses writes only of the
+// fids whose files are deleted. Refused after any DELETE, the copy could
+// never be made again on a device a stray had been removed from (CI: a
+// tracker killed mid-replication left strays; the next tracker's copies
+// to the same devices got 409 until the test gave up).
+func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("one copy, then two"))
+	dest := c.Nodes[0]
+	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
+		dest = c.Nodes[1]
+	}
+	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	stray := nodeURL(dest) + core.FIDPath(dest.Devids[0], fid)
+	put(t, stray, []byte("a copy never recorded"))
+	if err := c.Store.EnqueueStray(context.Background(), fid, dest.Devids[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stray removed", func() bool { return gone(stray) })
+	w.expect("updateclass domain=d&key=k&class=two", "OK ")
+	waitFor(t, "the second copy, on the stray's device", func() bool {
+		return w.ok("get_paths domain=d&key=k")["paths"] == "2"
+	})
+}
+
 // fsck finds a copy removed behind the tracker's back, logs it, and
 // replication restores it.
 func TestWireFsck(t *testing.T) {

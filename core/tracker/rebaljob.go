@@ -290,7 +290,7 @@ func (j *jobs) moveCopy(ctx context.Context, fid int64, src int, dests []int) er
 		return err
 	}
 	sd := sn.devices[src]
-	if err := j.deleteURL(ctx, fidURL(sn.hosts[sd.HostID], src, fid, nil, false, false)); err != nil {
+	if err := j.deleteURL(ctx, fidURL(sn.hosts[sd.HostID], src, fid, nil, false, false), false); err != nil {
 		return err
 	}
 	return st.RemoveCopy(ctx, fid, src)

@@ -291,7 +291,7 @@ func (j *jobs) copyFID(ctx context.Context, sn *snapshot, f core.File, src, dst 
 	if hdr.Get("Content-MD5") == "" || !o.rejectBadMD5 {
 		got, err := j.nodes.digest(ctx, sn.hosts[dst.HostID], core.FIDPath(dst.ID, f.FID), dstURL, hashType, f.Length)
 		if err != nil || string(got) != string(sum) {
-			j.deleteURL(ctx, dstURL)
+			j.deleteURL(ctx, dstURL, false)
 			return fmt.Errorf("copy on dev%d does not verify (%x vs %x): %v", dst.ID, got, sum, err)
 		}
 	}
@@ -351,7 +351,7 @@ func (j *jobs) trimSurplus(ctx context.Context, sn *snapshot, f core.File, holde
 		return 0, nil
 	}
 	d := sn.devices[best]
-	if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], best, f.FID, nil, false, false)); err != nil {
+	if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], best, f.FID, nil, false, false), false); err != nil {
 		return 0, err
 	}
 	return best, j.db.RemoveCopy(ctx, f.FID, best)
@@ -363,18 +363,24 @@ func (j *jobs) canDelete(sn *snapshot, d core.Device) bool {
 	return ok && h.Status == core.HostAlive && (d.Status == core.DevAlive || d.Status == core.DevDrain)
 }
 
-// deleteURL DELETEs a copy; 404 counts as deleted.
-func (j *jobs) deleteURL(ctx context.Context, url string) error {
-	_, err := j.deleteCopy(ctx, url)
+// deleteURL DELETEs a copy; 404 counts as deleted. fidDeleted says the
+// copy's file is deleted (core.FidDeletedHeader): the node then refuses
+// writes of it that arrive late.
+func (j *jobs) deleteURL(ctx context.Context, url string, fidDeleted bool) error {
+	_, err := j.deleteCopy(ctx, url, fidDeleted)
 	return err
 }
 
-// deleteCopy DELETEs a copy; removed tells whether there was one (404:
-// there was none).
-func (j *jobs) deleteCopy(ctx context.Context, url string) (removed bool, err error) {
+// deleteCopy DELETEs a copy as deleteURL does; removed tells whether
+// there was one (404: there was none).
+func (j *jobs) deleteCopy(ctx context.Context, url string, fidDeleted bool) (removed bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, j.cfg.NodeTimeout*5)
 	defer cancel()
-	err = j.nodes.Delete(ctx, url)
+	if fidDeleted {
+		err = j.nodes.DeleteFid(ctx, url)
+	} else {
+		err = j.nodes.Delete(ctx, url)
+	}
 	if node.IsStatus(err, http.StatusNotFound) {
 		return false, nil
 	}

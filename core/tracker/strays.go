@@ -171,8 +171,15 @@ const (
 )
 
 // settleStray looks at the copy of fid on devid: recorded after all, it
-// is a copy like any other; else its bytes are removed.
+// is a copy like any other; else its bytes are removed, and if its file
+// is deleted, the node is told so (it refuses the writes of the fid that
+// come later).
 func (j *jobs) settleStray(ctx context.Context, fid int64, devid int) strayOutcome {
+	_, err := j.db.FileByFID(ctx, fid)
+	fileDeleted := errors.Is(err, store.ErrNotFound)
+	if err != nil && !fileDeleted {
+		return strayRetry
+	}
 	devids, err := j.db.FileDevids(ctx, fid)
 	if err != nil {
 		return strayRetry
@@ -185,7 +192,7 @@ func (j *jobs) settleStray(ctx context.Context, fid int64, devid int) strayOutco
 	if !ok {
 		return strayDone // the device is gone from the cluster
 	}
-	removed, err := j.deleteCopy(ctx, fidURL(sn.hosts[d.HostID], d.ID, fid, nil, false, false))
+	removed, err := j.deleteCopy(ctx, fidURL(sn.hosts[d.HostID], d.ID, fid, nil, false, false), fileDeleted)
 	switch {
 	case err != nil:
 		return strayRetry
