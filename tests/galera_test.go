@@ -190,10 +190,8 @@ func TestGaleraNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	if os.Getenv("MOGILEFS_TEST_GALERA") == "" {
-		// One run in CI hung for a minute with a node cut off (uploads
-		// did not resume); until that is understood it runs on request.
-		t.Skip("set MOGILEFS_TEST_GALERA=1 to run the Galera fault test")
+	if os.Getenv("MOGILEFS_TEST_GALERA") == "0" {
+		t.Skip("MOGILEFS_TEST_GALERA=0: the Galera fault test is left out")
 	}
 	if _, err := os.Stat(galeraProvider); err != nil {
 		t.Skip("galera-4 is not installed (make test installs it)")
