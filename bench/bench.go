@@ -38,8 +38,11 @@ type Config struct {
 	// skipped.
 	Only []string
 	// ScaleFiles is how many files the scale group fills the database
-	// with (default 1,000,000).
+	// with (default 1,000,000 on SQLite, 10,000,000 on MySQL).
 	ScaleFiles int
+	// ScaleStore is the database the scale group fills: "sqlite" (the
+	// default) or "mysql" (a scratch database on the server of MySQL).
+	ScaleStore string
 	Log        io.Writer
 }
 
@@ -129,7 +132,7 @@ func Run(cfg Config) (Results, error) {
 		return nil, err
 	}
 	defer c.stop()
-	say("cluster up (SQLite): tracker %s, nodes %v", c.tracker, c.nodes)
+	say("cluster up: tracker %s, nodes %v", c.tracker, c.nodes)
 	groups := []struct {
 		name string
 		run  func() error

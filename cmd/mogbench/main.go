@@ -35,7 +35,8 @@ func main() {
 	runs := fs.Int("runs", 3, "runs per figure (the median is reported)")
 	size := fs.Int64("size", 1<<30, "size of the large-file figures in bytes")
 	only := fs.StringSlice("only", nil, "measure only these groups: "+strings.Join(bench.Groups, ", "))
-	scaleFiles := fs.Int("scale-files", 1_000_000, "files the scale group fills the database with")
+	scaleFiles := fs.Int("scale-files", 0, "files the scale group fills the database with (default 1,000,000 on SQLite, 10,000,000 on MySQL)")
+	scaleStore := fs.String("scale-store", "sqlite", "the database the scale group fills: sqlite, or mysql (on MOGILEFS_TEST_MYSQL_DSN's server)")
 	fs.Parse(os.Args[1:])
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "mogbench-")
@@ -46,7 +47,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, ScaleFiles: *scaleFiles, Log: os.Stderr})
+	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, ScaleFiles: *scaleFiles, ScaleStore: *scaleStore, Log: os.Stderr})
 	names := make([]string, 0, len(res))
 	for k := range res {
 		names = append(names, k)

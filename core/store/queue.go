@@ -298,19 +298,26 @@ func (s *Store) FIDsOnDevice(ctx context.Context, devid int, after int64, limit 
 // copies on a dead device, in one transaction (a dead disk holds
 // millions: one commit per file queued a few hundred a second).
 func (s *Store) MoveToReplication(ctx context.Context, fids []int64, deadDevid int) error {
-	return s.writeTx(ctx, "requeue a dead device's files", func(ctx context.Context, tx *sql.Tx) error {
-		for _, fid := range fids {
-			if _, err := s.txExec(ctx, tx, fmt.Sprintf(`%s INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, %s + 1, NULL, 0, 0)`, s.ignore, s.now), fid); err != nil {
-				return err
-			}
-			if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, deadDevid); err != nil {
-				return err
-			}
-			if err := s.refreshDevcount(ctx, tx, fid); err != nil {
-				return err
-			}
-		}
+	if len(fids) == 0 {
 		return nil
+	}
+	// Three statements for the whole batch: one per file was a round trip
+	// each on MySQL (about 1,000 files a second, hours for a big disk).
+	args := make([]any, len(fids))
+	for i, fid := range fids {
+		args[i] = fid
+	}
+	list := strings.Repeat("?, ", len(fids)-1) + "?"
+	rows := strings.Repeat(fmt.Sprintf("(?, %s + 1, NULL, 0, 0), ", s.now), len(fids)-1) + fmt.Sprintf("(?, %s + 1, NULL, 0, 0)", s.now)
+	return s.writeTx(ctx, "requeue a dead device's files", func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES `+rows, args...); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM file_on WHERE devid = ? AND fid IN (`+list+`)`, append([]any{deadDevid}, args...)...); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE file SET devcount = (SELECT COUNT(*) FROM file_on WHERE file_on.fid = file.fid) WHERE fid IN (`+list+`)`, args...)
+		return err
 	})
 }
 
