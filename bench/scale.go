@@ -5,11 +5,13 @@ import (
 	"context"
 	crand "crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -88,7 +90,7 @@ func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
 		start, from := time.Now(), filled
 		for filled < to {
 			end := min(filled+20_000, to)
-			if err := fillBatch(ctx, db, dmid, classid, filled, end); err != nil {
+			if err := fillBatch(ctx, db, dmid, classid, filled, end, scaleFidBase, scaleKey); err != nil {
 				return err
 			}
 			filled = end
@@ -158,10 +160,13 @@ func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
 	if err := measure(n, "n"); err != nil {
 		return err
 	}
+	if err := bigDirListing(ctx, cfg, c, db, dmid, classid, res, say); err != nil {
+		return fmt.Errorf("100 k-entry directory: %w", err)
+	}
 	if err := fsckRate(ctx, c, t, res); err != nil {
 		return fmt.Errorf("fsck: %w", err)
 	}
-	if err := deadDeviceRate(ctx, c, db, t, n, res, say); err != nil {
+	if err := deadDeviceRate(ctx, c, db, t, n+bigDir, res, say); err != nil {
 		return fmt.Errorf("dead device: %w", err)
 	}
 	res["scale_files"] = float64(n)
@@ -176,10 +181,11 @@ func scaleFigures(cfg Config, res Results, say func(string, ...any)) error {
 // scaleKey is the key of the i-th filled file.
 func scaleKey(i int) string { return fmt.Sprintf("s/%09d", i) }
 
-// fillBatch inserts files [from, to) with two copies each, on devices 1
-// and 2, in one transaction, a few hundred rows per statement (a round
-// trip per row would take hours at 10 M files over MySQL's protocol).
-func fillBatch(ctx context.Context, db *sql.DB, dmid, classid, from, to int) error {
+// fillBatch inserts files [from, to) (fid fidBase+i, key key(i)) with two
+// copies each, on devices 1 and 2, in one transaction, a few hundred rows
+// per statement (a round trip per row would take hours at 10 M files over
+// MySQL's protocol).
+func fillBatch(ctx context.Context, db *sql.DB, dmid, classid, from, to int, fidBase int64, key func(int) string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -199,9 +205,9 @@ func fillBatch(ctx context.Context, db *sql.DB, dmid, classid, from, to int) err
 				file.WriteString(", ")
 				on.WriteString(", ")
 			}
-			fid := scaleFidBase + int64(i)
+			fid := fidBase + int64(i)
 			file.WriteString("(?, ?, ?, 4096, ?, 2)")
-			fileArgs = append(fileArgs, fid, dmid, scaleKey(i), classid)
+			fileArgs = append(fileArgs, fid, dmid, key(i), classid)
 			on.WriteString("(?, 1), (?, 2)")
 			onArgs = append(onArgs, fid, fid)
 		}
@@ -213,6 +219,37 @@ func fillBatch(ctx context.Context, db *sql.DB, dmid, classid, from, to int) err
 		}
 	}
 	return tx.Commit()
+}
+
+// bigDir is the size of the directory listed through the mount at N.
+const bigDir = 100_000
+
+// bigDirListing adds a directory of bigDir keys (fids past the filled
+// ones) and times `ls -l` of it through a fresh mount (cold) and again
+// (warm).
+func bigDirListing(ctx context.Context, cfg Config, c *cluster, db *sql.DB, dmid, classid int, res Results, say func(string, ...any)) error {
+	key := func(i int) string { return fmt.Sprintf("dir100k/k%06d", i) }
+	for from := 0; from < bigDir; from += 20_000 {
+		if err := fillBatch(ctx, db, dmid, classid, from, from+20_000, 2*scaleFidBase, key); err != nil {
+			return err
+		}
+	}
+	mnt := filepath.Join(cfg.Dir, "scalemnt")
+	m, err := startMogmount(c, mnt, "one")
+	if err != nil {
+		return err
+	}
+	defer stopMogmount(m)
+	for _, name := range []string{"cold", "warm"} {
+		start := time.Now()
+		out, err := exec.CommandContext(ctx, "bash", "-c", "ls -l "+filepath.Join(mnt, "bench", "dir100k")+" | wc -l").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != strconv.Itoa(bigDir+1) {
+			return fmt.Errorf("ls -l (%s): %v %q", name, err, out)
+		}
+		res["scale_ls_100k_"+name+"_ms_n"] = float64(time.Since(start).Milliseconds())
+	}
+	say("scale: a %d-entry directory listed through the mount", bigDir)
+	return nil
 }
 
 // latencies runs op n times in a row and returns its p50 and p99 in ms.
@@ -293,14 +330,19 @@ func deadDeviceRate(ctx context.Context, c *cluster, db *sql.DB, t *client.Track
 	}
 	start := time.Now()
 	for {
-		var left int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM file_on WHERE devid = 2`).Scan(&left); err != nil {
-			return err
-		}
-		if left == 0 {
+		var one int
+		err := db.QueryRowContext(ctx, `SELECT 1 FROM file_on WHERE devid = 2 LIMIT 1`).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
 			break
 		}
+		if err != nil {
+			return err
+		}
 		if time.Since(start) > 5*time.Minute {
+			var left int
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM file_on WHERE devid = 2`).Scan(&left); err != nil {
+				return err
+			}
 			res["scale_dead_device_queued_per_s_n"] = float64(n-left) / time.Since(start).Seconds()
 			say("scale: %d copies on the dead device still not queued after 5 minutes", left)
 			return nil
