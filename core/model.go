@@ -178,6 +178,14 @@ type File struct {
 // original's storage nodes ignore it.
 const FidDeletedHeader = "X-MogileFS-Fid-Deleted"
 
+// SentHeader carries, on a write or DELETE of a fid's file, when its
+// sender made the request (Unix nanoseconds, the sender's clock). A
+// storage node refuses a write sent before the file's last DELETE and
+// served after it (one held up by a stopped or cut-off node): a copy the
+// tracker gave up on and removed must not land later. Writes without it
+// (the original's clients) are not refused that way.
+const SentHeader = "X-MogileFS-Sent"
+
 // FIDPath returns the URI path of fid on device devid:
 // /dev<devid>/<d0>/<d1-3>/<d4-6>/<10-digit fid>.fid
 func FIDPath(devid int, fid int64) string {

@@ -145,6 +145,10 @@ func (c *Client) do(ctx context.Context, method, url string, body io.Reader, siz
 	if c.ua != "" {
 		req.Header.Set("User-Agent", c.ua)
 	}
+	switch method {
+	case http.MethodPut, http.MethodDelete, "MOVE", "COPY":
+		req.Header.Set(core.SentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, transportError(ctx, method, url, err)

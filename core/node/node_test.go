@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,38 @@ func TestHTTPVerbs(t *testing.T) {
 	}
 	if code, err := c.Probe(ctx, "MKCOL", srv.URL+"/dev1/x/"); err != nil || code != http.StatusMethodNotAllowed {
 		t.Errorf("Probe MKCOL = %d, %v", code, err)
+	}
+}
+
+// Writes and DELETEs say when they were sent (core.SentHeader), so that
+// a node refuses a write delivered after a DELETE sent later than it;
+// reads do not.
+func TestWritesSayWhenSent(t *testing.T) {
+	got := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got[r.Method] = r.Header.Get(core.SentHeader)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	c := New(Options{})
+	defer c.CloseIdle()
+	ctx := context.Background()
+	before := time.Now().UnixNano()
+	c.Put(ctx, srv.URL+"/dev1/f", strings.NewReader("x"), 1, nil)
+	c.Delete(ctx, srv.URL+"/dev1/f")
+	c.DeleteFid(ctx, srv.URL+"/dev1/f")
+	c.Move(ctx, srv.URL+"/dev1/f", srv.URL+"/dev1/g")
+	c.Copy(ctx, srv.URL+"/dev1/f", srv.URL+"/dev1/g")
+	c.Head(ctx, srv.URL+"/dev1/f")
+	for _, m := range []string{http.MethodPut, http.MethodDelete, "MOVE", "COPY"} {
+		n, err := strconv.ParseInt(got[m], 10, 64)
+		if err != nil || n < before || n > time.Now().UnixNano() {
+			t.Errorf("%s: %s = %q; want the time it was sent", m, core.SentHeader, got[m])
+		}
+	}
+	if got[http.MethodHead] != "" {
+		t.Errorf("HEAD: %s = %q; want none", core.SentHeader, got[http.MethodHead])
 	}
 }
 

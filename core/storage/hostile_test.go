@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -470,5 +471,40 @@ func TestPutAfterDeleteOfItsFileRefused(t *testing.T) {
 	}
 	if resp, _ := do(t, http.MethodPut, url+other, strings.NewReader("again"), nil); resp.StatusCode >= 300 {
 		t.Errorf("PUT of a copy after a stray copy's DELETE: %s; want it stored", resp.Status)
+	}
+}
+
+// A plain DELETE (a stray copy of a file that lives on) refuses the
+// writes of the file sent before it (X-MogileFS-Sent earlier than the
+// DELETE's), which are the late deliveries of copies the tracker gave up
+// on, and takes those sent after it: the tracker's next copy. Accepted,
+// a late copy sent before the DELETE stayed unrecorded, and stayed
+// forever once its file was deleted (the netns chaos test's orphans).
+func TestWriteSentBeforePlainDeleteRefused(t *testing.T) {
+	_, url, root := newTestNode(t)
+	const path = "/dev1/0/000/000/0000000011.fid"
+	sent := func(at time.Time) map[string]string {
+		return map[string]string{core.SentHeader: strconv.FormatInt(at.UnixNano(), 10)}
+	}
+	t0 := time.Now()
+	if resp, _ := do(t, http.MethodPut, url+path, strings.NewReader("stray"), sent(t0)); resp.StatusCode >= 300 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	t1 := t0.Add(time.Second)
+	if resp, _ := do(t, http.MethodDelete, url+path, nil, sent(t1)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %s", resp.Status)
+	}
+	if resp, _ := do(t, http.MethodPut, url+path, strings.NewReader("late!"), sent(t0.Add(time.Millisecond))); resp.StatusCode != http.StatusConflict {
+		t.Errorf("PUT sent before the DELETE, served after it: %s; want 409", resp.Status)
+	}
+	if _, err := os.Stat(filepath.Join(root, path)); err == nil {
+		t.Error("a copy sent before the DELETE was put in place after it")
+	}
+	if resp, _ := do(t, http.MethodPut, url+path, strings.NewReader("fresh"), sent(t1.Add(time.Millisecond))); resp.StatusCode >= 300 {
+		t.Errorf("PUT sent after the DELETE: %s; want it stored", resp.Status)
+	}
+	// A client that sends no time (the original's) is not refused.
+	if resp, _ := do(t, http.MethodPut, url+path, strings.NewReader("legacy"), nil); resp.StatusCode >= 300 {
+		t.Errorf("PUT without %s: %s; want it stored", core.SentHeader, resp.Status)
 	}
 }

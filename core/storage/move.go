@@ -64,7 +64,7 @@ func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
 	name := path.Base(dst)
 	// Ranged PUTs of the destination build on its current version: one
 	// must not run across the replacement.
-	ref := s.file(root, dst)
+	ref := s.file(root, dst, r)
 	defer ref.release()
 	unlock := ref.lockBuild()
 	defer unlock()

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mogilefs-go/mogilefs-go/core"
 )
 
 // reservedWrite reports whether rel (relative to a device directory)
@@ -48,7 +50,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := s.bodyReader(w, r)
-	ref := s.file(root, rel)
+	ref := s.file(root, rel, r)
 	defer ref.release()
 	if cr := r.Header.Get("Content-Range"); cr != "" {
 		s.putRange(w, r, root, ref, rel, cr, body)
@@ -131,7 +133,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, op string, err err
 		code = http.StatusNotFound
 	case errors.Is(err, errNoSpace):
 		code = http.StatusInsufficientStorage
-	case errors.Is(err, errDeletedMeanwhile), errors.Is(err, errDeletedLately):
+	case errors.Is(err, errDeletedMeanwhile), errors.Is(err, errDeletedLately), errors.Is(err, errSentBeforeDelete):
 		code = http.StatusConflict
 	}
 	if code >= 500 {
@@ -153,6 +155,9 @@ var (
 	// errDeletedMeanwhile: the file was deleted while a write of it was
 	// in progress; the write is not put in place.
 	errDeletedMeanwhile = errors.New("the file was deleted while it was being written")
+	// errSentBeforeDelete: a write of a fid's file sent before the
+	// file's last DELETE (core.SentHeader).
+	errSentBeforeDelete = errors.New("the write was sent before the file's last DELETE")
 	// errDeletedLately: a write of a fid's file deleted lately (a write
 	// sent before the DELETE and served after it).
 	errDeletedLately = errors.New("the fid's file was deleted lately; fids are not reused")
@@ -309,13 +314,22 @@ type fileRef struct {
 	st      *fileState
 	deletes uint64 // st.deletes when the request began
 	key     string
-	fid     bool // the file is a fid's (name ends in .fid)
+	fid     bool  // the file is a fid's (name ends in .fid)
+	sent    int64 // when the sender made the request (core.SentHeader); 0: not said
 	s       *Server
 }
 
-// file returns the state of rel in the device directory root, held until
-// release. A write takes it before it reads its body.
-func (s *Server) file(root *os.Root, rel string) *fileRef {
+// tombstone is what a node remembers of the DELETEs of a fid's file.
+type tombstone struct {
+	at         time.Time // the last one, on the node's clock
+	fidDeleted bool      // one said the fid is deleted: every write is refused
+	sent       int64     // the latest sender time of one (core.SentHeader)
+}
+
+// file returns the state of rel in the device directory root for the
+// request r, held until release. A write takes it before it reads its
+// body.
+func (s *Server) file(root *os.Root, rel string, r *http.Request) *fileRef {
 	key := s.cfg.DocRoot + "\x00" + root.Name() + "\x00" + rel
 	files.Lock()
 	st := files.m[key]
@@ -328,7 +342,8 @@ func (s *Server) file(root *os.Root, rel string) *fileRef {
 	st.place.Lock()
 	n := st.deletes
 	st.place.Unlock()
-	return &fileRef{st: st, deletes: n, key: key, fid: strings.HasSuffix(rel, ".fid"), s: s}
+	sent, _ := strconv.ParseInt(r.Header.Get(core.SentHeader), 10, 64)
+	return &fileRef{st: st, deletes: n, key: key, fid: strings.HasSuffix(rel, ".fid"), sent: max(sent, 0), s: s}
 }
 
 func (f *fileRef) release() {
@@ -347,7 +362,8 @@ func (f *fileRef) lockBuild() (unlock func()) {
 
 // putInPlace runs place (a rename onto the file) unless the file was
 // deleted since the request began (a DELETE ends the writes in
-// progress) or, a fid's file, lately (Config.RecentDeletes).
+// progress) or, a fid's file, lately (Config.RecentDeletes): its fid
+// deleted, or by a DELETE sent after this write was.
 func (f *fileRef) putInPlace(place func() error) error {
 	f.st.place.Lock()
 	defer f.st.place.Unlock()
@@ -355,22 +371,33 @@ func (f *fileRef) putInPlace(place func() error) error {
 		return errDeletedMeanwhile
 	}
 	if f.fid {
-		if at, ok := f.s.deleted.Get(f.key); ok && time.Since(at) < f.s.cfg.TempMaxAge {
-			return errDeletedLately
+		if ts, ok := f.s.deleted.Get(f.key); ok && time.Since(ts.at) < f.s.cfg.TempMaxAge {
+			switch {
+			case ts.fidDeleted:
+				return errDeletedLately
+			case f.sent > 0 && f.sent < ts.sent:
+				return errSentBeforeDelete
+			}
 		}
 	}
 	return place()
 }
 
-// remove removes the file, ending the writes of it in progress; a fid's
-// file whose fid is deleted (core.FidDeletedHeader) is remembered as
-// deleted, and later writes of it are refused.
+// remove removes the file, ending the writes of it in progress. A fid's
+// file's DELETE is remembered: one that says the fid is deleted
+// (core.FidDeletedHeader) refuses every later write of it, one that says
+// when it was sent refuses the writes sent before it.
 func (f *fileRef) remove(fidDeleted bool, remove func() error) error {
 	f.st.place.Lock()
 	defer f.st.place.Unlock()
 	f.st.deletes++
-	if f.fid && fidDeleted {
-		f.s.deleted.Add(f.key, time.Now())
+	if f.fid && (fidDeleted || f.sent > 0) {
+		ts, ok := f.s.deleted.Get(f.key)
+		if !ok || time.Since(ts.at) >= f.s.cfg.TempMaxAge {
+			ts = tombstone{}
+		}
+		ts.at, ts.fidDeleted, ts.sent = time.Now(), ts.fidDeleted || fidDeleted, max(ts.sent, f.sent)
+		f.s.deleted.Add(f.key, ts)
 	}
 	return remove()
 }

@@ -44,13 +44,14 @@ type Config struct {
 	// file left by an interrupted PUT is removed (default 1 h); the sweep
 	// runs at start and every SweepInterval (default 1 h).
 	TempMaxAge, SweepInterval time.Duration
-	// RecentDeletes is how many deleted fid files the node remembers
-	// (default 100,000), each for TempMaxAge: those whose DELETE said
-	// the fid is deleted (core.FidDeletedHeader). A PUT, MOVE or COPY
-	// onto one is refused (409). Fids are never reused, so such a write
-	// is one sent before the DELETE and served after it (a node stopped
-	// or cut off with both waiting), which would put the deleted file
-	// back with nothing left to remove it.
+	// RecentDeletes is how many DELETEs of fid files the node remembers
+	// (default 100,000), each for TempMaxAge. A PUT, MOVE or COPY onto
+	// a file whose DELETE said the fid is deleted (core.FidDeletedHeader)
+	// is refused (409): fids are never reused, so such a write is one
+	// sent before the DELETE and served after it (a node stopped or cut
+	// off with both waiting), which would put the deleted file back with
+	// nothing left to remove it. After any other DELETE, a write sent
+	// (core.SentHeader) before the DELETE's is refused the same way.
 	RecentDeletes int
 	// MaxSideConns caps the side-channel connections held at once
 	// (default 256: the trackers' monitors and fsck use a few each).
@@ -78,9 +79,8 @@ type Server struct {
 	fsck  *deviceGates
 	// writers holds a token for each PUT in progress.
 	writers chan struct{}
-	// deleted: when each recently deleted fid file (by file key) was
-	// deleted.
-	deleted *lru.Cache[string, time.Time]
+	// deleted: the recent DELETEs of fid files, by file key.
+	deleted *lru.Cache[string, tombstone]
 }
 
 // New returns a storage node serving cfg.DocRoot.
@@ -119,7 +119,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RecentDeletes <= 0 {
 		cfg.RecentDeletes = 100_000
 	}
-	deleted, err := lru.New[string, time.Time](cfg.RecentDeletes)
+	deleted, err := lru.New[string, tombstone](cfg.RecentDeletes)
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +343,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Is a directory")
 		return
 	}
-	ref := s.file(root, rel)
+	ref := s.file(root, rel, r)
 	err := ref.remove(r.Header.Get(core.FidDeletedHeader) == "1", func() error { return root.Remove(rel) })
 	ref.release()
 	switch {

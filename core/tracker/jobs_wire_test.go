@@ -121,12 +121,14 @@ func TestWireStrayOutlivesTracker(t *testing.T) {
 	waitFor(t, "the next tracker to remove the late copy", func() bool { return gone(late) })
 }
 
-// A stray copy of a file that still exists is removed, and the device
-// can take the file's copy again: the node refuses writes only of the
-// fids whose files are deleted. Refused after any DELETE, the copy could
-// never be made again on a device a stray had been removed from (CI: a
-// tracker killed mid-replication left strays; the next tracker's copies
-// to the same devices got 409 until the test gave up).
+// A stray copy of a file that still exists is removed; a delivery of it
+// sent before the removal and arriving after it is refused, and the
+// tracker's next copy to that device is taken. Refused after any DELETE,
+// the copy could never be made again on a device a stray had been
+// removed from (CI: a tracker killed mid-replication left strays; the
+// next tracker's copies to the same devices got 409 until the test gave
+// up). Taken, the late delivery stayed unrecorded, and stayed for good
+// once its file was deleted (the netns chaos test's orphans).
 func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 	c, w := startWire(t, clustertest.Options{Domain: "d"})
 	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("one copy, then two"))
@@ -136,11 +138,23 @@ func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 	}
 	fid, _ := strconv.ParseInt(fidS, 10, 64)
 	stray := nodeURL(dest) + core.FIDPath(dest.Devids[0], fid)
+	sentEarly := time.Now()
 	put(t, stray, []byte("a copy never recorded"))
 	if err := c.Store.EnqueueStray(context.Background(), fid, dest.Devids[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stray removed", func() bool { return gone(stray) })
+	// The same copy delivered late: sent before the removal.
+	req, _ := http.NewRequest(http.MethodPut, stray, strings.NewReader("a copy never recorded"))
+	req.Header.Set(core.SentHeader, strconv.FormatInt(sentEarly.UnixNano(), 10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !gone(stray) {
+		t.Errorf("a delivery sent before the stray's removal: %s; want 409 and nothing stored", resp.Status)
+	}
 	w.expect("updateclass domain=d&key=k&class=two", "OK ")
 	waitFor(t, "the second copy, on the stray's device", func() bool {
 		return w.ok("get_paths domain=d&key=k")["paths"] == "2"
