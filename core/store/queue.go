@@ -217,10 +217,15 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 	return err
 }
 
-// ForgetFID removes what remains of a deleted fid besides its copies:
-// its checksum and any tempfile row.
-func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
-	return s.writeTx(ctx, "forget fid", func(ctx context.Context, tx *sql.Tx) error {
+// FinishDelete records the delete job's work on a deleted fid in one
+// transaction: its copies on the devices removed are forgotten, and what
+// else remains of it (checksum, metadata, tempfile row); then its delete
+// queue row is done, or, when retryIn > 0, due again in retryIn seconds
+// with failcount failures (some copies are left to remove). One
+// transaction instead of one per copy and one for the queue row.
+func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error {
+	table, where := DeleteQueue.table()
+	return s.writeTx(ctx, "finish delete", func(ctx context.Context, tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
 			if s.noMeta && strings.Contains(q, "file_meta") {
 				continue
@@ -229,7 +234,18 @@ func (s *Store) ForgetFID(ctx context.Context, fid int64) error {
 				return err
 			}
 		}
-		return nil
+		for _, d := range removed {
+			if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, d); err != nil {
+				return err
+			}
+		}
+		var err error
+		if retryIn > 0 {
+			_, err = s.txExec(ctx, tx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ?, failcount = ? WHERE %s AND fid = ?`, table, s.now, where), retryIn, min(failcount, 255), fid)
+		} else {
+			_, err = s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+		}
+		return err
 	})
 }
 

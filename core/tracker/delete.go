@@ -11,22 +11,16 @@ import (
 func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 
 // deleteItem removes the bytes of a deleted fid from every device that
-// may hold them, then its queue row; devices that cannot be reached now
-// are retried later, as the original does.
+// may hold them, then records it all in one transaction (FinishDelete):
+// the copies removed, and the queue row done, or due again when devices
+// that cannot be reached now are left, as the original retries them.
 func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 	st := j.db
-	retryLater := func() {
+	devids, err := st.FileDevids(ctx, it.FID)
+	if err != nil {
 		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
 		})
-	}
-	if err := st.ForgetFID(ctx, it.FID); err != nil {
-		retryLater()
-		return
-	}
-	devids, err := st.FileDevids(ctx, it.FID)
-	if err != nil {
-		retryLater()
 		return
 	}
 	sn := j.mon.snap()
@@ -36,13 +30,11 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 			retry = d
 		}
 	}
+	var removed []int
 	for _, id := range devids {
 		d, ok := sn.devices[id]
 		if !ok || d.Status == core.DevDead {
-			if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
-				j.log.Warn("tracker: cannot forget a copy on a dead device; will retry", "fid", it.FID, "devid", id, "err", err)
-				noteRetry(60)
-			}
+			removed = append(removed, id) // nothing to remove there: forgotten
 			continue
 		}
 		if !j.canDelete(sn, d) {
@@ -58,19 +50,18 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 			noteRetry(1800 * int64(1+it.FailCount))
 			continue
 		}
-		if err := st.RemoveCopy(ctx, it.FID, id); err != nil {
-			j.log.Warn("tracker: cannot forget a deleted copy; will retry", "fid", it.FID, "devid", id, "err", err)
-			noteRetry(60)
-		}
+		removed = append(removed, id)
 	}
+	failcount := it.FailCount
 	if retry > 0 {
-		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
-			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, retry, it.FailCount+1)
-		})
-		return
+		failcount++
 	}
-	j.settle(ctx, "delete", it.FID, func(ctx context.Context) error { return st.DoneQueue(ctx, store.DeleteQueue, it.FID) })
-	j.stats.Deleted.Add(1)
+	j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+		return st.FinishDelete(ctx, it.FID, removed, retry, failcount)
+	})
+	if retry == 0 {
+		j.stats.Deleted.Add(1)
+	}
 }
 
 // runTempfileReaper turns uploads never closed into deletions.

@@ -49,7 +49,7 @@ type jobStore interface {
 	AddCopyDone(ctx context.Context, fid int64, devid int, q store.Queue) error
 	RemoveCopy(ctx context.Context, fid int64, devid int) error
 	FixDevcount(ctx context.Context, fid int64) error
-	ForgetFID(ctx context.Context, fid int64) error
+	FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error
 	Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error)
 	SetChecksum(ctx context.Context, fid int64, hashType int, sum []byte) error
 	AddFsckLog(ctx context.Context, fid int64, evcode string, devid int) error
