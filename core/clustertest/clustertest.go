@@ -67,6 +67,8 @@ type Cluster struct {
 	Nodes       []*Node
 	Client      *client.Client
 	sidePort    int
+	sideMu      sync.Mutex
+	sideLns     map[string]net.Listener // bound at start, each taken by its node's first serve; guarded by sideMu
 }
 
 // TestLogger returns a logger that writes to t.Log at the given level.
@@ -115,7 +117,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 			opts.Layout = append(opts.Layout, devs)
 		}
 	}
-	c.sidePort = freeCommonPort(tb, len(opts.Layout))
+	c.sidePort, c.sideLns = commonPortListeners(tb, len(opts.Layout))
 	for i, devs := range opts.Layout {
 		n := c.startNode(fmt.Sprintf("127.0.0.%d", i+1), fmt.Sprintf("host%d", i+1), devs)
 		c.Nodes = append(c.Nodes, n)
@@ -203,30 +205,35 @@ func (c *Cluster) StartTrackerAt(addr string, tune func(*tracker.Config)) (*trac
 	return tr, ln.Addr().String()
 }
 
-// freeCommonPort finds a TCP port free on 127.0.0.1..127.0.0.n.
-func freeCommonPort(tb testing.TB, n int) int {
+// commonPortListeners binds one TCP port on each of 127.0.0.1..127.0.0.n
+// and returns it with its listeners, by address. They are kept bound:
+// a port found free and closed again could be taken by another test
+// process before the node bound it.
+func commonPortListeners(tb testing.TB, n int) (int, map[string]net.Listener) {
 	for try := 0; try < 50; try++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatal(err)
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := true
+		lns := map[string]net.Listener{"127.0.0.1": ln}
 		for i := 2; i <= n; i++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:%d", i, port))
+			ip := fmt.Sprintf("127.0.0.%d", i)
+			l2, err := net.Listen("tcp", fmt.Sprintf("%s:%d", ip, port))
 			if err != nil {
-				ok = false
 				break
 			}
-			l2.Close()
+			lns[ip] = l2
 		}
-		if ok {
-			return port
+		if len(lns) == n {
+			return port, lns
+		}
+		for _, l := range lns {
+			l.Close()
 		}
 	}
 	tb.Fatal("no common free port for the side channel")
-	return 0
+	return 0, nil
 }
 
 func (c *Cluster) startNode(ip, name string, devids []int) *Node {
@@ -289,9 +296,15 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 		inner.ServeHTTP(w, r)
 	})
 	go n.http.Serve(ln)
-	side, err := net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, c.sidePort))
-	if err != nil {
-		tb.Fatal(err)
+	c.sideMu.Lock()
+	side := c.sideLns[n.IP]
+	delete(c.sideLns, n.IP)
+	c.sideMu.Unlock()
+	if side == nil {
+		var err error
+		if side, err = net.Listen("tcp", fmt.Sprintf("%s:%d", n.IP, c.sidePort)); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	n.side = side
 	go srv.ServeSide(ctx, side)
