@@ -29,10 +29,13 @@ import (
 // --scale-store=mysql, a scratch database on MOGILEFS_TEST_MYSQL_DSN's
 // server, 10,000,000 by default) with N files straight through SQL (rows
 // as the tracker writes them, two copies each, keys under one prefix),
-// and measures the tracker at 10,000 files and again at N: get_paths and file_info latency (p50, p99, one client), 4 KiB
-// uploads per second (8 clients), list_keys paging through the prefix,
-// and the tracker's resident memory. The figures at N are also given as
-// a ratio to those at 10 k: cost is flat when they stay near 1.
+// and measures the tracker at 10,000 files and again at N: get_paths and
+// file_info latency (p50, p99, one client), 4 KiB uploads per second (8
+// clients), list_keys paging through the prefix, and the tracker's
+// resident memory. The figures at N are also given as a ratio to those
+// at 10 k: cost is flat when they stay near 1. At N it also lists a
+// 100,000-entry directory through a mount, times fsck's metadata pass,
+// and requeues a dead device.
 
 // scaleFidBase keeps the filled fids apart from those the tracker hands
 // out to uploads meanwhile.

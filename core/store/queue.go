@@ -134,21 +134,31 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
-	table, where := q.table()
-	return s.writeOne(ctx, "finish "+q.String(), fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+	return s.writeOne(ctx, "finish "+q.String(), q.doneSQL(), fid)
 }
 
 // RetryQueue reschedules a row delay seconds from now with the given
 // failure count (delay < 0: never, until an operator acts).
 func (s *Store) RetryQueue(ctx context.Context, q Queue, fid int64, delay int64, failcount int) error {
+	_, err := s.db.ExecContext(ctx, s.retrySQL(q, delay), min(failcount, 255), fid)
+	return wrap("retry "+q.String(), err)
+}
+
+// doneSQL removes the row of a fid (the one argument) from q.
+func (q Queue) doneSQL() string {
+	table, where := q.table()
+	return fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where)
+}
+
+// retrySQL sets the failure count and fid (its arguments) of a row of q
+// due again in delay seconds (delay < 0: never).
+func (s *Store) retrySQL(q Queue, delay int64) string {
 	next := fmt.Sprintf("%s + %d", s.now, delay)
 	if delay < 0 {
 		next = fmt.Sprint(NeverRetry)
 	}
-	failcount = min(failcount, 255)
 	table, where := q.table()
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE %s AND fid = ?`, table, next, where), failcount, fid)
-	return wrap("retry "+q.String(), err)
+	return fmt.Sprintf(`UPDATE %s SET nexttry = %s, failcount = ? WHERE %s AND fid = ?`, table, next, where)
 }
 
 // EnqueueReplication queues fid for replication in delay seconds (no-op
@@ -224,7 +234,6 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 // with failcount failures (some copies are left to remove). One
 // transaction instead of one per copy and one for the queue row.
 func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error {
-	table, where := DeleteQueue.table()
 	return s.writeTx(ctx, "finish delete", func(ctx context.Context, tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
 			if s.noMeta && strings.Contains(q, "file_meta") {
@@ -239,12 +248,12 @@ func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retr
 				return err
 			}
 		}
-		var err error
 		if retryIn > 0 {
-			_, err = s.txExec(ctx, tx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ?, failcount = ? WHERE %s AND fid = ?`, table, s.now, where), retryIn, min(failcount, 255), fid)
-		} else {
-			_, err = s.txExec(ctx, tx, fmt.Sprintf(`DELETE FROM %s WHERE %s AND fid=?`, table, where), fid)
+			// Not txExec: the delay is in the statement's text.
+			_, err := tx.ExecContext(ctx, s.retrySQL(DeleteQueue, retryIn), min(failcount, 255), fid)
+			return err
 		}
+		_, err := s.txExec(ctx, tx, DeleteQueue.doneSQL(), fid)
 		return err
 	})
 }

@@ -51,6 +51,15 @@ func TestWireReplicateAndDelete(t *testing.T) {
 	}
 	w.expect("delete domain=d&key=k", "OK ")
 	waitFor(t, "the copies removed", func() bool { return gone(paths[0]) && gone(paths[1]) })
+	// The delete job told the nodes the fid is deleted: a late write of
+	// it, even from a client that does not say when it sent it (the
+	// original's), is refused rather than put back with nothing to
+	// remove it.
+	for _, p := range paths {
+		if code := putStatus(t, p, []byte("late"), nil); code != http.StatusConflict || !gone(p) {
+			t.Errorf("PUT %s after its file was deleted: %d; want 409 and nothing stored", p, code)
+		}
+	}
 }
 
 // A file deleted while the replicator copies it: the copy that lands
@@ -147,15 +156,9 @@ func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 	}
 	waitFor(t, "the stray removed", func() bool { return gone(stray) })
 	// The same copy delivered late: sent before the removal.
-	req, _ := http.NewRequest(http.MethodPut, stray, strings.NewReader("a copy never recorded"))
-	req.Header.Set(core.SentHeader, strconv.FormatInt(sentEarly.UnixNano(), 10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusConflict || !gone(stray) {
-		t.Errorf("a delivery sent before the stray's removal: %s; want 409 and nothing stored", resp.Status)
+	sent := http.Header{core.SentHeader: {strconv.FormatInt(sentEarly.UnixNano(), 10)}}
+	if code := putStatus(t, stray, []byte("a copy never recorded"), sent); code != http.StatusConflict || !gone(stray) {
+		t.Errorf("a delivery sent before the stray's removal: %d; want 409 and nothing stored", code)
 	}
 	w.expect("updateclass domain=d&key=k&class=two", "OK ")
 	waitFor(t, "the second copy, on the stray's device", func() bool {

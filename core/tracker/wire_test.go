@@ -83,15 +83,25 @@ func (w *wire) code(line, code string) string {
 // put uploads body to a create_open path.
 func put(t *testing.T, url string, body []byte) {
 	t.Helper()
+	if code := putStatus(t, url, body, nil); code/100 != 2 {
+		t.Fatalf("PUT %s: %d", url, code)
+	}
+}
+
+// putStatus PUTs body to url with the headers hdr and returns the
+// status code.
+func putStatus(t *testing.T, url string, body []byte, hdr http.Header) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(body))
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT %s: %s", url, resp.Status)
-	}
+	return resp.StatusCode
 }
 
 // upload stores body under key with create_open, PUT and create_close
