@@ -40,6 +40,8 @@ const (
 	DefaultCacheSize      = 200000
 	DefaultSpoolLimit     = 10 << 30
 	DefaultPatchMinSize   = 4 << 20
+	DefaultSmallFileMax   = 1 << 20
+	DefaultMemSpoolLimit  = 64 << 20
 	DefaultRenameDirLimit = 1000
 	DefaultStallTimeout   = 60 * time.Second
 	// DefaultGCPercent is the garbage collector target mogmount runs
@@ -98,6 +100,16 @@ type Config struct {
 	// copies the rest. Smaller files, and every file on a cluster that
 	// cannot, are uploaded whole. Default 4 MiB; -1 never patches.
 	PatchMinSize int64
+	// SmallFileMax is the largest new file kept whole until close (in
+	// memory while MemSpoolLimit allows) and then written to all its
+	// copies at once, where the tracker takes copies written by the
+	// client (ours); a new file growing past it streams to one node as it
+	// is written, and the tracker makes its other copies. Default 1 MiB;
+	// -1 streams every file.
+	SmallFileMax int64
+	// MemSpoolLimit bounds the memory that holds small files' bytes until
+	// they are saved (default 64 MiB); past it they go to spool files.
+	MemSpoolLimit int64
 	// Logger receives the mount's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -142,9 +154,10 @@ type FS struct {
 	kernel kernel
 
 	spoolUsed atomic.Int64
-	noMeta    atomic.Bool // the tracker lacks plugin_meta_set
-	noEdit    atomic.Bool // the tracker or its nodes cannot edit_file
-	metaOK    atomic.Bool // the tracker has it (probed by hasMeta)
+	memUsed   atomic.Int64 // bytes of spools held in memory
+	noMeta    atomic.Bool  // the tracker lacks plugin_meta_set
+	noEdit    atomic.Bool  // the tracker or its nodes cannot edit_file
+	metaOK    atomic.Bool  // the tracker has it (probed by hasMeta)
 
 	Stats Stats
 }
@@ -185,6 +198,12 @@ func New(cfg Config) (*FS, error) {
 	}
 	if cfg.PatchMinSize == 0 {
 		cfg.PatchMinSize = DefaultPatchMinSize
+	}
+	if cfg.SmallFileMax == 0 {
+		cfg.SmallFileMax = DefaultSmallFileMax
+	}
+	if cfg.MemSpoolLimit <= 0 {
+		cfg.MemSpoolLimit = DefaultMemSpoolLimit
 	}
 	if cfg.SpoolLimit <= 0 {
 		cfg.SpoolLimit = DefaultSpoolLimit

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -796,9 +798,20 @@ func TestReadOnlyMount(t *testing.T) {
 // with its fid committed elsewhere nothing would ever delete those bytes.
 // The failed fid is abandoned (the tracker deletes its copy; a DELETE ends
 // a PUT still in progress on the node). The chaos test found such
-// orphaned copies.
+// orphaned copies. A tracker of ours takes a fid whose other
+// destinations failed when it is told which (it removes their bytes
+// before it commits, and the nodes refuse the writes sent before that).
 func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
+	for _, plain := range []bool{true, false} {
+		t.Run(map[bool]string{true: "original", false: "ours"}[plain], func(t *testing.T) {
+			testSpoolUploadMovesPastStalledNode(t, plain)
+		})
+	}
+}
+
+func testSpoolUploadMovesPastStalledNode(t *testing.T, plain bool) {
 	c := memcluster.New("d")
+	c.Plain = plain
 	c.PutFile("d", "f", []byte("0123456789"), nil)
 	f := newTestFS(t, c, func(cfg *Config) { cfg.StallTimeout = 200 * time.Millisecond })
 	var mu sync.Mutex
@@ -835,7 +848,13 @@ func TestSpoolUploadMovesPastStalledNode(t *testing.T) {
 		t.Fatal("no PUT went to the stalled node: the test proves nothing")
 	}
 	if file != nil && failed[fmt.Sprintf("%010d.fid", file.FID)] {
-		t.Errorf("fid %d was committed after its PUT to another destination failed", file.FID)
+		told := false
+		for _, p := range file.Failed {
+			told = told || path.Base(p) == fmt.Sprintf("%010d.fid", file.FID)
+		}
+		if !told {
+			t.Errorf("fid %d was committed after its PUT to another destination failed, and the tracker was not told", file.FID)
+		}
 	}
 	if n := c.Temps(); n != 0 {
 		t.Errorf("%d uploads neither committed nor abandoned", n)
@@ -1112,4 +1131,71 @@ func TestRefusedWriteOfNewFileLeavesNoEmptyFile(t *testing.T) {
 		t.Errorf("open for reading after the refused write, before release: %v; want ENOENT", err)
 	}
 	h.release()
+}
+
+// A small new file is kept in memory until close and then written to
+// all its copies at once where the tracker takes them so (ours): no
+// spool file, no stream, no replication to wait for. On the original's
+// tracker it goes to one node, which the tracker replicates. A file
+// growing past SmallFileMax streams as it is written, from the bytes
+// held so far on.
+func TestSmallFileWrittenToEveryCopy(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		c := memcluster.New("d")
+		c.Plain = plain
+		spoolDir := t.TempDir()
+		f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolDir = spoolDir; cfg.SmallFileMax = 8192 })
+		ctx := context.Background()
+		var opens atomic.Int64
+		c.On("create_open", func(context.Context, int, string, string) error { opens.Add(1); return nil })
+
+		small := bytes.Repeat([]byte("s"), 5000)
+		_, h, err := f.create(ctx, "d", "small", 0o644, owner{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.write(ctx, small[:3000], 0)
+		h.write(ctx, small[3000:], 3000)
+		if n := opens.Load(); n != 0 {
+			t.Errorf("plain=%v: %d create_open before close; want none (the file is held)", plain, n)
+		}
+		if ents, _ := os.ReadDir(spoolDir); len(ents) != 0 || f.memUsed.Load() < 5000 {
+			t.Errorf("plain=%v: a small file took %d spool files and %d bytes of memory", plain, len(ents), f.memUsed.Load())
+		}
+		if err := h.commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.release()
+		if f.memUsed.Load() != 0 {
+			t.Errorf("plain=%v: %d bytes of memory held after release", plain, f.memUsed.Load())
+		}
+		file, _ := c.Get("d", "small")
+		want := 2
+		if plain {
+			want = 1
+		}
+		if got, _ := content(t, c, "d", "small"); !bytes.Equal(got, small) || file.Written != want {
+			t.Errorf("plain=%v: stored %d bytes, %d copies written by the mount; want %d, %d", plain, len(got), file.Written, len(small), want)
+		}
+
+		// Past SmallFileMax: streamed, held bytes first.
+		big := make([]byte, 20000)
+		for i := range big {
+			big[i] = byte(i)
+		}
+		_, h, _ = f.create(ctx, "d", "big", 0o644, owner{})
+		for off := 0; off < len(big); off += 4096 {
+			h.write(ctx, big[off:min(off+4096, len(big))], int64(off))
+		}
+		if h.st == nil {
+			t.Errorf("plain=%v: a file past SmallFileMax is not streamed", plain)
+		}
+		if err := h.commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.release()
+		if got, _ := content(t, c, "d", "big"); !bytes.Equal(got, big) {
+			t.Errorf("plain=%v: streamed file: stored %d bytes, wrong", plain, len(got))
+		}
+	}
 }

@@ -87,17 +87,21 @@ type writeHandle struct {
 	dirty    bool       // changes not yet committed
 	fresh    bool       // content starts empty (create or O_TRUNC)
 	st       *stream
-	spool    *os.File
-	complete bool  // the spool holds the whole current content
-	reserved int64 // spool bytes counted against SpoolLimit
-	size     int64
-	mtime    time.Time         // set by utimes while open; zero = time of commit
-	mode     os.FileMode       // set by chmod while open
-	own      owner             // set by chown while open, or at create
-	xattrs   map[string]string // the file's user.* attributes, kept by the next version
-	reader   *readHandle       // reads of unchanged content
-	failed   error             // changes lost: returned by every later call
-	released bool
+	spool    spoolFile
+	complete bool // the spool holds the whole current content
+	// buffering: a new file written in order so far, its bytes in the
+	// spool (none yet: no spool), no stream started: saved whole at
+	// commit while it stays within SmallFileMax, streamed past it.
+	buffering bool
+	reserved  int64 // spool bytes counted against SpoolLimit
+	size      int64
+	mtime     time.Time         // set by utimes while open; zero = time of commit
+	mode      os.FileMode       // set by chmod while open
+	own       owner             // set by chown while open, or at create
+	xattrs    map[string]string // the file's user.* attributes, kept by the next version
+	reader    *readHandle       // reads of unchanged content
+	failed    error             // changes lost: returned by every later call
+	released  bool
 	// patching: the spool holds only the ranges written (exts), over the
 	// committed version, which commit patches in place (edit_file)
 	// rather than uploading the whole file again.
@@ -128,7 +132,7 @@ func addExtent(exts []extent, off, end int64) []extent {
 // must be known: a tracker error fails the open rather than shrinking
 // the file on commit.
 func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle, error) {
-	h := &writeHandle{n: n, fresh: fresh, dirty: fresh, complete: fresh}
+	h := &writeHandle{n: n, fresh: fresh, dirty: fresh, complete: fresh, buffering: fresh}
 	n.mu.Lock()
 	h.mode, h.own = n.mode, n.own
 	n.mu.Unlock()
@@ -156,7 +160,7 @@ func newWriteHandle(ctx context.Context, n *fileNode, fresh bool) (*writeHandle,
 			return nil, syscall.ENOENT
 		} else {
 			// Created and not yet committed by another handle: empty.
-			h.fresh, h.complete = true, true
+			h.fresh, h.complete, h.buffering = true, true, true
 		}
 	}
 	n.addWriter(h)
@@ -265,18 +269,30 @@ func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
 	if h.st != nil && !h.st.closed && off == h.st.written {
 		return h.streamWrite(ctx, data)
 	}
-	if h.st == nil && h.spool == nil && h.fresh && off == 0 {
+	if h.buffering && off == h.size {
+		end := off + int64(len(data))
+		if end <= h.n.fs.cfg.SmallFileMax {
+			return h.hold(data)
+		}
+		h.buffering = false
 		err := h.startStream(ctx)
 		if err == nil {
-			return h.streamWrite(ctx, data)
-		}
-		if permanent(err) {
+			if err := h.streamHeld(ctx); err != nil {
+				return err
+			}
+			if h.st != nil {
+				return h.streamWrite(ctx, data)
+			}
+			// The stream failed; the spool, complete, carries on.
+		} else if permanent(err) {
 			return err // the name is refused: nothing written can be saved
+		} else {
+			// The tracker could not open an upload now: the bytes go to the
+			// spool, saved (with a new try) at close.
+			h.n.fs.log.Warn("fusefs: opening an upload failed; the file will be saved from its spool", "key", h.n.name(), "err", err)
 		}
-		// The tracker could not open an upload now: the bytes go to the
-		// spool, saved (with a new try) at close.
-		h.n.fs.log.Warn("fusefs: opening an upload failed; the file will be saved from its spool", "key", h.n.name(), "err", err)
 	}
+	h.buffering = false
 	if (h.patching || h.startPatch()) && off <= h.size {
 		// A ranged PUT can carry it: written bytes only, where they go.
 		end := off + int64(len(data))
@@ -305,6 +321,43 @@ func (h *writeHandle) place(ctx context.Context, data []byte, off int64) error {
 		return err
 	}
 	h.size = max(h.size, off+int64(len(data)))
+	return nil
+}
+
+// hold appends data to a small new file's bytes, kept until commit.
+func (h *writeHandle) hold(data []byte) error {
+	if h.spool == nil {
+		sp, err := h.n.fs.newSpool()
+		if err != nil {
+			return err
+		}
+		h.spool = sp
+	}
+	end := h.size + int64(len(data))
+	if err := h.reserve(end); err != nil {
+		return err
+	}
+	if _, err := h.spool.WriteAt(data, h.size); err != nil {
+		return err
+	}
+	h.size = end
+	return nil
+}
+
+// streamHeld sends the bytes held so far into a stream just started.
+// A failing stream is dropped (streamWrite); the spool holds them all.
+func (h *writeHandle) streamHeld(ctx context.Context) error {
+	buf := make([]byte, min(h.size, 128<<10))
+	for off := int64(0); off < h.size && h.st != nil; {
+		n, err := h.spool.ReadAt(buf[:min(int64(len(buf)), h.size-off)], off)
+		if n == 0 && err != nil {
+			return err
+		}
+		if err := h.streamWrite(ctx, buf[:n]); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
 	return nil
 }
 
@@ -589,7 +642,7 @@ func (h *writeHandle) truncate(ctx context.Context, size int64) error {
 		}
 		// Empty content is complete: a stream that starts here keeps
 		// its replay copy.
-		h.fresh, h.complete, h.size = true, true, 0
+		h.fresh, h.complete, h.buffering, h.size = true, true, true, 0
 		return nil
 	}
 	if h.st != nil && !h.st.closed && size >= h.st.written {
@@ -802,6 +855,7 @@ func (h *writeHandle) release() {
 func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size int64, meta map[string]string) (int64, error) {
 	tried := map[int]bool{}
 	var lastErr error
+	closeRetried := false
 	for {
 		open, err := f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
 		if err != nil {
@@ -810,15 +864,13 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 			}
 			return 0, err
 		}
-		var dest client.Dest
-		found := false
+		var dests []client.Dest
 		for _, d := range f.orderDests(open.Dests) {
 			if !tried[d.Devid] {
-				dest, found = d, true
-				break
+				dests = append(dests, d)
 			}
 		}
-		if !found {
+		if len(dests) == 0 {
 			if len(open.Dests) > 0 {
 				f.abandon(dom, open.FID, open.Dests[0])
 			}
@@ -827,27 +879,66 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 			}
 			return 0, lastErr
 		}
-		tried[dest.Devid] = true
+		// A small file goes to all its copies at once where the tracker
+		// takes them so; else to one, and the tracker replicates it.
+		copies := 1
+		if open.Copies > 1 && size <= f.cfg.SmallFileMax {
+			copies = min(open.Copies, len(dests))
+		}
+		dests = dests[:copies]
+		var saved, failed []client.Dest
+		for i, err := range f.putAll(ctx, dests, spool, size) {
+			tried[dests[i].Devid] = true
+			if err == nil {
+				saved = append(saved, dests[i])
+				continue
+			}
+			failed = append(failed, dests[i])
+			lastErr = err
+			if ctx.Err() == nil {
+				f.noteFailedDest(dests[i].Devid)
+			}
+		}
+		if len(saved) > 0 {
+			err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: saved[0], Copies: saved[1:], Failed: failed, Size: size, Extra: metaArgs(meta)})
+			if err == nil {
+				return open.FID, nil
+			}
+			f.abandon(dom, open.FID, saved[0])
+			if permanent(err) || ctx.Err() != nil || closeRetried {
+				return 0, err
+			}
+			// The tracker may have committed it before its answer was lost:
+			// a new version of the same bytes is then saved over it.
+			f.log.Warn("fusefs: committing an upload failed; saving it again", "domain", dom, "key", key, "err", err)
+			closeRetried, tried, lastErr = true, map[int]bool{}, err
+			continue
+		}
+		f.abandon(dom, open.FID, dests[0])
+		if ctx.Err() != nil {
+			return 0, lastErr
+		}
+	}
+}
+
+// putAll PUTs size bytes of spool (nil: none) to each of dests at once
+// and returns each one's result.
+func (f *FS) putAll(ctx context.Context, dests []client.Dest, spool io.ReaderAt, size int64) []error {
+	errs := make([]error, len(dests))
+	put := func(i int) {
 		var body io.Reader = eofReader{}
 		if spool != nil {
 			body = io.NewSectionReader(spool, 0, size)
 		}
-		err = f.putWatched(ctx, dest.Path, body, size)
-		if err == nil {
-			err = f.cl.CreateClose(ctx, client.CloseArgs{Domain: dom, Key: key, FID: open.FID, Dest: dest, Size: size, Extra: metaArgs(meta)})
-			if err == nil {
-				return open.FID, nil
-			}
-			f.abandon(dom, open.FID, dest)
-			return 0, err
-		}
-		f.abandon(dom, open.FID, dest)
-		if ctx.Err() != nil {
-			return 0, err
-		}
-		f.noteFailedDest(dest.Devid)
-		lastErr = err
+		errs[i] = f.putWatched(ctx, dests[i].Path, body, size)
 	}
+	var wg sync.WaitGroup
+	for i := 1; i < len(dests); i++ {
+		wg.Go(func() { put(i) })
+	}
+	put(0)
+	wg.Wait()
+	return errs
 }
 
 // putWatched is a PUT that fails when the node takes no bytes (or sends
@@ -888,16 +979,6 @@ func (p *progressReader) Read(b []byte) (int, error) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-// newSpool returns a new, already unlinked, spool file.
-func (f *FS) newSpool() (*os.File, error) {
-	sp, err := os.CreateTemp(f.cfg.SpoolDir, "spool-*")
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(sp.Name()) // nothing is left behind by a crash
-	return sp, nil
-}
 
 // noteFailedDest remembers a device an upload just failed on: uploads
 // try it last for a while.

@@ -26,12 +26,16 @@ type Dest struct {
 type OpenResult struct {
 	FID   int64
 	Dests []Dest
+	// Copies is how many copies the file's class keeps when the tracker
+	// takes them written by the client (ours: CloseArgs.Copies); 0 when
+	// it does not (the original), which then makes them itself.
+	Copies int
 }
 
 // CreateOpen reserves a fid for key in domain (class "" = default). size
 // is the expected length, or -1 when unknown.
 func (t *Tracker) CreateOpen(ctx context.Context, domain, key, class string, size int64) (OpenResult, error) {
-	a := protocol.Args{"domain": domain, "key": key, "class": class, "multi_dest": "1", "fid": "0"}
+	a := protocol.Args{"domain": domain, "key": key, "class": class, "multi_dest": "1", "fid": "0", "write_copies": "1"}
 	if size >= 0 {
 		a["size"] = strconv.FormatInt(size, 10)
 	}
@@ -41,6 +45,7 @@ func (t *Tracker) CreateOpen(ctx context.Context, domain, key, class string, siz
 	}
 	var res OpenResult
 	res.FID, _ = strconv.ParseInt(r["fid"], 10, 64)
+	res.Copies, _ = strconv.Atoi(r["copies"])
 	if n, err := strconv.Atoi(r["dev_count"]); err == nil {
 		for i := 1; i <= n; i++ {
 			d, _ := strconv.Atoi(r["devid_"+strconv.Itoa(i)])
@@ -92,6 +97,10 @@ type CloseArgs struct {
 	// to check it on the storage node.
 	Checksum string
 	Verify   bool
+	// Copies are more destinations of the same open that hold the
+	// whole file too (only when OpenResult.Copies said so); Failed are
+	// those a write to failed, which may hold some of it.
+	Copies, Failed []Dest
 	// Extra pairs sent along (e.g. plugin.meta.* metadata).
 	Extra protocol.Args
 }
@@ -106,11 +115,26 @@ func (t *Tracker) CreateClose(ctx context.Context, c CloseArgs) error {
 			a["checksumverify"] = "1"
 		}
 	}
+	if len(c.Copies) > 0 {
+		a["copy_devids"] = devids(c.Copies)
+	}
+	if len(c.Failed) > 0 {
+		a["failed_devids"] = devids(c.Failed)
+	}
 	for k, v := range c.Extra {
 		a[k] = v
 	}
 	_, err := t.Do(ctx, "create_close", a)
 	return err
+}
+
+// devids lists the destinations' device ids, comma-separated.
+func devids(ds []Dest) string {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = strconv.Itoa(d.Devid)
+	}
+	return strings.Join(ids, ",")
 }
 
 // GetPaths returns the URLs a key can be read from, best first.

@@ -196,6 +196,9 @@ type Commit struct {
 	Length   int64
 	ClassID  int
 	Devid    int
+	// Copies are more devices holding the same bytes, written by the
+	// client beside Devid's (and checked by the caller).
+	Copies []int
 	// HashType and Checksum are stored when HashType != HashNone.
 	HashType int
 	Checksum []byte
@@ -204,8 +207,8 @@ type Commit struct {
 	// ClaimTempfile deletes the fid's tempfile row in the same
 	// transaction; ErrNotFound when it is already gone (closed twice).
 	ClaimTempfile bool
-	// Satisfied says the copy on Devid already meets the file's class:
-	// replication is not queued.
+	// Satisfied says the copies on Devid and Copies already meet the
+	// file's class: replication is not queued.
 	Satisfied bool
 }
 
@@ -260,11 +263,13 @@ func (s *Store) commitIn(ctx context.Context, tx *sql.Tx, c Commit) (replaced in
 			}
 			replaced = old
 		}
-		if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, c.FID, c.Devid); err != nil {
-			return err
+		for _, d := range append([]int{c.Devid}, c.Copies...) {
+			if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, c.FID, d); err != nil {
+				return err
+			}
 		}
-		if _, err := s.txExec(ctx, tx, `REPLACE INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?,?,?,?,?,1)`,
-			c.FID, c.DomainID, c.Key, c.Length, c.ClassID); err != nil {
+		if _, err := s.txExec(ctx, tx, `REPLACE INTO file (fid, dmid, dkey, length, classid, devcount) VALUES (?,?,?,?,?,?)`,
+			c.FID, c.DomainID, c.Key, c.Length, c.ClassID, 1+len(c.Copies)); err != nil {
 			return err
 		}
 		if c.HashType != core.HashNone && len(c.Checksum) > 0 {

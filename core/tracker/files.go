@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +80,13 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 	if multi {
 		want = 3
 	}
+	// write_copies (ours): the client may write the class's copies itself
+	// and name them in create_close (copy_devids); it hears how many with
+	// copies=. Only with multi_dest, which gives it the destinations.
+	copies := multi && c.args.Bool("write_copies")
+	if copies {
+		want = max(want, cls.MinDevCount)
+	}
 	chosen := pickSpread(orderForNewFile(writable), want)
 	if len(chosen) == 0 {
 		return nil, errf("no_devices")
@@ -101,6 +110,9 @@ func (s *Server) cmdCreateOpen(ctx context.Context, c *call) (protocol.Args, err
 	}
 	out := protocol.Args{"fid": i64toa(fid)}
 	zoneAlt := c.args.Get("zone") == "alt"
+	if copies {
+		out["copies"] = itoa(max(cls.MinDevCount, 1))
+	}
 	if multi {
 		out["dev_count"] = itoa(len(chosen))
 		for i, d := range chosen {
@@ -216,6 +228,32 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			head <- sizeCheck{l, m, err}
 		}()
 	}
+	// copy_devids (ours, after create_open's write_copies): devices the
+	// client wrote the same bytes to, each checked like the first;
+	// failed_devids: devices a write to failed, which may hold bytes.
+	copyIDs, err1 := devidList(a.Get("copy_devids"))
+	failedIDs, err2 := devidList(a.Get("failed_devids"))
+	if err1 != nil || err2 != nil || len(copyIDs)+len(failedIDs) > 16 {
+		return nil, errf("bogus_args")
+	}
+	seen := map[int]bool{devid: true}
+	for _, d := range append(append([]int(nil), copyIDs...), failedIDs...) {
+		if _, ok := sn.devices[d]; !ok || seen[d] {
+			return nil, errf("bogus_args")
+		}
+		seen[d] = true
+	}
+	copyHeads := make([]chan sizeCheck, len(copyIDs))
+	if a.Get("key") != "" {
+		for i, d := range copyIDs {
+			copyHeads[i] = make(chan sizeCheck, 1)
+			url := fidURL(sn.hosts[sn.devices[d].HostID], d, fid, nil, false, false)
+			go func() {
+				l, m, err := s.nodes.headSize(ctx, url)
+				copyHeads[i] <- sizeCheck{l, m, err}
+			}()
+		}
+	}
 	// Read the upload now; it is claimed (its row deleted) in the same
 	// transaction that commits it, so one database commit fewer.
 	tf, err := s.store().TempfileByFID(ctx, fid)
@@ -225,16 +263,28 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	if err != nil {
 		return nil, err
 	}
+	// An upload abandoned may have bytes on any of its destinations.
+	written := []int{devid}
+	for d := range seen {
+		if d != devid {
+			written = append(written, d)
+		}
+	}
+	for _, d := range tf.Devids {
+		if !seen[d] {
+			written = append(written, d)
+		}
+	}
 	abandon := func() {
-		err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, []int{devid}, true)
+		err := s.store().AbandonUpload(context.WithoutCancel(ctx), fid, written, true)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("tracker: cannot queue abandoned upload for deletion", "fid", fid, "err", err)
 		}
 		kick(s.jobs.delKick)
 	}
-	okDev := false
-	for _, d := range tf.Devids {
-		okDev = okDev || d == devid
+	okDev := true
+	for d := range seen {
+		okDev = okDev && slices.Contains(tf.Devids, d)
 	}
 	if !okDev {
 		abandon()
@@ -291,11 +341,31 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			return nil, protocol.Errf("checksum_mismatch", "Expected: Checksum[f=%d;%s=%x]; actual: %s:%x; path: %s", fid, core.HashName(hashType), sum, core.HashName(hashType), got, path)
 		}
 	}
+	// The client's other copies count when they hold the same bytes; the
+	// others are removed now, before replication may write there (a later
+	// write of the client's is refused by the node: it was sent before),
+	// or, when their node does not answer, noted as strays.
+	var copies, strays []int
+	bad := failedIDs
+	for i, d := range copyIDs {
+		if sc := <-copyHeads[i]; sc.err != nil || sc.missing || sc.length != length {
+			bad = append(bad, d)
+			continue
+		}
+		copies = append(copies, d)
+	}
+	for _, d := range bad {
+		url := fidURL(sn.hosts[sn.devices[d].HostID], d, fid, nil, false, false)
+		if _, err := s.jobs.deleteCopy(ctx, url, false); err != nil {
+			strays = append(strays, d)
+		}
+	}
 	cls := sn.classOf(dom.ID, tf.ClassID)
-	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Meta: meta, ClaimTempfile: true}
-	// One copy that already satisfies the class (mindevcount 1) needs no
-	// replication: queueing it would only cost the queue a row and a pass.
-	commit.Satisfied = replicationPlan(sn, cls, []int{devid}, nil, s.mon.canWrite).verdict == allGood
+	commit := store.Commit{FID: fid, DomainID: dom.ID, Key: key, Length: length, ClassID: tf.ClassID, Devid: devid, Copies: copies, Meta: meta, ClaimTempfile: true}
+	// Copies that already satisfy the class (mindevcount 1, or the client
+	// wrote them all) need no replication: queueing it would only cost the
+	// queue a row and a pass.
+	commit.Satisfied = replicationPlan(sn, cls, append([]int{devid}, copies...), nil, s.mon.canWrite).verdict == allGood
 	if hashType != core.HashNone && cls.HashType == hashType {
 		commit.HashType, commit.Checksum = hashType, sum
 	}
@@ -309,11 +379,32 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		abandon()
 		return nil, err
 	}
-	s.mon.notePlaced(devid, length)
+	for _, d := range append([]int{devid}, copies...) {
+		s.mon.notePlaced(d, length)
+	}
+	for _, d := range strays {
+		s.jobs.noteStray(fid, d, errors.New("the client's copy failed or does not match"))
+	}
 	if !commit.Satisfied {
 		kick(s.jobs.replKick)
 	}
 	return nil, nil
+}
+
+// devidList parses a comma-separated list of device ids ("" is none).
+func devidList(v string) ([]int, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		d, err := strconv.Atoi(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("bad device id %q", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func joinInts(ids []int) string {

@@ -1,13 +1,17 @@
 package tracker_test
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
 func TestWireFileLifecycle(t *testing.T) {
@@ -169,4 +173,93 @@ func TestWireCreatedTime(t *testing.T) {
 	put(t, o["path"], []byte("y"))
 	w.expect("create_close domain=d&key=mount&fid="+o["fid"]+"&devid="+o["devid"]+"&path="+o["path"]+"&size=1&plugin.meta.keys=1&plugin.meta.key0=mtime&plugin.meta.value0=5", "OK ")
 	w.expect("file_info domain=d&key=mount&created=1", "OK class=one&devcount=1&domain=d&fid=2&key=mount&length=1&plugin.meta.key0=mtime&plugin.meta.keys=1&plugin.meta.value0=5")
+}
+
+// A client that writes every copy itself (create_open write_copies,
+// create_close copy_devids) gets them recorded at once, each checked on
+// its node; a copy missing, short or failed is not recorded, is removed,
+// and replication makes the class's copies as usual.
+func TestWireClientWrittenCopies(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	ctx := context.Background()
+	replQueue := func() int64 {
+		n, err := c.Store.QueueLength(ctx, store.ReplicateQueue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Without write_copies (the original's clients): no copies= and the
+	// tracker replicates.
+	if o := w.ok("create_open domain=d&key=plain&class=two&multi_dest=1"); o["copies"] != "" {
+		t.Errorf("create_open without write_copies = %v", o)
+	}
+	open := func(key string) (fid string, devids, paths [2]string) {
+		t.Helper()
+		o := w.ok("create_open domain=d&key=" + key + "&class=two&multi_dest=1&write_copies=1")
+		if o["copies"] != "2" || o["dev_count"] != "2" {
+			t.Fatalf("create_open with write_copies = %v", o)
+		}
+		return o["fid"], [2]string{o["devid_1"], o["devid_2"]}, [2]string{o["path_1"], o["path_2"]}
+	}
+	closeLine := func(key, fid string, devids, paths [2]string, extra string) string {
+		return fmt.Sprintf("create_close domain=d&key=%s&fid=%s&devid=%s&path=%s&size=5%s", key, fid, devids[0], paths[0], extra)
+	}
+	devids := func(key string) string {
+		return w.ok("file_info domain=d&key=" + key + "&devices=1")["devids"]
+	}
+	body := func(url string) string {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return resp.Status
+		}
+		return string(b)
+	}
+
+	// Both copies written: both recorded, nothing queued.
+	fid, ds, ps := open("both")
+	put(t, ps[0], []byte("hello"))
+	put(t, ps[1], []byte("hello"))
+	w.expect(closeLine("both", fid, ds, ps, "&copy_devids="+ds[1]), "OK ")
+	if got := devids("both"); got != ds[0]+","+ds[1] && got != ds[1]+","+ds[0] {
+		t.Errorf("devids of both = %q; want %s and %s", got, ds[0], ds[1])
+	}
+	if n := replQueue(); n != 0 {
+		t.Errorf("replication queue after a close with both copies: %d rows; want 0", n)
+	}
+
+	// Refused: a device that is not one of the upload's, or named twice.
+	fid, ds, ps = open("bad")
+	put(t, ps[0], []byte("hello"))
+	w.code(closeLine("bad", fid, ds, ps, "&copy_devids=99"), "bogus_args")
+	w.code(closeLine("bad", fid, ds, ps, "&copy_devids="+ds[0]), "bogus_args")
+	w.code(closeLine("bad", fid, ds, ps, "&copy_devids=x"), "bogus_args")
+
+	// The second copy short, then missing, then failed: the first is
+	// recorded, the second removed, and replication writes it right.
+	for _, tc := range []struct{ key, second, extra string }{
+		{"short", "hell", "&copy_devids="},
+		{"missing", "", "&copy_devids="},
+		{"failed", "hell", "&failed_devids="},
+	} {
+		fid, ds, ps := open(tc.key)
+		put(t, ps[0], []byte("hello"))
+		if tc.second != "" {
+			put(t, ps[1], []byte(tc.second))
+		}
+		w.expect(closeLine(tc.key, fid, ds, ps, tc.extra+ds[1]), "OK ")
+		waitFor(t, tc.key+"'s second copy replicated", func() bool {
+			d := devids(tc.key)
+			return (d == ds[0]+","+ds[1] || d == ds[1]+","+ds[0]) && body(ps[1]) == "hello"
+		})
+	}
+	waitFor(t, "the queues empty", func() bool {
+		n, err := c.Store.QueueLength(ctx, store.StrayQueue)
+		return err == nil && n == 0 && replQueue() == 0
+	})
 }

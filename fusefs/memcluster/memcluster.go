@@ -39,6 +39,14 @@ type File struct {
 	Data  []byte
 	Meta  map[string]string
 	Mtime time.Time // when it was committed
+	// Written is how many copies the client wrote itself and the tracker
+	// recorded at create_close (1 from a client that wrote one, or on
+	// Plain, whose tracker makes the others).
+	Written int
+	// Failed are the destinations the client said its writes to failed
+	// (create_close's failed_devids): a tracker of ours removes their
+	// bytes before it commits.
+	Failed []string
 }
 
 type temp struct {
@@ -456,7 +464,11 @@ func (c *Cluster) CreateOpen(ctx context.Context, dom, key, class string, size i
 		return client.OpenResult{}, errCode("no_devices", "No devices found to store file")
 	}
 	c.temps[fid] = temp{dom: dom, key: key, dests: dests}
-	return client.OpenResult{FID: fid, Dests: dests}, nil
+	res := client.OpenResult{FID: fid, Dests: dests}
+	if !c.Plain {
+		res.Copies = 2
+	}
+	return res, nil
 }
 
 // Put receives a body.
@@ -524,7 +536,15 @@ func (c *Cluster) CreateClose(ctx context.Context, a client.CloseArgs) error {
 		}
 		return errCode("size_mismatch", fmt.Sprintf("Expected: %d; actual: %d", a.Size, len(b)))
 	}
-	f := &File{FID: a.FID, Data: b, Mtime: time.Now()}
+	f := &File{FID: a.FID, Data: b, Mtime: time.Now(), Written: 1}
+	for _, d := range a.Failed {
+		f.Failed = append(f.Failed, d.Path)
+	}
+	for _, d := range a.Copies {
+		if cb, ok := c.blobs[d.Path]; ok && bytes.Equal(cb, b) && !c.Plain {
+			f.Written++
+		}
+	}
 	if !c.Plain {
 		f.Meta, _ = protocol.DecodeMeta(a.Extra)
 		if f.Meta["mtime"] == "" { // recorded by the tracker, as ours does
