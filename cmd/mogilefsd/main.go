@@ -50,6 +50,7 @@ func run() error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	adminListen := fs.StringSlice("admin_listen", nil, "address(es) for administration, ip[:port]; when set, admin and ! commands are accepted only there")
 	adminNets := fs.String("admin_networks", "", "only clients in these networks (comma-separated, e.g. 10.0.0.0/8,127.0.0.1) may send admin and ! commands; empty: everyone")
+	fsync := fs.Bool("fsync", true, "SQLite: fsync each commit before answering; --fsync=false commits without (synchronous=NORMAL): a tracker crash loses nothing, a machine crash can lose the last seconds' changes. Refused with MySQL (set innodb_flush_log_at_trx_commit=2 on the server)")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
 	maxConns := fs.Int("max_conns", 0, "most client connections held at once on each listener (0: what the file descriptor limit allows)")
 	idleTimeout := fs.Duration("idle_timeout", tracker.DefaultIdleTimeout, "close a client connection that sends no request for this long")
@@ -89,7 +90,7 @@ func run() error {
 		return fmt.Errorf("reaper_jobs and monitor_jobs must be 1: the reaper and the monitor are one task each in this tracker")
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: *dsn, User: *dbuser, Pass: *dbpass, NoSchemaCheck: *noSchema, Logger: log})
+	st, err := store.Open(ctx, store.Config{DSN: *dsn, User: *dbuser, Pass: *dbpass, NoSchemaCheck: *noSchema, NoSync: !*fsync, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,7 @@ func run() error {
 	bodyTimeout := fs.Duration("body_timeout", 5*time.Minute, "fail an upload whose client sends nothing for this long")
 	tempMaxAge := fs.Duration("temp_max_age", time.Hour, "remove the temporary file of an interrupted upload once it has not been written for this long (must exceed body_timeout)")
 	sweepInterval := fs.Duration("sweep_interval", time.Hour, "look for such temporary files this often, and at start")
+	fsync := fs.Bool("fsync", true, "fsync every written file and its directory before acknowledging it; --fsync=false acknowledges once the bytes are in place but not on disk (MooseFS's default): a machine crash can lose the last seconds' files")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7502): /metrics, /debug/pprof/")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -81,7 +82,7 @@ func run() error {
 	}
 	srv, err := storage.New(storage.Config{DocRoot: *docroot, WriteNetworks: writers, Logger: log,
 		MaxWriters: max(1, *maxconns*3/4), BodyTimeout: *bodyTimeout,
-		TempMaxAge: *tempMaxAge, SweepInterval: *sweepInterval})
+		TempMaxAge: *tempMaxAge, SweepInterval: *sweepInterval, NoSync: !*fsync})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ func (s *Server) Registry() *prometheus.Registry {
 		{"mogstored_gets_total", "GET requests.", s.stats.Gets.Load},
 		{"mogstored_heads_total", "HEAD requests.", s.stats.Heads.Load},
 		{"mogstored_puts_total", "PUT requests.", s.stats.Puts.Load},
+		{"mogstored_fsyncs_total", "fsyncs of files and directories written (none with --fsync=false).", s.stats.Syncs.Load},
 		{"mogstored_deletes_total", "DELETE requests.", s.stats.Deletes.Load},
 		{"mogstored_bytes_in_total", "Bytes received in PUT bodies.", s.stats.BytesIn.Load},
 		{"mogstored_bytes_out_total", "Bytes sent in GET bodies.", s.stats.BytesOut.Load},

@@ -81,9 +81,9 @@ func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == methodMove {
-		err = moveDurably(ref, root, rel, dst)
+		err = s.moveDurably(ref, root, rel, dst)
 	} else {
-		err = copyDurably(r, ref, root, rel, dst, dir, name)
+		err = s.copyDurably(r, ref, root, rel, dst, dir, name)
 	}
 	if err != nil {
 		s.fail(w, r, strings.ToLower(r.Method), err)
@@ -126,34 +126,34 @@ func (s *Server) destination(w http.ResponseWriter, r *http.Request) (string, bo
 }
 
 // moveDurably renames rel to dst under root and syncs both directories.
-func moveDurably(ref *fileRef, root *os.Root, rel, dst string) error {
+func (s *Server) moveDurably(ref *fileRef, root *os.Root, rel, dst string) error {
 	if err := ref.putInPlace(func() error { return root.Rename(rel, dst) }); err != nil {
 		return mapNoSpace(err)
 	}
-	if err := syncDir(root, path.Dir(dst)); err != nil {
+	if err := s.syncDir(root, path.Dir(dst)); err != nil {
 		return err
 	}
 	if path.Dir(rel) == path.Dir(dst) {
 		return nil
 	}
-	return syncDir(root, path.Dir(rel))
+	return s.syncDir(root, path.Dir(rel))
 }
 
 // copyDurably puts a copy of rel under root at dst (name in dir): a
 // hard link renamed into place, or a copy of the bytes where the file
 // system has no links.
-func copyDurably(r *http.Request, ref *fileRef, root *os.Root, rel, dst string, dir *os.Root, name string) error {
+func (s *Server) copyDurably(r *http.Request, ref *fileRef, root *os.Root, rel, dst string, dir *os.Root, name string) error {
 	tmp := tempName(dst)
 	if err := root.Link(rel, tmp); err == nil {
 		if err := ref.putInPlace(func() error { return root.Rename(tmp, dst) }); err != nil {
 			root.Remove(tmp)
 			return mapNoSpace(err)
 		}
-		return syncDir(dir, ".")
+		return s.syncDir(dir, ".")
 	} else if errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
+	return s.replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		src, err := root.Open(rel)
 		if err != nil {
 			return err

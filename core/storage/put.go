@@ -77,7 +77,7 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		sum = md5.New()
 	}
 	var n int64
-	err = replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
+	err = s.replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		var dst io.Writer = f
 		if sum != nil {
 			dst = io.MultiWriter(f, sum)
@@ -209,7 +209,7 @@ var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 // that gave up on a stalled node) got no answer and will not count on
 // the file: nothing is put in place for it. Nor is anything put in place
 // once the file has been deleted since ref was taken.
-func replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string, fill func(f *os.File) error) error {
+func (s *Server) replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string, fill func(f *os.File) error) error {
 	tmp := tempName(name)
 	f, err := dir.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
@@ -225,7 +225,7 @@ func replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string
 	if err := fill(f); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	if err := s.syncFile(f); err != nil {
 		return mapNoSpace(err)
 	}
 	if err := f.Close(); err != nil {
@@ -240,7 +240,27 @@ func replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string
 		return err
 	}
 	ok = true
-	return syncDir(dir, ".")
+	return s.syncDir(dir, ".")
+}
+
+// syncFile makes f's bytes durable, unless the node acknowledges writes
+// before that (Config.NoSync).
+func (s *Server) syncFile(f *os.File) error {
+	if s.cfg.NoSync {
+		return nil
+	}
+	s.stats.Syncs.Add(1)
+	return f.Sync()
+}
+
+// syncDir makes the entries of dir durable, unless the node acknowledges
+// writes before that (Config.NoSync).
+func (s *Server) syncDir(root *os.Root, dir string) error {
+	if s.cfg.NoSync {
+		return nil
+	}
+	s.stats.Syncs.Add(1)
+	return syncDir(root, dir)
 }
 
 // syncDir makes the entries of dir durable.
@@ -433,7 +453,7 @@ func (s *Server) putRange(w http.ResponseWriter, r *http.Request, root *os.Root,
 	unlock := ref.lockBuild()
 	defer unlock()
 	var n int64
-	err = replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
+	err = s.replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
 		var size int64
 		old, err := dir.Open(name)
 		switch {

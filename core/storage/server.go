@@ -56,6 +56,14 @@ type Config struct {
 	// MaxSideConns caps the side-channel connections held at once
 	// (default 256: the trackers' monitors and fsck use a few each).
 	MaxSideConns int
+	// NoSync acknowledges a write once its bytes are written and renamed
+	// into place, without fsync of the file or its directory (MooseFS's
+	// chunkservers' default, HDD_FSYNC_BEFORE_CLOSE = 0): a crash of
+	// mogstored loses nothing, a crash of the machine or a power cut can
+	// lose or truncate the files of the last seconds, which the trackers
+	// still list until fsck finds them. Default false: every write is
+	// fsynced (file and directory) before it is acknowledged.
+	NoSync bool
 	// Logger receives request errors; nil discards.
 	Logger *slog.Logger
 }
@@ -68,6 +76,8 @@ type Stats struct {
 	Gets, Heads, Puts, Deletes atomic.Int64
 	BytesIn, BytesOut          atomic.Int64
 	Errors                     atomic.Int64
+	// Syncs counts the fsyncs of files and directories written.
+	Syncs atomic.Int64
 }
 
 // Server is a storage node. Its ServeHTTP is the HTTP side; ServeSide

@@ -377,3 +377,33 @@ func FuzzSplitPath(f *testing.F) {
 		}
 	})
 }
+
+// A node fsyncs every file it writes and its directory before it answers;
+// with NoSync (mogstored --fsync=false) it answers without, and the file
+// is as much in place for readers.
+func TestNoSyncWritesWithoutFsync(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		root := t.TempDir()
+		os.Mkdir(filepath.Join(root, "dev1"), 0o755)
+		s, err := New(Config{DocRoot: root, NoSync: noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s)
+		p := "/dev1/0/000/000/0000000007.fid"
+		if resp, _ := do(t, "PUT", ts.URL+p, strings.NewReader("seven"), nil); resp.StatusCode != 200 {
+			t.Fatalf("NoSync=%v: PUT = %d", noSync, resp.StatusCode)
+		}
+		if resp, _ := do(t, "COPY", ts.URL+p, nil, map[string]string{"Destination": "/dev1/0/000/000/0000000008.fid"}); resp.StatusCode/100 != 2 {
+			t.Fatalf("NoSync=%v: COPY = %d", noSync, resp.StatusCode)
+		}
+		ts.Close()
+		if b, _ := os.ReadFile(filepath.Join(root, "dev1/0/000/000/0000000008.fid")); string(b) != "seven" {
+			t.Errorf("NoSync=%v: copy on disk: %q", noSync, b)
+		}
+		syncs := s.Stats().Syncs.Load()
+		if noSync && syncs != 0 || !noSync && syncs < 3 {
+			t.Errorf("NoSync=%v: %d fsyncs for a PUT and a COPY", noSync, syncs)
+		}
+	}
+}

@@ -57,6 +57,12 @@ type Config struct {
 	User, Pass string
 	// NoSchemaCheck opens a database whose schema_version is not 17.
 	NoSchemaCheck bool
+	// NoSync commits SQLite transactions without an fsync each
+	// (synchronous=NORMAL in WAL mode): a crash of the tracker loses
+	// nothing committed, a crash of the machine or a power cut can lose
+	// the last transactions (the metadata promise of MooseFS's master).
+	// Refused on MySQL, whose server decides that.
+	NoSync bool
 	// ReadOnly opens a database to read from only (a read replica): it is
 	// neither set up nor checked, only reached.
 	ReadOnly bool
@@ -351,7 +357,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		q := url.Values{}
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
+		if cfg.NoSync {
+			q.Add("_pragma", "synchronous(NORMAL)")
+		} else {
+			q.Add("_pragma", "synchronous(FULL)")
+		}
 		q.Set("_txlock", "immediate")
 		s.db, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
 		if err != nil {
@@ -375,6 +385,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.now = "CAST(strftime('%s','now') AS INTEGER)"
 		s.ignore = "INSERT OR IGNORE"
 	case MySQL:
+		if cfg.NoSync {
+			return nil, core.Errorf(core.Invalid, "store: committing without fsync is set on a MySQL server itself (innodb_flush_log_at_trx_commit=2, sync_binlog=0), not by the tracker")
+		}
 		mc, addrs, err := parseMySQLDSN(dsn)
 		if err != nil {
 			return nil, fmt.Errorf("store: bad MySQL DSN: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -685,4 +686,27 @@ func TestFinishDelete(t *testing.T) {
 			t.Errorf("claimed %v, %v; want nothing due", items, err)
 		}
 	})
+}
+
+// NoSync opens SQLite with synchronous=NORMAL (commits not fsynced one
+// by one), the default with FULL; MySQL refuses it (its server decides).
+func TestNoSyncCommits(t *testing.T) {
+	ctx := context.Background()
+	for _, noSync := range []bool{false, true} {
+		s, err := store.Open(ctx, store.Config{DSN: "DBI:SQLite:dbname=" + filepath.Join(t.TempDir(), "m.db"), NoSync: noSync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mode int
+		if err := s.DB().QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 2, true: 1}[noSync]; mode != want {
+			t.Errorf("NoSync=%v: PRAGMA synchronous = %d; want %d", noSync, mode, want)
+		}
+		s.Close()
+	}
+	if _, err := store.Open(ctx, store.Config{DSN: "DBI:mysql:mogilefs:host=127.0.0.1;port=1", NoSync: true}); err == nil || !strings.Contains(err.Error(), "innodb_flush_log_at_trx_commit") {
+		t.Errorf("NoSync on MySQL: %v; want a refusal naming the server's setting", err)
+	}
 }
