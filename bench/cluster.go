@@ -63,7 +63,8 @@ func (c *cluster) start(name string, args ...string) error {
 // startCluster runs a tracker on dsn (SQLite when "") and two storage
 // nodes on 127.0.0.1 and 127.0.0.2, registers them and a domain "bench"
 // with classes one (1 copy) and two (2 copies).
-func startCluster(bin, dir, dsn string, jobs bool) (*cluster, error) {
+// extra is given to every daemon (e.g. --fsync=false).
+func startCluster(bin, dir, dsn string, jobs bool, extra ...string) (*cluster, error) {
 	c := &cluster{bin: bin, dir: dir}
 	side, err := freePort("127.0.0.1")
 	if err != nil {
@@ -78,7 +79,7 @@ func startCluster(bin, dir, dsn string, jobs bool) (*cluster, error) {
 		}
 		addr := fmt.Sprintf("%s:%d", ip, port)
 		c.nodes = append(c.nodes, addr)
-		if err := c.start("mogstored", "--skipconfig", "--docroot="+root, "--httplisten="+addr, fmt.Sprintf("--mgmtlisten=%s:%d", ip, side), "--log-level=warn"); err != nil {
+		if err := c.start("mogstored", append([]string{"--skipconfig", "--docroot=" + root, "--httplisten=" + addr, fmt.Sprintf("--mgmtlisten=%s:%d", ip, side), "--log-level=warn"}, extra...)...); err != nil {
 			return nil, err
 		}
 	}
@@ -90,8 +91,8 @@ func startCluster(bin, dir, dsn string, jobs bool) (*cluster, error) {
 		return nil, err
 	}
 	c.tracker = fmt.Sprintf("127.0.0.1:%d", tport)
-	if err := c.start("mogilefsd", "--skipconfig", "--dsn="+dsn, "--listen="+c.tracker, "--mogstored_stream_port="+strconv.Itoa(side),
-		"--min_free_space=1", "--log-level=warn", "--job_master="+strconv.FormatBool(jobs)); err != nil {
+	if err := c.start("mogilefsd", append([]string{"--skipconfig", "--dsn=" + dsn, "--listen=" + c.tracker, "--mogstored_stream_port=" + strconv.Itoa(side),
+		"--min_free_space=1", "--log-level=warn", "--job_master=" + strconv.FormatBool(jobs)}, extra...)...); err != nil {
 		return nil, err
 	}
 	c.client, err = client.New([]string{c.tracker}, client.Options{MaxIdle: 64})

@@ -12,7 +12,8 @@ import (
 )
 
 // The peers group: the same workloads, one after the other, on our mount
-// and on MooseFS 3.0 (Debian's packages: a master, two chunkservers,
+// (as configured by default, then in the relaxed mode: --fsync=false on
+// the tracker and the nodes, a cluster of its own) and on MooseFS 3.0 (Debian's packages: a master, two chunkservers,
 // mfsmount, two copies per file), each side's CPU (client and servers)
 // read from /proc. MooseFS refuses loopback addresses between its parts,
 // so they talk over addresses of a bridge of their own (mfsbench0,
@@ -162,14 +163,26 @@ func peersFigures(cfg Config, c *cluster, res Results, say func(string, ...any))
 	}
 	defer stopMFS()
 	say("MooseFS up: %s", mfs.root)
-	ours, stopOurs, err := startOurSide(c, filepath.Join(dir, "ours"))
+	ours, stopOurs, err := startOurSide(c, "ours", filepath.Join(dir, "ours"))
 	if err != nil {
 		return err
 	}
 	defer stopOurs()
-	sides := []*peerSide{ours, mfs}
+	// The relaxed mode (--fsync=false on the tracker and the nodes):
+	// MooseFS's promise, on a cluster of its own.
+	rc, err := startCluster(cfg.Bin, filepath.Join(dir, "relaxed-cluster"), "", true, "--fsync=false")
+	if err != nil {
+		return err
+	}
+	defer rc.stop()
+	relaxed, stopRelaxed, err := startOurSide(rc, "relaxed", filepath.Join(dir, "relaxed"))
+	if err != nil {
+		return err
+	}
+	defer stopRelaxed()
+	sides := []*peerSide{ours, relaxed, mfs}
 	for _, w := range wls {
-		var fig [2]float64
+		var fig [3]float64
 		for i, s := range sides {
 			if w.prep != nil {
 				if err := w.prep(s.root); err != nil {
@@ -199,16 +212,20 @@ func peersFigures(cfg Config, c *cluster, res Results, say func(string, ...any))
 			res[prefix+w.name+"_cpu_ms_per_op"] = cpuMS / float64(w.ops)
 			res[prefix+w.name+"_cpu_s"] = cpuMS / 1000
 		}
-		ratio := fig[0] / fig[1]
-		if !w.rate {
-			ratio = fig[1] / fig[0] // seconds: theirs over ours
+		ratio := func(i int) float64 {
+			if !w.rate {
+				return fig[2] / fig[i] // seconds: theirs over ours
+			}
+			return fig[i] / fig[2]
 		}
-		res["peer_"+w.name+"_ratio"] = ratio
-		say("%-14s ours %9.1f %-7s moosefs %9.1f %-7s ×%.2f  CPU ms/op ours %.2f moosefs %.2f", w.name,
-			fig[0], w.unit, fig[1], w.unit, ratio, res[w.name+"_cpu_ms_per_op"], res["moosefs_"+w.name+"_cpu_ms_per_op"])
+		res["peer_"+w.name+"_ratio"] = ratio(0)
+		res["peer_"+w.name+"_relaxed_ratio"] = ratio(1)
+		say("%-14s ours %9.1f %-7s relaxed %9.1f %-7s moosefs %9.1f %-7s ×%.2f / ×%.2f  CPU ms/op ours %.2f relaxed %.2f moosefs %.2f", w.name,
+			fig[0], w.unit, fig[1], w.unit, fig[2], w.unit, ratio(0), ratio(1),
+			res[w.name+"_cpu_ms_per_op"], res["relaxed_"+w.name+"_cpu_ms_per_op"], res["moosefs_"+w.name+"_cpu_ms_per_op"])
 	}
 	// ls -l of the 10,000 files touched: a fresh client (cold), again (warm).
-	var ls [2][2]float64
+	var ls [3][2]float64
 	for i, s := range sides {
 		root, err := s.remount()
 		if err != nil {
@@ -225,15 +242,17 @@ func peersFigures(cfg Config, c *cluster, res Results, say func(string, ...any))
 		}
 	}
 	for j, temp := range []string{"cold", "warm"} {
-		res["peer_ls_10k_"+temp+"_ours"], res["peer_ls_10k_"+temp+"_moosefs"] = ls[0][j], ls[1][j]
-		res["peer_ls_10k_"+temp+"_ratio"] = ls[1][j] / max(ls[0][j], 1)
-		say("ls_10k_%-7s ours %9.0f ms      moosefs %9.0f ms      ×%.2f", temp, ls[0][j], ls[1][j], res["peer_ls_10k_"+temp+"_ratio"])
+		res["peer_ls_10k_"+temp+"_ours"], res["peer_ls_10k_"+temp+"_relaxed"], res["peer_ls_10k_"+temp+"_moosefs"] = ls[0][j], ls[1][j], ls[2][j]
+		res["peer_ls_10k_"+temp+"_ratio"] = ls[2][j] / max(ls[0][j], 1)
+		res["peer_ls_10k_"+temp+"_relaxed_ratio"] = ls[2][j] / max(ls[1][j], 1)
+		say("ls_10k_%-7s ours %9.0f ms      relaxed %9.0f ms      moosefs %9.0f ms      ×%.2f / ×%.2f", temp, ls[0][j], ls[1][j], ls[2][j],
+			res["peer_ls_10k_"+temp+"_ratio"], res["peer_ls_10k_"+temp+"_relaxed_ratio"])
 	}
 	return nil
 }
 
 // startOurSide mounts our cluster with two copies per file.
-func startOurSide(c *cluster, dir string) (*peerSide, func(), error) {
+func startOurSide(c *cluster, name, dir string) (*peerSide, func(), error) {
 	var m *exec.Cmd
 	mount := func() (string, error) {
 		if m != nil {
@@ -251,7 +270,7 @@ func startOurSide(c *cluster, dir string) (*peerSide, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &peerSide{name: "ours", root: root, remount: mount, pids: func() []int {
+	s := &peerSide{name: name, root: root, remount: mount, pids: func() []int {
 		pids := []int{m.Process.Pid}
 		for _, p := range c.procs {
 			if p.ProcessState == nil {
