@@ -382,7 +382,7 @@ func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, err
 // RenameKey renames a key within a domain. ErrNotFound: no such key;
 // ErrExists: the target key exists.
 func (s *Store) RenameKey(ctx context.Context, dmid int, from, to string) error {
-	r, err := s.db.ExecContext(ctx, `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
+	r, err := s.exec(ctx, s.db, `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
 	if isDup(err) {
 		return ErrExists
 	}

@@ -316,7 +316,7 @@ func (s *Store) SetDeviceWeight(ctx context.Context, devid, weight int) error {
 // UpdateDeviceUsage records a device's space as observed by a monitor,
 // unless a fresher observation (mb_asof within 15 s) is already stored.
 func (s *Store) UpdateDeviceUsage(ctx context.Context, devid int, mbTotal, mbUsed int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE device SET mb_total=?, mb_used=?, mb_asof=`+s.now+` WHERE devid=? AND (mb_asof IS NULL OR mb_asof < `+s.now+`-15)`, mbTotal, mbUsed, devid)
+	_, err := s.exec(ctx, s.db, `UPDATE device SET mb_total=?, mb_used=?, mb_asof=`+s.now+` WHERE devid=? AND (mb_asof IS NULL OR mb_asof < `+s.now+`-15)`, mbTotal, mbUsed, devid)
 	return wrap("update device usage", err)
 }
 

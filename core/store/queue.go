@@ -140,6 +140,9 @@ func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
 // RetryQueue reschedules a row delay seconds from now with the given
 // failure count (delay < 0: never, until an operator acts).
 func (s *Store) RetryQueue(ctx context.Context, q Queue, fid int64, delay int64, failcount int) error {
+	unlock := s.lockWrites()
+	defer unlock()
+	// Not prepared: the delay is part of the statement.
 	_, err := s.db.ExecContext(ctx, s.retrySQL(q, delay), min(failcount, 255), fid)
 	return wrap("retry "+q.String(), err)
 }
@@ -168,7 +171,7 @@ func (s *Store) EnqueueReplication(ctx context.Context, fid int64, fromDevid int
 	if fromDevid > 0 {
 		from = fromDevid
 	}
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`%s INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, %s + ?, ?, 0, 0)`, s.ignore, s.now), fid, delay, from)
+	_, err := s.exec(ctx, s.db, fmt.Sprintf(`%s INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES (?, %s + ?, ?, 0, 0)`, s.ignore, s.now), fid, delay, from)
 	return wrap("enqueue replication", err)
 }
 
@@ -260,7 +263,7 @@ func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retr
 
 // SetChecksum stores fid's checksum.
 func (s *Store) SetChecksum(ctx context.Context, fid int64, hashType int, sum []byte) error {
-	_, err := s.db.ExecContext(ctx, `REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?,?,?)`, fid, hashType, sum)
+	_, err := s.exec(ctx, s.db, `REPLACE INTO checksum (fid, hashtype, checksum) VALUES (?,?,?)`, fid, hashType, sum)
 	return wrap("set checksum", err)
 }
 
@@ -377,7 +380,7 @@ func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid 
 // tracker. ErrExists: the queue holds a stray of fid already (one row
 // per fid), on devid or another device.
 func (s *Store) EnqueueStray(ctx context.Context, fid int64, devid int) error {
-	r, err := s.db.ExecContext(ctx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, 3, `+s.now+`, 0, 0, NULL)`, fid, devid)
+	r, err := s.exec(ctx, s.db, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, 3, `+s.now+`, 0, 0, NULL)`, fid, devid)
 	if err != nil {
 		return wrap("enqueue stray", err)
 	}
@@ -409,7 +412,7 @@ func (s *Store) FIDsOnDeviceDesc(ctx context.Context, devid int, before int64, l
 // RenewLease pushes a claimed row's nexttry lease seconds into the future.
 func (s *Store) RenewLease(ctx context.Context, q Queue, fid int64, lease int) error {
 	table, where := q.table()
-	_, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, fid)
+	_, err := s.exec(ctx, s.db, fmt.Sprintf(`UPDATE %s SET nexttry = %s + ? WHERE %s AND fid = ?`, table, s.now, where), lease, fid)
 	return wrap("renew lease", err)
 }
 

@@ -89,6 +89,9 @@ type Store struct {
 	noMeta bool
 
 	group *groupCommitter // SQLite: batches CommitFile calls
+	// writeMu (SQLite) lets one of this process's writes at a time reach
+	// the database (see lockWrites).
+	writeMu sync.Mutex
 
 	stmtMu sync.Mutex            // guards the fields below
 	stmts  map[stmtKey]*sql.Stmt // prepared hot statements
@@ -199,6 +202,7 @@ type stmtKey struct {
 // exec runs q on db with a prepared statement.
 func (s *Store) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
 	ctx = s.pointCtx(ctx)
+	defer s.lockWrites()()
 	if st := s.prepared(ctx, db, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -615,34 +619,52 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 			}
 		}
 		s.prepareWanted(ctx)
-		var t *sql.Tx
-		t, err = s.db.BeginTx(ctx, nil)
-		if err != nil {
-			if isRetryable(err) {
-				continue
-			}
-			return wrap(op, err)
-		}
-		err = fn(t)
-		if err == nil {
-			err = t.Commit()
-			if err == nil {
-				return nil
-			}
-		} else {
-			t.Rollback()
-			if isConnLost(err) {
-				// The connection died before the commit (its server
-				// went away): nothing was committed, so the transaction
-				// is run again, on another connection.
-				continue
-			}
-		}
-		if !isRetryable(err) {
+		var retry bool
+		retry, err = s.txOnce(ctx, fn)
+		if err == nil || !retry {
 			return wrap(op, err)
 		}
 	}
 	return wrap(op, err)
+}
+
+// txOnce is one attempt of tx: its error, and whether to try again.
+func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) (retry bool, err error) {
+	defer s.lockWrites()()
+	t, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return isRetryable(err), err
+	}
+	err = fn(t)
+	if err == nil {
+		err = t.Commit()
+		if err == nil {
+			return false, nil
+		}
+	} else {
+		t.Rollback()
+		if isConnLost(err) {
+			// The connection died before the commit (its server went
+			// away): nothing was committed, so the transaction is run
+			// again, on another connection.
+			return true, err
+		}
+	}
+	return isRetryable(err), err
+}
+
+// lockWrites, on SQLite, waits until no other write of this process is
+// under way and returns the function that lets the next one go. SQLite
+// takes one writer at a time, and a writer that finds the database locked
+// sleeps in its busy handler (1 ms, then 2, 5, 10...) rather than being
+// woken when the lock is free: an unlink waiting out the deletion job's
+// commit took twice as long. Elsewhere it does nothing.
+func (s *Store) lockWrites() func() {
+	if s.kind != SQLite {
+		return func() {}
+	}
+	s.writeMu.Lock()
+	return s.writeMu.Unlock
 }
 
 // writeTx runs fn in a write transaction: on SQLite in the group
