@@ -449,3 +449,35 @@ func TestMountKeepsPagesOfUnchangedFile(t *testing.T) {
 		t.Fatalf("read after another client replaced the file: old bytes")
 	}
 }
+
+// Small files written through the mount (cp, touch) have both copies of
+// their class when close() returns, with no replication run (the jobs
+// are off): the mount wrote them to two hosts at once. A file past 1 MiB
+// streams to one node and waits for replication.
+func TestMountWritesSmallFilesToEveryCopy(t *testing.T) {
+	condSkipFUSE(t)
+	c := clustertest.Start(t, clustertest.Options{Domain: "test", Tune: func(cfg *tracker.Config) { cfg.NoJobs = true }})
+	mnt := mountCluster(t, c, func(cfg *fusefs.Config) { cfg.Class = "two" })
+	d := filepath.Join(mnt, "test")
+	sh(t, fmt.Sprintf("head -c 4096 /dev/urandom > %q && touch %q && head -c 3000000 /dev/urandom > %q", d+"/small", d+"/empty", d+"/big"))
+	ctx := t.Context()
+	for key, want := range map[string]int{"small": 2, "empty": 2, "big": 1} {
+		fi, err := c.Client.Tracker.FileInfo(ctx, "test", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.DevCount != want {
+			t.Errorf("%s: %d copies after close without replication; want %d", key, fi.DevCount, want)
+		}
+		paths, err := c.Client.Tracker.GetPaths(ctx, "test", key, false)
+		if err != nil || len(paths) != want {
+			t.Errorf("%s: paths %v, %v", key, paths, err)
+		}
+		local := sh(t, fmt.Sprintf("md5sum < %q", filepath.Join(d, key)))
+		for _, p := range paths {
+			if got := sh(t, fmt.Sprintf("curl -sf %q | md5sum", p)); got != local {
+				t.Errorf("%s: the copy at %s differs from the file", key, p)
+			}
+		}
+	}
+}

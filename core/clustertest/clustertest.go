@@ -42,6 +42,9 @@ type Options struct {
 	Layout [][]int
 	// NoRegister leaves hosts and devices unregistered with the tracker.
 	NoRegister bool
+	// NodesNoSync runs the storage nodes without fsync (mogstored
+	// --fsync=false).
+	NodesNoSync bool
 }
 
 // Node is one running storage node.
@@ -69,6 +72,7 @@ type Cluster struct {
 	sidePort    int
 	sideMu      sync.Mutex
 	sideLns     map[string]net.Listener // bound at start, each taken by its node's first serve; guarded by sideMu
+	nodesNoSync bool
 }
 
 // TestLogger returns a logger that writes to t.Log at the given level.
@@ -102,7 +106,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatalf("open store: %v", err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	c := &Cluster{TB: tb, Store: st}
+	c := &Cluster{TB: tb, Store: st, nodesNoSync: opts.NodesNoSync}
 
 	// The side channel must share one port number across nodes, as the
 	// tracker has one mogstored_stream_port: find one free on every IP.
@@ -258,7 +262,7 @@ func (c *Cluster) startNode(ip, name string, devids []int) *Node {
 
 func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 	tb := c.TB
-	srv, err := storage.New(storage.Config{DocRoot: n.DocRoot, UsageInterval: time.Second, Logger: TestLogger(tb, slog.LevelWarn)})
+	srv, err := storage.New(storage.Config{DocRoot: n.DocRoot, UsageInterval: time.Second, NoSync: c.nodesNoSync, Logger: TestLogger(tb, slog.LevelWarn)})
 	if err != nil {
 		tb.Fatal(err)
 	}
