@@ -540,6 +540,28 @@ func (d *dirNode) lookup(ctx context.Context, name string) (*fileNode, *dirNode,
 	return d.fs.fileNode(dom, key), nil, nil
 }
 
+// cachedKind tells from what the mount holds whether name in the
+// directory prefix is a directory: a file being written there is not,
+// and the directory's cached listing knows its entries (a directory wins
+// over a key of the same name, as in lookup). known is false when
+// neither tells.
+func (f *FS) cachedKind(dom, prefix, name string) (isDir, known bool) {
+	f.mu.Lock()
+	_, pending := f.pending[ck(dom, prefix+name)]
+	f.mu.Unlock()
+	l, ok := f.dirs.Get(ck(dom, prefix))
+	if !ok {
+		return false, pending
+	}
+	for _, e := range l.named(name) {
+		if e.isDir {
+			return true, true
+		}
+		known = true
+	}
+	return false, known || pending
+}
+
 // isDir reports whether any key starts with prefix (which ends in "/").
 func (f *FS) isDir(ctx context.Context, dom, prefix string) (bool, error) {
 	if l, ok := f.dirs.Get(ck(dom, prefix)); ok {
@@ -719,9 +741,12 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fs
 		return err
 	}
 	from, to := prefix+req.OldName, nprefix+req.NewName
-	isDir, err := d.fs.isDir(ctx, dom, from+"/")
-	if err != nil {
-		return errno(err)
+	var err error
+	isDir, known := d.fs.cachedKind(dom, prefix, req.OldName)
+	if !known {
+		if isDir, err = d.fs.isDir(ctx, dom, from+"/"); err != nil {
+			return errno(err)
+		}
 	}
 	if isDir {
 		err = d.fs.renameDir(ctx, dom, from+"/", to+"/")

@@ -30,6 +30,10 @@ type fileAttr struct {
 	link   bool              // a symbolic link: its target is the content
 	own    owner             // stored owner; unset: --uid/--gid
 	xattrs map[string]string // the file's own user.* attributes (shared: copy to change)
+	// saved: the version this mount committed (attributes cached since,
+	// for at most CacheTTL): an open trusts it is current without asking
+	// the tracker for its copies.
+	saved bool
 }
 
 // metaOf encodes mtime and mode as file metadata (each when set).
@@ -363,8 +367,12 @@ func (n *fileNode) openRead(ctx context.Context) (*readHandle, bool, error) {
 			return nil, false, syscall.ENOENT
 		}
 		// Resolve the copies now, so that a version replaced since
-		// the attributes were cached is noticed before reading.
-		_, err = n.fs.readPaths(ctx, dom, key, a.fid)
+		// the attributes were cached is noticed before reading (one this
+		// mount saved lately is taken as current: rsync and git open
+		// each file they write again).
+		if !a.saved {
+			_, err = n.fs.readPaths(ctx, dom, key, a.fid)
+		}
 		if err == errStale && try == 0 {
 			n.fs.attrs.Remove(ck(dom, key))
 			continue

@@ -1199,3 +1199,57 @@ func TestSmallFileWrittenToEveryCopy(t *testing.T) {
 		}
 	}
 }
+
+// rsync writes each file under a temporary name, opens it again to read
+// (its attributes), and renames it into place; git writes objects the
+// same way. The mount knows by then what the names are and which version
+// the file is: neither the rename nor the open asks the tracker.
+func TestWriteThenRenameAsksNothing(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	var asked sync.Map
+	for _, cmd := range []string{"list_keys", "get_paths", "file_info"} {
+		c.On(cmd, func(ctx context.Context, n int, dom, key string) error { asked.Store(cmd, n); return nil })
+	}
+	sn, err := f.dirNode("d", "").Mkdir(ctx, &fuse.MkdirRequest{Name: "sub", Mode: os.ModeDir | 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := sn.(*dirNode)
+	for i := range 3 {
+		tmp, name := fmt.Sprintf(".f%d.XXXX", i), fmt.Sprintf("f%d", i)
+		if _, err := sub.Lookup(ctx, &fuse.LookupRequest{Name: name}, &fuse.LookupResponse{}); !isErrno(err, syscall.ENOENT) {
+			t.Fatalf("lookup of %s: %v", name, err)
+		}
+		n, h, err := sub.Create(ctx, &fuse.CreateRequest{Name: tmp, Mode: 0o600, Flags: fuse.OpenReadWrite | fuse.OpenCreate | fuse.OpenExclusive}, &fuse.CreateResponse{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wh := h.(*writeHandle)
+		wh.write(ctx, []byte("content"), 0)
+		if err := wh.commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wh.release()
+		var sr fuse.SetattrResponse
+		if err := n.(*fileNode).Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMtime, Mtime: time.Unix(1500000000, 0)}, &sr); err != nil {
+			t.Fatal(err)
+		}
+		rh, err := n.(*fileNode).Open(ctx, &fuse.OpenRequest{Flags: fuse.OpenReadOnly}, &fuse.OpenResponse{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rh.(*readHandle).release()
+		if err := sub.Rename(ctx, &fuse.RenameRequest{OldName: tmp, NewName: name}, sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked.Range(func(k, v any) bool {
+		t.Errorf("%s asked %d times", k, v)
+		return true
+	})
+	if got, _ := content(t, c, "d", "sub/f2"); string(got) != "content" {
+		t.Errorf("sub/f2 = %q", got)
+	}
+}

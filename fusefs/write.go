@@ -760,7 +760,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 	f.Stats.Commits.Add(1)
 	f.log.Debug("fusefs: saved", "domain", dom, "key", key, "fid", fid, "size", h.size)
 	h.dirty = false
-	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own, xattrs: h.xattrs}
+	a := fileAttr{exists: true, fid: fid, size: h.size, mtime: mtime, mode: h.mode, own: h.own, xattrs: h.xattrs, saved: true}
 	f.committed(dom, key, a)
 	n.clearPending()
 	return nil
