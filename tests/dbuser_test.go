@@ -34,8 +34,10 @@ func TestTrackerWithDMLOnlyUser(t *testing.T) {
 	for _, withExtensions := range []bool{true, false} {
 		admin, root, dmlDSN := dmlOnlyDatabase(t, env)
 		if !withExtensions {
-			if _, err := root.Exec("DROP TABLE file_meta"); err != nil { // as a database made by the original
-				t.Fatal(err)
+			for _, table := range []string{"file_meta", "queue_claim"} { // as a database made by the original
+				if _, err := root.Exec("DROP TABLE " + table); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		c := clustertest.Start(t, clustertest.Options{DSN: dmlDSN, Domain: "d"})

@@ -96,7 +96,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 	if err == nil && due == 0 {
 		return nil, nil
 	}
-	err = s.tx(ctx, "claim "+q.String(), func(tx *sql.Tx) error {
+	err = s.txWith(ctx, "claim "+q.String(), func(tx *sql.Tx) error {
 		out = out[:0]
 		query := func() (*sql.Rows, error) {
 			return tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
@@ -128,7 +128,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 			}
 		}
 		return nil
-	})
+	}, true)
 	return out, err
 }
 

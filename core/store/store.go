@@ -87,6 +87,14 @@ type Store struct {
 	// noMeta: the extension table file_meta is missing and the database
 	// user may not create it; metadata is then neither stored nor read.
 	noMeta bool
+	// noClaimTokens: the extension table queue_claim is missing and the
+	// database user may not create it; see claimToken.
+	noClaimTokens bool
+	claimOwner    int64        // this store's tokens in queue_claim
+	claimSeq      atomic.Int64 // the last token's number
+	// commitFault, set by tests, stands in for each commit (see
+	// SetCommitFault).
+	commitFault func(commit func() error) error
 
 	group *groupCommitter // SQLite: batches CommitFile calls
 	// writeMu (SQLite) lets one of this process's writes at a time reach
@@ -350,7 +358,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{kind: kind, log: log}
+	s := &Store{kind: kind, log: log, claimOwner: rand.Int64()}
 	switch kind {
 	case SQLite:
 		if dir := filepath.Dir(dsn); dir != "" {
@@ -496,25 +504,53 @@ func (s *Store) setupExtensions(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: look for extension tables: %w", err)
 	}
-	if exists {
-		return nil
+	if !exists {
+		denied, err := s.createExtension(ctx, extensionTables)
+		if err != nil {
+			return err
+		}
+		if denied != nil {
+			s.noMeta = true
+			s.log.Warn("store: the database user may not create the extension table file_meta; running without "+extensionFeatures+
+				". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", denied)
+		}
 	}
-	for _, stmt := range extensionTables {
+	s.noClaimTokens = false
+	if exists, err = s.tableExists(ctx, "queue_claim"); err != nil {
+		return fmt.Errorf("store: look for extension tables: %w", err)
+	}
+	if !exists {
+		denied, err := s.createExtension(ctx, []string{claimTokenTable})
+		if err != nil {
+			return err
+		}
+		if denied != nil {
+			s.noClaimTokens = true
+			s.log.Warn("store: the database user may not create the extension table queue_claim; a claim of queued work whose commit answer is lost waits out its lease"+
+				". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", denied)
+			return nil
+		}
+	}
+	s.purgeClaimTokens(ctx)
+	return nil
+}
+
+// createExtension runs the DDL of extension tables; denied is the
+// database's refusal when the user may not create tables.
+func (s *Store) createExtension(ctx context.Context, ddl []string) (denied, err error) {
+	for _, stmt := range ddl {
 		if s.kind == MySQL {
 			stmt += " ENGINE=InnoDB"
 		}
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			var me *mysql.MySQLError
 			if errors.As(err, &me) && (me.Number == 1142 || me.Number == 1044) { // CREATE command denied
-				s.noMeta = true
-				s.log.Warn("store: the database user may not create the extension table file_meta; running without "+extensionFeatures+
-					". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", err)
-				return nil
+				return err, nil
 			}
-			return fmt.Errorf("store: set up extension tables: %w", err)
+			return nil, fmt.Errorf("store: set up extension tables: %w", err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // tableExists reports whether the database has table.
@@ -540,7 +576,7 @@ func (s *Store) Setup(ctx context.Context) error {
 	if err := s.setup(ctx, false); err != nil {
 		return err
 	}
-	if s.noMeta {
+	if s.noMeta || s.noClaimTokens {
 		return fmt.Errorf("store: the database user may not create the extension tables")
 	}
 	return nil
@@ -608,6 +644,13 @@ func wrap(op string, err error) error {
 // tx runs fn in a transaction, retrying it when the database says to
 // (deadlocks, lock waits, SQLite busy), with growing jittered pauses.
 func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	return s.txWith(ctx, op, fn, false)
+}
+
+// txWith is tx; with tokened, the transaction also writes a claim token,
+// by which a commit whose answer was lost is found to have been made or
+// not (see claimToken).
+func (s *Store) txWith(ctx context.Context, op string, fn func(*sql.Tx) error, tokened bool) error {
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
 		if attempt > 0 {
@@ -619,8 +662,12 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 			}
 		}
 		s.prepareWanted(ctx)
+		var tok *claimToken
+		if tokened && !s.noClaimTokens {
+			tok = s.newClaimToken()
+		}
 		var retry bool
-		retry, err = s.txOnce(ctx, fn)
+		retry, err = s.txOnce(ctx, fn, tok)
 		if err == nil || !retry {
 			return wrap(op, err)
 		}
@@ -629,17 +676,34 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 }
 
 // txOnce is one attempt of tx: its error, and whether to try again.
-func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) (retry bool, err error) {
+func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error, tok *claimToken) (retry bool, err error) {
 	defer s.lockWrites()()
 	t, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return isRetryable(err), err
 	}
 	err = fn(t)
+	if err == nil && tok != nil {
+		err = tok.write(ctx, s, t)
+	}
 	if err == nil {
-		err = t.Commit()
+		err = s.commit(t)
 		if err == nil {
 			return false, nil
+		}
+		if tok != nil && isConnLost(err) {
+			// The connection broke in the commit: it may have been
+			// made and its answer lost. The token tells which.
+			made, cerr := tok.committed(ctx, s)
+			switch {
+			case cerr != nil:
+				s.log.Warn("store: a commit's answer was lost and whether it was made is unknown; the rows it claimed wait out their lease", "err", err, "check", cerr)
+			case made:
+				s.log.Info("store: a commit's answer was lost; it was made", "err", err)
+				return false, nil
+			default:
+				return true, err
+			}
 		}
 	} else {
 		t.Rollback()
@@ -651,6 +715,16 @@ func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error) (retry bool,
 		}
 	}
 	return isRetryable(err), err
+}
+
+// commit commits t, through the test's fault when one is set.
+func (s *Store) commit(t *sql.Tx) error {
+	if s.commitFault == nil {
+		return t.Commit()
+	}
+	err := s.commitFault(t.Commit)
+	t.Rollback() // a fault that did not commit leaves t open
+	return err
 }
 
 // lockWrites, on SQLite, waits until no other write of this process is

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
 	"github.com/mogilefs-go/mogilefs-go/core/store/storetest"
@@ -709,4 +711,51 @@ func TestNoSyncCommits(t *testing.T) {
 	if _, err := store.Open(ctx, store.Config{DSN: "DBI:mysql:mogilefs:host=127.0.0.1;port=1", NoSync: true}); err == nil || !strings.Contains(err.Error(), "innodb_flush_log_at_trx_commit") {
 		t.Errorf("NoSync on MySQL: %v; want a refusal naming the server's setting", err)
 	}
+}
+
+// A claim of queued work whose commit reaches the database but whose
+// answer is lost with the connection (its node cut off as it committed)
+// is still the caller's: ClaimQueue returns the rows it leased instead of
+// an error that leaves them leased to no one until the lease ends. A
+// claim whose commit never arrived is run again.
+func TestClaimSurvivesLostCommitAnswer(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		for _, fid := range []int64{21, 22, 23} {
+			if err := s.EnqueueReplication(ctx, fid, 1, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		faults := 0
+		store.SetCommitFault(s, func(commit func() error) error {
+			faults++
+			if faults == 1 {
+				if err := commit(); err != nil {
+					return err
+				}
+			}
+			if faults <= 2 {
+				return mysql.ErrInvalidConn // applied then lost, then never sent
+			}
+			return commit()
+		})
+		items, err := s.ClaimQueue(ctx, store.ReplicateQueue, 2, 1000)
+		if err != nil || len(items) != 2 {
+			t.Fatalf("claim whose answer was lost = %+v, %v; want the 2 rows it leased", items, err)
+		}
+		items2, err := s.ClaimQueue(ctx, store.ReplicateQueue, 10, 1000)
+		if err != nil || len(items2) != 1 {
+			t.Fatalf("claim whose commit never arrived = %+v, %v; want the third row", items2, err)
+		}
+		seen := map[int64]bool{}
+		for _, it := range append(items, items2...) {
+			seen[it.FID] = true
+		}
+		if len(seen) != 3 {
+			t.Errorf("claimed %v; want each of 21, 22, 23 once", seen)
+		}
+		if again, err := s.ClaimQueue(ctx, store.ReplicateQueue, 10, 1000); err != nil || len(again) != 0 {
+			t.Errorf("leased rows claimed again: %+v, %v", again, err)
+		}
+	})
 }
