@@ -202,19 +202,13 @@ func TestGaleraNodeLoss(t *testing.T) {
 	lab := newNetLab(t)
 	nodes := startGalera(t, lab)
 
-	// A claim of queued work whose commit reached the database but whose
-	// answer was lost with the node (cut off as the client committed) is
-	// found by no tracker until its lease ends, then claimed again: a
-	// lease short enough for the test to wait it out (the default is
-	// 1,000 s; TestChaos uses 10 s for the same reason).
-	lease := func(cfg *tracker.Config) { cfg.QueueLease = 20 * time.Second }
-	c := clustertest.Start(t, clustertest.Options{DSN: galeraDSN(nodes, 0), Domain: "test", Tune: lease})
+	c := clustertest.Start(t, clustertest.Options{DSN: galeraDSN(nodes, 0), Domain: "test"})
 	st2, err := store.Open(context.Background(), store.Config{DSN: galeraDSN(nodes, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st2.Close() })
-	_, addr2 := c.StartTracker(func(cfg *tracker.Config) { cfg.Store = st2; lease(cfg) })
+	_, addr2 := c.StartTracker(func(cfg *tracker.Config) { cfg.Store = st2 })
 	cl, err := client.New([]string{c.TrackerAddr, addr2}, client.Options{DeadRetry: time.Second})
 	if err != nil {
 		t.Fatal(err)
