@@ -186,6 +186,15 @@ const FidDeletedHeader = "X-MogileFS-Fid-Deleted"
 // (the original's clients) are not refused that way.
 const SentHeader = "X-MogileFS-Sent"
 
+// FidListHeader marks a storage node's answer to a listing of a
+// device's fid files (GET /devN/?list_fids=1&after=PATH&limit=N): one
+// line per file, "<fid> <mtime, Unix seconds> <size> <path below the
+// device>", in path order; the last path is where the next page starts,
+// and a page shorter than the limit is the last. Ours only: the
+// original's nodes answer such a GET with their directory page, without
+// the header.
+const FidListHeader = "X-MogileFS-Fid-List"
+
 // FIDPath returns the URI path of fid on device devid:
 // /dev<devid>/<d0>/<d1-3>/<d4-6>/<10-digit fid>.fid
 func FIDPath(devid int, fid int64) string {

@@ -54,6 +54,8 @@ func run() error {
 	metrics := fs.String("metrics", "", "serve Prometheus metrics at this address (e.g. 127.0.0.1:7003): /metrics, /debug/pprof/")
 	maxConns := fs.Int("max_conns", 0, "most client connections held at once on each listener (0: what the file descriptor limit allows)")
 	idleTimeout := fs.Duration("idle_timeout", tracker.DefaultIdleTimeout, "close a client connection that sends no request for this long")
+	orphanEvery := fs.Duration("orphan_sweep_interval", 24*time.Hour, "list each device's files this often and remove those no database row refers to (0: never)")
+	orphanAge := fs.Duration("orphan_min_age", 24*time.Hour, "the orphan sweep leaves files younger than this")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
 	fs.String("pidfile", "", "write the process id to this file")
@@ -129,23 +131,31 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("admin_networks: %w", err)
 	}
+	if *orphanEvery < 0 || *orphanAge <= 0 {
+		return fmt.Errorf("--orphan_sweep_interval must be 0 (never) or more, --orphan_min_age more than 0")
+	}
+	if *orphanEvery == 0 {
+		*orphanEvery = -1 // never
+	}
 	stop := make(chan struct{}, 1)
 	srv, err := tracker.New(tracker.Config{
-		Store:              st,
-		DefaultMinDevCount: *mindev,
-		MinFreeSpaceMB:     *minfree,
-		NodeTimeout:        time.Duration(*nodeTimeout * float64(time.Second)),
-		ConnTimeout:        time.Duration(*connTimeout * float64(time.Second)),
-		SideChannelPort:    *sidePort,
-		NoJobs:             !*jobMaster,
-		AdminNetworks:      admin,
-		MaxConns:           *maxConns,
-		ReplicateJobs:      *replJobs,
-		DeleteJobs:         *delJobs,
-		FsckJobs:           *fsckJobs,
-		IdleTimeout:        *idleTimeout,
-		OnShutdown:         func() { stop <- struct{}{} },
-		Logger:             log,
+		Store:               st,
+		DefaultMinDevCount:  *mindev,
+		MinFreeSpaceMB:      *minfree,
+		NodeTimeout:         time.Duration(*nodeTimeout * float64(time.Second)),
+		ConnTimeout:         time.Duration(*connTimeout * float64(time.Second)),
+		SideChannelPort:     *sidePort,
+		NoJobs:              !*jobMaster,
+		AdminNetworks:       admin,
+		MaxConns:            *maxConns,
+		ReplicateJobs:       *replJobs,
+		DeleteJobs:          *delJobs,
+		FsckJobs:            *fsckJobs,
+		IdleTimeout:         *idleTimeout,
+		OrphanSweepInterval: *orphanEvery,
+		OrphanMinAge:        *orphanAge,
+		OnShutdown:          func() { stop <- struct{}{} },
+		Logger:              log,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -423,4 +424,42 @@ func (c *Client) transfer(ctx context.Context, method, src, dst string) error {
 		return core.E(core.Unsupported, "the storage node cannot "+method, err)
 	}
 	return err
+}
+
+// FidFile is one fid file of a device, as its storage node lists it.
+type FidFile struct {
+	FID   int64
+	MTime time.Time
+	Size  int64
+	Path  string // below the device directory: where the next page starts
+}
+
+// ListFids returns up to limit fid files of device devid on the node at
+// baseURL (http://ip:port) after path after, in path order (see
+// core.FidListHeader). A node that does not list them (the original's)
+// is an error of kind core.Unsupported.
+func (c *Client) ListFids(ctx context.Context, baseURL string, devid int, after string, limit int) ([]FidFile, error) {
+	url := fmt.Sprintf("%s/dev%d/?list_fids=1&limit=%d&after=%s", baseURL, devid, limit, neturl.QueryEscape(after))
+	data, hdr, err := c.Fetch(ctx, url, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	if hdr.Get(core.FidListHeader) != "1" {
+		return nil, core.Errorf(core.Unsupported, "node: "+baseURL+" does not list the fids of its devices")
+	}
+	var out []FidFile
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad fid listing line %q from %s", line, url))
+		}
+		fid, err1 := strconv.ParseInt(f[0], 10, 64)
+		mtime, err2 := strconv.ParseInt(f[1], 10, 64)
+		size, err3 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad fid listing line %q from %s", line, url))
+		}
+		out = append(out, FidFile{FID: fid, MTime: time.Unix(mtime, 0), Size: size, Path: f[3]})
+	}
+	return out, nil
 }

@@ -258,6 +258,10 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st.IsDir() {
+		if rest == "" && devDirRE.MatchString(first) && r.URL.Query().Get("list_fids") == "1" {
+			s.serveFidList(w, r, root)
+			return
+		}
 		w.Header().Set("Content-Type", "text/html")
 		body := "<h1>200 - OK</h1>\nDirectory listing disabled"
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))

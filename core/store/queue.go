@@ -447,3 +447,41 @@ func (s *Store) queryFIDs(ctx context.Context, op, q string, args ...any) ([]int
 	}
 	return out, wrap(op, rows.Err())
 }
+
+// Unreferenced returns those of fids (at most a few thousand) that
+// nothing in the database ties to device devid: no copy of theirs is
+// recorded there and no upload of theirs is under way. Their bytes on
+// that device are strays (see the tracker's orphan sweep).
+func (s *Store) Unreferenced(ctx context.Context, devid int, fids []int64) ([]int64, error) {
+	if len(fids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(fids))
+	for i, fid := range fids {
+		args[i] = fid
+	}
+	list := strings.Repeat("?, ", len(fids)-1) + "?"
+	known := map[int64]bool{}
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`SELECT fid FROM file_on WHERE devid = ? AND fid IN (` + list + `)`, append([]any{devid}, args...)},
+		{`SELECT fid FROM tempfile WHERE fid IN (` + list + `)`, args},
+	} {
+		found, err := s.queryFIDs(ctx, "unreferenced fids", q.sql, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range found {
+			known[f] = true
+		}
+	}
+	var out []int64
+	for _, f := range fids {
+		if !known[f] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}

@@ -73,6 +73,13 @@ type Config struct {
 	TempfileMaxAge time.Duration
 	// ReaperInterval is how often dead devices are looked for (default 5 s).
 	ReaperInterval time.Duration
+	// OrphanSweepInterval is how often each device's fid files are
+	// listed for those no database row refers to, which are removed
+	// (default 24 h; negative: never).
+	OrphanSweepInterval time.Duration
+	// OrphanMinAge is the age below which the sweep leaves a file
+	// unreferenced, as its row may be on its way (default 24 h).
+	OrphanMinAge time.Duration
 	// AdminNetworks, when set, are the only client networks allowed to send
 	// admin commands (create/update/delete of domains, classes, hosts and
 	// devices, states, weights, settings, fsck and rebalance control) and
@@ -144,6 +151,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.TempfileMaxAge <= 0 {
 		c.TempfileMaxAge = time.Hour
+	}
+	if c.OrphanSweepInterval == 0 {
+		c.OrphanSweepInterval = 24 * time.Hour
+	}
+	if c.OrphanMinAge <= 0 {
+		c.OrphanMinAge = 24 * time.Hour
 	}
 	if c.ReaperInterval <= 0 {
 		c.ReaperInterval = 5 * time.Second

@@ -39,6 +39,7 @@ type jobStore interface {
 	ReplicateNow(ctx context.Context) (int64, error)
 	MoveToReplication(ctx context.Context, fids []int64, deadDevid int) error
 	EnqueueStray(ctx context.Context, fid int64, devid int) error
+	Unreferenced(ctx context.Context, devid int, fids []int64) ([]int64, error)
 
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)
@@ -130,6 +131,7 @@ func (j *jobs) start() {
 	j.goJob(j.runTempfileReaper)
 	j.goJob(j.runDeadDeviceReaper)
 	j.goJob(j.runStrayRemover)
+	j.goJob(j.runOrphanSweep)
 }
 
 func (j *jobs) goJob(fn func(context.Context)) {

@@ -16,6 +16,7 @@ import (
 	"github.com/mogilefs-go/mogilefs-go/core/client"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 )
 
 // gone reports whether url answers 404.
@@ -306,4 +307,45 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// The orphan sweep removes a device's fid files that no row ties to the
+// device once they are older than its minimum age, and leaves recorded
+// copies, uploads under way and young files alone.
+func TestWireOrphanSweep(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: func(cfg *tracker.Config) {
+		cfg.OrphanSweepInterval = time.Second
+		cfg.OrphanMinAge = time.Hour
+	}})
+	old := time.Now().Add(-2 * time.Hour)
+	age := func(url string) {
+		t.Helper()
+		for _, n := range c.Nodes {
+			if rest, ok := strings.CutPrefix(url, nodeURL(n)); ok {
+				if err := os.Chtimes(filepath.Join(n.DocRoot, rest), old, old); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+		t.Fatalf("%s is on no node", url)
+	}
+	_, _, recorded := upload(t, w, "d", "kept", "one", []byte("recorded"))
+	age(recorded)
+	o := w.ok("create_open domain=d&key=open&class=one")
+	put(t, o["path"], []byte("an upload not closed yet"))
+	age(o["path"])
+	n := c.Nodes[0]
+	orphan := nodeURL(n) + core.FIDPath(n.Devids[0], 900000)
+	put(t, orphan, []byte("no row refers to it"))
+	age(orphan)
+	young := nodeURL(n) + core.FIDPath(n.Devids[0], 900001)
+	put(t, young, []byte("perhaps on its way to a row"))
+	waitFor(t, "the sweep to remove the old orphan", func() bool { return gone(orphan) })
+	time.Sleep(2500 * time.Millisecond) // more sweeps
+	for what, url := range map[string]string{"a recorded copy": recorded, "an upload under way": o["path"], "a young file": young} {
+		if gone(url) {
+			t.Errorf("the sweep removed %s (%s)", what, url)
+		}
+	}
 }

@@ -50,6 +50,7 @@ func (s *Server) Registry() *prometheus.Registry {
 	counter("mogilefs_tracker_replicated_bytes_total", "Bytes copied between storage nodes.", func() float64 { return float64(s.stats.ReplicatedBytes.Load()) })
 	counter("mogilefs_tracker_deleted_total", "Deleted files whose bytes were removed.", func() float64 { return float64(s.stats.Deleted.Load()) })
 	counter("mogilefs_tracker_fsck_checked_total", "Files checked by fsck.", func() float64 { return float64(s.stats.FsckChecked.Load()) })
+	counter("mogilefs_tracker_orphans_total", "Fid files on storage nodes that the orphan sweep found tied to their device by no database row (then removed as strays).", func() float64 { return float64(s.stats.Orphans.Load()) })
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogilefs_tracker_connections", Help: "Open client connections."},
 		func() float64 { return float64(s.stats.Conns.Load()) }))
 	r.MustRegister(&stateCollector{s: s})

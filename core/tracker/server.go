@@ -89,6 +89,9 @@ type Stats struct {
 	Conns      atomic.Int64
 
 	Replicated, ReplicateFailures, ReplicatedBytes, Deleted, FsckChecked atomic.Int64
+	// Orphans counts fid files the orphan sweep found tied to their
+	// device by no row.
+	Orphans atomic.Int64
 }
 
 // New returns a tracker over cfg.Store. Call Start to run its monitor,
