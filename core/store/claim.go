@@ -45,11 +45,11 @@ func (s *Store) newClaimToken() *claimToken {
 // write adds the token to tx, and removes this store's token of
 // claimTokensKept claims before.
 func (c *claimToken) write(ctx context.Context, s *Store, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO queue_claim (owner, seq, made) VALUES (?, ?, `+s.now+`)`, c.owner, c.seq); err != nil {
+	if _, err := s.txExec(ctx, tx, `INSERT INTO queue_claim (owner, seq, made) VALUES (?, ?, `+s.now+`)`, c.owner, c.seq); err != nil {
 		return err
 	}
 	if c.seq > claimTokensKept {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM queue_claim WHERE owner = ? AND seq = ?`, c.owner, c.seq-claimTokensKept); err != nil {
+		if _, err := s.txExec(ctx, tx, `DELETE FROM queue_claim WHERE owner = ? AND seq = ?`, c.owner, c.seq-claimTokensKept); err != nil {
 			return err
 		}
 	}

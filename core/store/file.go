@@ -330,10 +330,10 @@ func (s *Store) FileMeta(ctx context.Context, fid int64) (map[string]string, err
 
 // unlinkFID removes a file row and queues its bytes for deletion.
 func (s *Store) unlinkFID(ctx context.Context, tx *sql.Tx, fid int64) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM file WHERE fid=?`, fid); err != nil {
+	if _, err := s.txExec(ctx, tx, `DELETE FROM file WHERE fid=?`, fid); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_delete2 (fid, nexttry, failcount) VALUES (?, `+s.now+`, 0)`, fid)
+	_, err := s.txExec(ctx, tx, s.ignore+` INTO file_to_delete2 (fid, nexttry, failcount) VALUES (?, `+s.now+`, 0)`, fid)
 	return err
 }
 
@@ -345,7 +345,7 @@ func (s *Store) unlinkFID(ctx context.Context, tx *sql.Tx, fid int64) error {
 func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, claim bool) error {
 	return s.tx(ctx, "abandon upload", func(tx *sql.Tx) error {
 		if claim {
-			r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, fid)
+			r, err := s.txExec(ctx, tx, `DELETE FROM tempfile WHERE fid=?`, fid)
 			if err != nil {
 				return err
 			}
@@ -354,7 +354,7 @@ func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, clai
 			}
 		}
 		for _, d := range devids {
-			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, d); err != nil {
+			if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, fid, d); err != nil {
 				return err
 			}
 		}
@@ -367,7 +367,7 @@ func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, clai
 func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, error) {
 	var fid int64
 	err := s.tx(ctx, "delete key", func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, dmid, key).Scan(&fid)
+		err := s.txQueryRow(ctx, tx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, dmid, key).Scan(&fid)
 		if err == sql.ErrNoRows {
 			return ErrNotFound
 		}
@@ -398,10 +398,10 @@ func (s *Store) RenameKey(ctx context.Context, dmid int, from, to string) error 
 // SetFileClass changes a file's class and queues it for replication.
 func (s *Store) SetFileClass(ctx context.Context, fid int64, classid int) error {
 	return s.tx(ctx, "update class", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE file SET classid=? WHERE fid=?`, classid, fid); err != nil {
+		if _, err := s.txExec(ctx, tx, `UPDATE file SET classid=? WHERE fid=?`, classid, fid); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, failcount, flags) VALUES (?, `+s.now+`, 0, 0)`, fid)
+		_, err := s.txExec(ctx, tx, s.ignore+` INTO file_to_replicate (fid, nexttry, failcount, flags) VALUES (?, `+s.now+`, 0, 0)`, fid)
 		return err
 	})
 }

@@ -99,7 +99,7 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 	err = s.txWith(ctx, "claim "+q.String(), func(tx *sql.Tx) error {
 		out = out[:0]
 		query := func() (*sql.Rows, error) {
-			return tx.QueryContext(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
+			return s.txQuery(ctx, tx, fmt.Sprintf(`SELECT %s FROM %s WHERE %s AND nexttry <= %s ORDER BY nexttry LIMIT ?%s`, cols, table, where, s.now, forUpdate), limit)
 		}
 		rows, err := query()
 		if isSyntaxError(err) && strings.HasSuffix(forUpdate, "SKIP LOCKED") {
@@ -292,7 +292,7 @@ func (s *Store) StaleTempfiles(ctx context.Context, age int64, limit int) ([]Tem
 // that was committed meanwhile only loses its tempfile row.
 func (s *Store) ReapTempfile(ctx context.Context, t Tempfile) error {
 	return s.tx(ctx, "reap tempfile", func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `DELETE FROM tempfile WHERE fid=?`, t.FID)
+		r, err := s.txExec(ctx, tx, `DELETE FROM tempfile WHERE fid=?`, t.FID)
 		if err != nil {
 			return err
 		}
@@ -300,7 +300,7 @@ func (s *Store) ReapTempfile(ctx context.Context, t Tempfile) error {
 			return nil // someone else reaped or closed it
 		}
 		var x int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM file WHERE fid=?`, t.FID).Scan(&x)
+		err = s.txQueryRow(ctx, tx, `SELECT 1 FROM file WHERE fid=?`, t.FID).Scan(&x)
 		if err == nil {
 			return nil
 		}
@@ -308,11 +308,11 @@ func (s *Store) ReapTempfile(ctx context.Context, t Tempfile) error {
 			return err
 		}
 		for _, d := range t.Devids {
-			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, t.FID, d); err != nil {
+			if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_on (fid, devid) VALUES (?, ?)`, t.FID, d); err != nil {
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.ignore+` INTO file_to_delete2 (fid, nexttry, failcount) VALUES (?, `+s.now+`, 0)`, t.FID)
+		_, err = s.txExec(ctx, tx, s.ignore+` INTO file_to_delete2 (fid, nexttry, failcount) VALUES (?, `+s.now+`, 0)`, t.FID)
 		return err
 	})
 }
@@ -367,7 +367,7 @@ func (s *Store) EnqueueChecks(ctx context.Context, q Queue, fids []int64, devid 
 	}
 	return s.tx(ctx, "enqueue "+q.String(), func(tx *sql.Tx) error {
 		for _, fid := range fids {
-			if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, ?, `+s.now+`, 0, 0, ?)`, fid, dev, typ, arg); err != nil {
+			if _, err := s.txExec(ctx, tx, s.ignore+` INTO file_to_queue (fid, devid, type, nexttry, failcount, flags, arg) VALUES (?, ?, ?, `+s.now+`, 0, 0, ?)`, fid, dev, typ, arg); err != nil {
 				return err
 			}
 		}

@@ -235,6 +235,14 @@ func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (
 	return tx.ExecContext(ctx, q, args...)
 }
 
+// txQuery is QueryContext in tx with a prepared statement.
+func (s *Store) txQuery(ctx context.Context, tx *sql.Tx, q string, args ...any) (*sql.Rows, error) {
+	if st := s.txStmt(q); st != nil {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.QueryContext(ctx, q, args...)
+}
+
 // txQueryRow is QueryRowContext in tx with a prepared statement.
 func (s *Store) txQueryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
 	if st := s.txStmt(q); st != nil {
