@@ -633,7 +633,7 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 	own := d.fs.creator(req.Header)
 	meta := metaOf(mtime, mode)
 	own.addTo(meta)
-	fid, err := d.fs.store(ctx, dom, marker, nil, 0, meta)
+	fid, err := d.fs.store(ctx, dom, marker, nil, 0, meta, nil)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -717,6 +717,7 @@ func (f *FS) create(ctx context.Context, dom, key string, mode os.FileMode, own 
 		n.clearPending()
 		return nil, nil, err
 	}
+	h.pre = f.reserveFid(dom, key)
 	f.touchDir(dom, parentOf(key))
 	return n, h, nil
 }

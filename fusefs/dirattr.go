@@ -162,7 +162,7 @@ func (d *dirNode) saveMarker(ctx context.Context, a fileAttr, meta map[string]st
 			meta["mtime"] = strconv.FormatInt(a.mtime.UnixNano(), 10)
 		}
 		a.exists = true
-		a.fid, err = d.fs.store(ctx, dom, prefix, nil, 0, meta)
+		a.fid, err = d.fs.store(ctx, dom, prefix, nil, 0, meta, nil)
 	}
 	if err != nil {
 		return err

@@ -81,7 +81,7 @@ func (d *dirNode) symlink(ctx context.Context, name, target string, own owner) (
 	meta := metaOf(mtime, 0o777)
 	meta[metaType] = typeSymlink
 	own.addTo(meta)
-	fid, err := d.fs.store(ctx, dom, key, strings.NewReader(target), int64(len(target)), meta)
+	fid, err := d.fs.store(ctx, dom, key, strings.NewReader(target), int64(len(target)), meta, nil)
 	if err != nil {
 		return nil, err
 	}

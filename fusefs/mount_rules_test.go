@@ -1146,8 +1146,8 @@ func TestSmallFileWrittenToEveryCopy(t *testing.T) {
 		spoolDir := t.TempDir()
 		f := newTestFS(t, c, func(cfg *Config) { cfg.SpoolDir = spoolDir; cfg.SmallFileMax = 8192 })
 		ctx := context.Background()
-		var opens atomic.Int64
-		c.On("create_open", func(context.Context, int, string, string) error { opens.Add(1); return nil })
+		var puts atomic.Int64
+		c.On("put", func(context.Context, int, string, string) error { puts.Add(1); return nil })
 
 		small := bytes.Repeat([]byte("s"), 5000)
 		_, h, err := f.create(ctx, "d", "small", 0o644, owner{})
@@ -1156,8 +1156,8 @@ func TestSmallFileWrittenToEveryCopy(t *testing.T) {
 		}
 		h.write(ctx, small[:3000], 0)
 		h.write(ctx, small[3000:], 3000)
-		if n := opens.Load(); n != 0 {
-			t.Errorf("plain=%v: %d create_open before close; want none (the file is held)", plain, n)
+		if n := puts.Load(); n != 0 {
+			t.Errorf("plain=%v: %d PUTs before close; want none (the file is held)", plain, n)
 		}
 		if ents, _ := os.ReadDir(spoolDir); len(ents) != 0 || f.memUsed.Load() < 5000 {
 			t.Errorf("plain=%v: a small file took %d spool files and %d bytes of memory", plain, len(ents), f.memUsed.Load())
@@ -1251,5 +1251,77 @@ func TestWriteThenRenameAsksNothing(t *testing.T) {
 	})
 	if got, _ := content(t, c, "d", "sub/f2"); string(got) != "content" {
 		t.Errorf("sub/f2 = %q", got)
+	}
+}
+
+// A new file's create_open is sent as the file is created, so that its
+// close waits only for the PUTs and create_close. A file unlinked before
+// its close leaves no upload open; a create_open that failed at create
+// is sent again at close.
+func TestCreateReservesItsUpload(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	var opens atomic.Int64
+	counting := func(context.Context, int, string, string) error { opens.Add(1); return nil }
+	c.On("create_open", counting)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+
+	_, h, err := f.create(ctx, "d", "a", 0o644, owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the create_open sent at create", func() bool { return opens.Load() == 1 })
+	c.On("create_open", func(context.Context, int, string, string) error { return errors.New("asked again at close") })
+	h.write(ctx, []byte("hello"), 0)
+	if err := h.commit(ctx); err != nil {
+		t.Fatalf("close with the upload opened at create: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "a"); string(got) != "hello" {
+		t.Errorf("the cluster holds %q; want hello", got)
+	}
+
+	c.On("create_open", counting)
+	_, h, err = f.create(ctx, "d", "b", 0o644, owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.write(ctx, []byte("gone before close"), 0)
+	if err := f.unlink(ctx, "d", "b"); err != nil {
+		t.Fatal(err)
+	}
+	h.commit(ctx)
+	h.release()
+	waitFor("the unused upload abandoned", func() bool { return opens.Load() == 2 && c.OpenUploads() == 0 })
+
+	var failed atomic.Bool
+	c.On("create_open", func(context.Context, int, string, string) error {
+		failed.Store(true)
+		return errors.New("tracker down")
+	})
+	_, h, err = f.create(ctx, "d", "c", 0o644, owner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the create_open at create to fail", failed.Load)
+	c.On("create_open", nil)
+	h.write(ctx, []byte("saved all the same"), 0)
+	if err := h.commit(ctx); err != nil {
+		t.Fatalf("close after the create_open at create failed: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "c"); string(got) != "saved all the same" {
+		t.Errorf("the cluster holds %q", got)
+	}
+	if n := c.OpenUploads(); n != 0 {
+		t.Errorf("%d uploads left open", n)
 	}
 }

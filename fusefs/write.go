@@ -107,6 +107,69 @@ type writeHandle struct {
 	// rather than uploading the whole file again.
 	patching bool
 	exts     []extent
+	// pre is the create_open sent when the file was created, for its
+	// first save (see reservation).
+	pre *reservation
+}
+
+// reservation is a create_open sent as a file is created, so that its
+// answer is at hand when the file is saved: a small file's close then
+// waits for its PUTs and create_close only. One not used (the file was
+// unlinked first, or saved by another handle) is abandoned.
+type reservation struct {
+	dom  string
+	made time.Time
+	done chan struct{}
+	open client.OpenResult
+	err  error
+}
+
+// reserveFid sends key's create_open in the background.
+func (f *FS) reserveFid(dom, key string) *reservation {
+	r := &reservation{dom: dom, made: time.Now(), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r.open, r.err = f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, -1)
+	}()
+	return r
+}
+
+// wait returns the reservation's answer once it is there.
+func (r *reservation) wait(ctx context.Context) (client.OpenResult, error) {
+	select {
+	case <-r.done:
+		return r.open, r.err
+	case <-ctx.Done():
+		return client.OpenResult{}, ctx.Err()
+	}
+}
+
+// drop abandons the reservation, once answered, in the background.
+func (f *FS) dropReservation(r *reservation) {
+	go func() {
+		<-r.done
+		if r.err == nil && len(r.open.Dests) > 0 {
+			f.abandon(r.dom, r.open.FID, r.open.Dests[0])
+		}
+	}()
+}
+
+// reservationMaxAge is the age past which a reservation is not used: a
+// file open for long would meet its upload reaped by the tracker.
+const reservationMaxAge = time.Minute
+
+// takeReservation returns the handle's reservation for domain dom, if
+// any and fresh, and forgets it. h.mu is held.
+func (h *writeHandle) takeReservation(dom string) *reservation {
+	r := h.pre
+	h.pre = nil
+	if r != nil && (r.dom != dom || time.Since(r.made) > reservationMaxAge) {
+		h.n.fs.dropReservation(r)
+		return nil
+	}
+	return r
 }
 
 // extent is a range [off, end) of a file.
@@ -473,7 +536,17 @@ func (h *writeHandle) dropSpool() {
 // startStream opens an upload and starts its PUT.
 func (h *writeHandle) startStream(ctx context.Context) error {
 	dom, key := h.n.where()
-	open, err := h.n.fs.cl.CreateOpen(ctx, dom, key, h.n.fs.cfg.Class, -1)
+	var open client.OpenResult
+	var err error
+	if pre := h.takeReservation(dom); pre != nil {
+		if open, err = pre.wait(ctx); err != nil && ctx.Err() != nil {
+			h.n.fs.dropReservation(pre)
+			return err
+		}
+	}
+	if err != nil || len(open.Dests) == 0 {
+		open, err = h.n.fs.cl.CreateOpen(ctx, dom, key, h.n.fs.cfg.Class, -1)
+	}
 	if err != nil {
 		return err
 	}
@@ -750,7 +823,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		fid, err = h.commitPatch(ctx, dom, key, meta)
 	}
 	if fid == 0 && err == nil {
-		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta)
+		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta, h.takeReservation(dom))
 	}
 	if err != nil {
 		f.Stats.CommitErrors.Add(1)
@@ -837,6 +910,10 @@ func (h *writeHandle) release() {
 		return
 	}
 	h.released = true
+	if h.pre != nil {
+		h.n.fs.dropReservation(h.pre)
+		h.pre = nil
+	}
 	h.abandonStream()
 	h.dropSpool()
 	if h.reader != nil {
@@ -852,12 +929,27 @@ func (h *writeHandle) release() {
 // still lands there (a stopped node, a cut-off link), and the next
 // destination not tried yet gets a new fid. Committed elsewhere, the fid
 // would leave those bytes with nothing to delete them.
-func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size int64, meta map[string]string) (int64, error) {
+func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size int64, meta map[string]string, pre *reservation) (int64, error) {
 	tried := map[int]bool{}
 	var lastErr error
 	closeRetried := false
 	for {
-		open, err := f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
+		var open client.OpenResult
+		var err error
+		if pre != nil {
+			// Its answer; one that failed is asked for again.
+			if open, err = pre.wait(ctx); err != nil {
+				if ctx.Err() != nil {
+					f.dropReservation(pre)
+				} else {
+					open, err = client.OpenResult{}, nil
+				}
+			}
+			pre = nil
+		}
+		if err == nil && len(open.Dests) == 0 {
+			open, err = f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
+		}
 		if err != nil {
 			if lastErr != nil {
 				return 0, lastErr

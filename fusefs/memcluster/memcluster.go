@@ -442,6 +442,14 @@ func (r *reader) open() error {
 
 func (r *reader) Close() error { return nil }
 
+// OpenUploads returns how many uploads are open: create_open answered,
+// neither committed nor abandoned by create_close.
+func (c *Cluster) OpenUploads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.temps)
+}
+
 // CreateOpen reserves a fid.
 func (c *Cluster) CreateOpen(ctx context.Context, dom, key, class string, size int64) (client.OpenResult, error) {
 	if err := c.call(ctx, "create_open", dom, key); err != nil {
