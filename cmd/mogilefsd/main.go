@@ -88,6 +88,12 @@ func run() error {
 			return err
 		}
 	}
+	if *orphanEvery < 0 || *orphanAge <= 0 {
+		return fmt.Errorf("--orphan_sweep_interval must be 0 (never) or more, --orphan_min_age more than 0")
+	}
+	if *orphanEvery == 0 {
+		*orphanEvery = -1 // never
+	}
 	if *reaperJobs != 1 || *monitorJobs != 1 {
 		return fmt.Errorf("reaper_jobs and monitor_jobs must be 1: the reaper and the monitor are one task each in this tracker")
 	}
@@ -130,12 +136,6 @@ func run() error {
 	admin, err := core.ParseNetworks(*adminNets)
 	if err != nil {
 		return fmt.Errorf("admin_networks: %w", err)
-	}
-	if *orphanEvery < 0 || *orphanAge <= 0 {
-		return fmt.Errorf("--orphan_sweep_interval must be 0 (never) or more, --orphan_min_age more than 0")
-	}
-	if *orphanEvery == 0 {
-		*orphanEvery = -1 // never
 	}
 	stop := make(chan struct{}, 1)
 	srv, err := tracker.New(tracker.Config{
