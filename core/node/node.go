@@ -48,6 +48,7 @@ type Client struct {
 	hc     *http.Client
 	ua     string
 	dialer net.Dialer
+	sides  sidePool // idle side-channel connections, for Size
 }
 
 // New returns a client with the given options.
@@ -76,7 +77,10 @@ func New(o Options) *Client {
 }
 
 // CloseIdle closes the idle connections.
-func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdle() {
+	c.hc.CloseIdleConnections()
+	c.sides.closeAll()
+}
 
 // StatusError is an answer with a status other than the one asked for.
 type StatusError struct {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,6 +198,14 @@ func TestPutStreams(t *testing.T) {
 
 // sideChannel answers each line of a connection with answer(line).
 func sideChannel(t *testing.T, answer func(line string, w io.Writer)) string {
+	addr, _ := countedSideChannel(t, answer)
+	return addr
+}
+
+// countedSideChannel is sideChannel, with the count of connections it
+// has accepted.
+func countedSideChannel(t *testing.T, answer func(line string, w io.Writer)) (string, *atomic.Int32) {
+	accepted := new(atomic.Int32)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +217,7 @@ func sideChannel(t *testing.T, answer func(line string, w io.Writer)) string {
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			go func() {
 				defer c.Close()
 				r := bufio.NewReader(c)
@@ -221,7 +231,7 @@ func sideChannel(t *testing.T, answer func(line string, w io.Writer)) string {
 			}()
 		}
 	}()
-	return ln.Addr().String()
+	return ln.Addr().String(), accepted
 }
 
 func TestSideChannel(t *testing.T) {
@@ -259,5 +269,43 @@ func TestSideChannel(t *testing.T) {
 	refusing := sideChannel(t, func(line string, w io.Writer) { io.WriteString(w, "ERR iostat not available\n") })
 	if err := c.Watch(ctx, refusing, 5*time.Second, func(int, string) {}); !errors.Is(err, ErrNoWatch) {
 		t.Errorf("Watch of a node without iostat = %v", err)
+	}
+}
+
+// Size asks over kept side-channel connections: one connection serves
+// one request after another, a missing file is NotFound (and the
+// connection is kept), and a kept connection the node has closed is
+// replaced without the caller seeing an error.
+func TestSideSizeKeepsItsConnection(t *testing.T) {
+	addr, accepted := countedSideChannel(t, func(line string, w io.Writer) {
+		switch line {
+		case "size /dev1/f":
+			io.WriteString(w, "/dev1/f 10\r\n")
+		case "size /dev1/nope":
+			io.WriteString(w, "/dev1/nope -1\r\n")
+		case "size /dev1/bye":
+			io.WriteString(w, "/dev1/bye 3\r\n")
+			w.(net.Conn).Close()
+		}
+	})
+	c := New(Options{})
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if n, err := c.Size(ctx, addr, "/dev1/f"); err != nil || n != 10 {
+			t.Fatalf("Size = %d, %v; want 10", n, err)
+		}
+	}
+	if _, err := c.Size(ctx, addr, "/dev1/nope"); !core.Is(core.NotFound, err) {
+		t.Errorf("Size of a missing file: %v; want NotFound", err)
+	}
+	if n, err := c.Size(ctx, addr, "/dev1/bye"); err != nil || n != 3 {
+		t.Fatalf("Size = %d, %v; want 3", n, err)
+	}
+	// The node closed the kept connection after answering.
+	if n, err := c.Size(ctx, addr, "/dev1/f"); err != nil || n != 10 {
+		t.Errorf("Size after the node closed the kept connection = %d, %v", n, err)
+	}
+	if got := accepted.Load(); got != 2 {
+		t.Errorf("%d connections for 8 requests; want 2 (one replaced)", got)
 	}
 }

@@ -224,7 +224,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	head := make(chan sizeCheck, 1)
 	if a.Get("key") != "" {
 		go func() {
-			l, m, err := s.nodes.headSize(ctx, path)
+			l, m, err := s.nodes.copySize(ctx, host, devid, fid, path)
 			head <- sizeCheck{l, m, err}
 		}()
 	}
@@ -247,9 +247,10 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	if a.Get("key") != "" {
 		for i, d := range copyIDs {
 			copyHeads[i] = make(chan sizeCheck, 1)
-			url := fidURL(sn.hosts[sn.devices[d].HostID], d, fid, nil, false, false)
+			h := sn.hosts[sn.devices[d].HostID]
+			url := fidURL(h, d, fid, nil, false, false)
 			go func() {
-				l, m, err := s.nodes.headSize(ctx, url)
+				l, m, err := s.nodes.copySize(ctx, h, d, fid, url)
 				copyHeads[i] <- sizeCheck{l, m, err}
 			}()
 		}

@@ -3,6 +3,7 @@ package tracker_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -346,6 +347,41 @@ func TestWireOrphanSweep(t *testing.T) {
 	for what, url := range map[string]string{"a recorded copy": recorded, "an upload under way": o["path"], "a young file": young} {
 		if gone(url) {
 			t.Errorf("the sweep removed %s (%s)", what, url)
+		}
+	}
+}
+
+// create_close checks each copy's size on its node's side channel, over
+// a kept connection, instead of by an HTTP HEAD; by HEAD where the side
+// channel does not answer.
+func TestWireCreateCloseSizesOnSideChannel(t *testing.T) {
+	for _, side := range []bool{true, false} {
+		opts := clustertest.Options{Domain: "d", Tune: noJobs}
+		if !side {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port := ln.Addr().(*net.TCPAddr).Port
+			ln.Close() // nothing listens there now
+			opts.Tune = func(cfg *tracker.Config) { noJobs(cfg); cfg.SideChannelPort = port }
+		}
+		c, w := startWire(t, opts)
+		heads := func() (n int64) {
+			for _, nd := range c.Nodes {
+				n += nd.Server.Stats().Heads.Load()
+			}
+			return n
+		}
+		before := heads()
+		for i := range 3 {
+			upload(t, w, "d", fmt.Sprint("k", i), "one", []byte("sized"))
+		}
+		switch got := heads() - before; {
+		case side && got != 0:
+			t.Errorf("%d HEADs for 3 create_close with the side channel up; want none", got)
+		case !side && got != 3:
+			t.Errorf("%d HEADs for 3 create_close without a side channel; want 3", got)
 		}
 	}
 }

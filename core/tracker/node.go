@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -36,6 +37,34 @@ type nodeCalls struct {
 	*node.Client
 	cfg *Config
 	log *slog.Logger
+	// sideDown holds, by side-channel address, until when a side channel
+	// that failed is not asked again (copySize goes to HTTP meanwhile).
+	sideDown *sync.Map
+}
+
+// sideRetry is how long copySize leaves a side channel alone that did
+// not answer.
+const sideRetry = time.Minute
+
+// copySize returns the size of fid's file on device devid of host h and
+// whether it is missing: asked on the side channel (a kept connection, a
+// third of an HTTP request's cost), else by a HEAD of url, which also
+// confirms a file the side channel says is missing.
+func (n nodeCalls) copySize(ctx context.Context, h core.Host, devid int, fid int64, url string) (size int64, missing bool, err error) {
+	addr := net.JoinHostPort(h.IP, strconv.Itoa(n.cfg.SideChannelPort))
+	if until, ok := n.sideDown.Load(addr); !ok || time.Now().After(until.(time.Time)) {
+		sctx, cancel := context.WithTimeout(ctx, n.cfg.NodeTimeout)
+		size, err := n.Size(sctx, addr, core.FIDPath(devid, fid))
+		cancel()
+		switch {
+		case err == nil:
+			return size, false, nil
+		case !core.Is(core.NotFound, err) && ctx.Err() == nil:
+			n.sideDown.Store(addr, time.Now().Add(sideRetry))
+			n.log.Debug("tracker: side channel did not answer a size; using HTTP for a minute", "addr", addr, "err", err)
+		}
+	}
+	return n.headSize(ctx, url)
 }
 
 // headSize HEADs url and returns its Content-Length; missing is true on 404.

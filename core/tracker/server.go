@@ -114,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.lineBudget.Store(cfg.LongLineBudget)
 	s.db = cfg.Store
-	s.nodes = nodeCalls{Client: newNodeClient(cfg), cfg: &s.cfg, log: s.log}
+	s.nodes = nodeCalls{Client: newNodeClient(cfg), cfg: &s.cfg, log: s.log, sideDown: new(sync.Map)}
 	s.mon = newMonitor(&s.cfg, s.log, cfg.Store, s.nodes.Client, &s.wg)
 	s.jobs = newJobs(&s.cfg, s.log, cfg.Store, s.nodes, s.mon, &s.stats, s.ctx, &s.wg)
 	s.mon.onSnapshot = s.refreshReplicas
