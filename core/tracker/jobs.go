@@ -87,6 +87,7 @@ type jobs struct {
 	wg     *sync.WaitGroup // the tracker's background goroutines
 
 	replKick, delKick, fsckKick, rebalKick chan struct{} // wake the runners
+	orphanKick                             chan struct{} // wakes the orphan sweep (a device's setting changed)
 
 	// workers are the worker counts of the queue jobs (replicate, also
 	// used by rebalance; delete; fsck): from the configuration, changed by
@@ -98,11 +99,12 @@ type jobs struct {
 func newJobs(cfg *Config, log *slog.Logger, db jobStore, nodes nodeCalls, mon *monitor, stats *Stats, ctx context.Context, wg *sync.WaitGroup) *jobs {
 	j := &jobs{
 		cfg: cfg, log: log, db: db, leases: db, nodes: nodes, mon: mon, stats: stats, ctx: ctx, wg: wg,
-		replKick:  make(chan struct{}, 1),
-		delKick:   make(chan struct{}, 1),
-		fsckKick:  make(chan struct{}, 1),
-		rebalKick: make(chan struct{}, 1),
-		workers:   map[string]*atomic.Int32{},
+		replKick:   make(chan struct{}, 1),
+		delKick:    make(chan struct{}, 1),
+		fsckKick:   make(chan struct{}, 1),
+		rebalKick:  make(chan struct{}, 1),
+		orphanKick: make(chan struct{}, 1),
+		workers:    map[string]*atomic.Int32{},
 	}
 	for job, n := range map[string]int{"replicate": cfg.ReplicateJobs, "delete": cfg.DeleteJobs, "fsck": cfg.FsckJobs} {
 		j.workers[job] = new(atomic.Int32)

@@ -385,3 +385,24 @@ func TestWireCreateCloseSizesOnSideChannel(t *testing.T) {
 		}
 	}
 }
+
+// An operator has a device swept now by setting its orphan_sweep_devN
+// to 0 (the sweep otherwise looks every quarter interval, here 15 min).
+func TestWireOrphanSweepOnDemand(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: func(cfg *tracker.Config) {
+		cfg.OrphanSweepInterval = time.Hour
+		cfg.OrphanMinAge = time.Hour
+	}})
+	n := c.Nodes[0]
+	orphan := nodeURL(n) + core.FIDPath(n.Devids[0], 900000)
+	put(t, orphan, []byte("no row refers to it"))
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(n.DocRoot, core.FIDPath(n.Devids[0], 900000)), old, old); err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprint("orphan_sweep_dev", n.Devids[0])
+	w.code("set_server_setting key="+key+"&value=soon", "invalid_format")
+	w.code("set_server_setting key=orphan_sweep_devX&value=0", "not_writable")
+	w.expect("set_server_setting key="+key+"&value=0", "OK ")
+	waitFor(t, "the sweep asked for to remove the orphan", func() bool { return gone(orphan) })
+}

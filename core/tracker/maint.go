@@ -86,6 +86,16 @@ func settingValue(key, value string, present bool) (v string, del bool, err erro
 			}
 		}
 		return value, false, nil
+	case strings.HasPrefix(key, "orphan_sweep_dev"):
+		// When the device was last swept (Unix seconds): 0 has it swept
+		// at the next look.
+		if _, err := strconv.Atoi(strings.TrimPrefix(key, "orphan_sweep_dev")); err != nil {
+			return "", false, errf("not_writable")
+		}
+		if _, err := strconv.ParseUint(value, 10, 64); err != nil {
+			return "", false, protocol.Errf("invalid_format", "%s must be a Unix time (0: sweep the device at the next look)", key)
+		}
+		return value, false, nil
 	case key == "fsck_checksum":
 		switch value {
 		case "off", "MD5", "SHA-1":
@@ -114,6 +124,9 @@ func (s *Server) cmdSetServerSetting(ctx context.Context, c *call) (protocol.Arg
 	}
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(key, "orphan_sweep_dev") {
+		kick(s.jobs.orphanKick)
 	}
 	if strings.HasPrefix(key, "slave_") {
 		cur, _, _ := s.store().Setting(ctx, "slave_version")

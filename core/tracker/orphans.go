@@ -23,14 +23,16 @@ func orphanSweepSetting(devid int) string { return "orphan_sweep_dev" + strconv.
 // (a stray noted only in memory by a tracker that then stopped, a node's
 // refusal of late writes forgotten in its restart). Files younger than
 // OrphanMinAge are left, being possibly on their way to being recorded.
-// Each is settled like a stray: removed unless recorded after all.
+// Each is settled like a stray: removed unless recorded after all. An
+// operator's set_server_setting of orphan_sweep_devN (0: sweep it now)
+// wakes it.
 func (j *jobs) runOrphanSweep(ctx context.Context) {
 	if j.cfg.OrphanSweepInterval <= 0 {
 		return
 	}
 	check := min(j.cfg.OrphanSweepInterval/4, time.Hour)
 	for {
-		sleepCtx(ctx, check/2+time.Duration(rand.Int64N(int64(check))), nil)
+		sleepCtx(ctx, check/2+time.Duration(rand.Int64N(int64(check))), j.orphanKick)
 		if ctx.Err() != nil {
 			return
 		}
