@@ -29,6 +29,28 @@ type peerSide struct {
 	remount func() (string, error)
 }
 
+// quiesce waits until the processes of every side together use under a
+// twentieth of a core over half a second, for at most limit: the work a
+// side left running in the background (the replication of a big file,
+// the deletion of a removed tree) would otherwise be measured against the
+// next side. It returns how long it waited and whether they went quiet.
+func quiesce(sides []*peerSide, limit time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	var pids []int
+	for _, s := range sides {
+		pids = append(pids, s.pids()...)
+	}
+	const window = 500 * time.Millisecond
+	for time.Since(start) < limit {
+		before := cpuTicks(pids)
+		time.Sleep(window)
+		if used := cpuTicks(pids) - before; float64(used)/ticksPerSecond < window.Seconds()/20 {
+			return time.Since(start), true
+		}
+	}
+	return time.Since(start), false
+}
+
 // cpuTicks returns the user+system CPU time of pids, in clock ticks.
 func cpuTicks(pids []int) int64 {
 	var sum int64
@@ -188,6 +210,9 @@ func peersFigures(cfg Config, c *cluster, res Results, say func(string, ...any))
 				if err := w.prep(s.root); err != nil {
 					return fmt.Errorf("%s on %s: %w", w.name, s.name, err)
 				}
+			}
+			if waited, ok := quiesce(sides, 2*time.Minute); !ok {
+				say("%s on %s: the systems were still busy after %v (replication, deletion): measured anyway", w.name, s.name, waited.Round(time.Second))
 			}
 			cpu0, t0 := cpuTicks(s.pids()), time.Now()
 			if err := w.run(s.root); err != nil {
