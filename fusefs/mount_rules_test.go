@@ -1265,6 +1265,14 @@ func TestCreateReservesItsUpload(t *testing.T) {
 	var opens atomic.Int64
 	counting := func(context.Context, int, string, string) error { opens.Add(1); return nil }
 	c.On("create_open", counting)
+	create := func(key string) *writeHandle {
+		t.Helper()
+		_, h, err := f.create(ctx, "d", key, 0o644, owner{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
@@ -1274,10 +1282,7 @@ func TestCreateReservesItsUpload(t *testing.T) {
 		}
 	}
 
-	_, h, err := f.create(ctx, "d", "a", 0o644, owner{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := create("a")
 	waitFor("the create_open sent at create", func() bool { return opens.Load() == 1 })
 	c.On("create_open", func(context.Context, int, string, string) error { return errors.New("asked again at close") })
 	h.write(ctx, []byte("hello"), 0)
@@ -1290,10 +1295,7 @@ func TestCreateReservesItsUpload(t *testing.T) {
 	}
 
 	c.On("create_open", counting)
-	_, h, err = f.create(ctx, "d", "b", 0o644, owner{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h = create("b")
 	h.write(ctx, []byte("gone before close"), 0)
 	if err := f.unlink(ctx, "d", "b"); err != nil {
 		t.Fatal(err)
@@ -1307,10 +1309,7 @@ func TestCreateReservesItsUpload(t *testing.T) {
 		failed.Store(true)
 		return errors.New("tracker down")
 	})
-	_, h, err = f.create(ctx, "d", "c", 0o644, owner{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h = create("c")
 	waitFor("the create_open at create to fail", failed.Load)
 	c.On("create_open", nil)
 	h.write(ctx, []byte("saved all the same"), 0)
@@ -1323,5 +1322,26 @@ func TestCreateReservesItsUpload(t *testing.T) {
 	}
 	if n := c.OpenUploads(); n != 0 {
 		t.Errorf("%d uploads left open", n)
+	}
+
+	// A file that outgrows SmallFileMax streams on the upload opened at
+	// create: no second create_open, none left open.
+	c.On("create_open", counting)
+	opens.Store(0)
+	h = create("big")
+	waitFor("the create_open sent at create", func() bool { return opens.Load() == 1 })
+	big := bytes.Repeat([]byte("b"), int(DefaultSmallFileMax)+4096)
+	if err := h.write(ctx, big, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.commit(ctx); err != nil {
+		t.Fatalf("close of a streamed file: %v", err)
+	}
+	h.release()
+	if got, _ := content(t, c, "d", "big"); !bytes.Equal(got, big) {
+		t.Errorf("the cluster holds %d bytes; want %d", len(got), len(big))
+	}
+	if n, open := opens.Load(), c.OpenUploads(); n != 1 || open != 0 {
+		t.Errorf("a streamed file took %d create_opens and left %d uploads open; want 1 and 0", n, open)
 	}
 }

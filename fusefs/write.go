@@ -146,7 +146,24 @@ func (r *reservation) wait(ctx context.Context) (client.OpenResult, error) {
 	}
 }
 
-// drop abandons the reservation, once answered, in the background.
+// openUpload opens an upload of key: pre's answer when it has one (pre
+// may be nil), else a create_open sent now.
+func (f *FS) openUpload(ctx context.Context, dom, key string, size int64, pre *reservation) (client.OpenResult, error) {
+	if pre != nil {
+		open, err := pre.wait(ctx)
+		switch {
+		case err == nil:
+			return open, nil
+		case ctx.Err() != nil:
+			f.dropReservation(pre)
+			return client.OpenResult{}, err
+		}
+		// It failed: asked again.
+	}
+	return f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
+}
+
+// dropReservation abandons r, once answered, in the background.
 func (f *FS) dropReservation(r *reservation) {
 	go func() {
 		<-r.done
@@ -160,12 +177,12 @@ func (f *FS) dropReservation(r *reservation) {
 // file open for long would meet its upload reaped by the tracker.
 const reservationMaxAge = time.Minute
 
-// takeReservation returns the handle's reservation for domain dom, if
-// any and fresh, and forgets it. h.mu is held.
-func (h *writeHandle) takeReservation(dom string) *reservation {
+// takeReservation returns the handle's reservation, if any and fresh,
+// and forgets it. h.mu is held.
+func (h *writeHandle) takeReservation() *reservation {
 	r := h.pre
 	h.pre = nil
-	if r != nil && (r.dom != dom || time.Since(r.made) > reservationMaxAge) {
+	if r != nil && time.Since(r.made) > reservationMaxAge {
 		h.n.fs.dropReservation(r)
 		return nil
 	}
@@ -536,17 +553,7 @@ func (h *writeHandle) dropSpool() {
 // startStream opens an upload and starts its PUT.
 func (h *writeHandle) startStream(ctx context.Context) error {
 	dom, key := h.n.where()
-	var open client.OpenResult
-	var err error
-	if pre := h.takeReservation(dom); pre != nil {
-		if open, err = pre.wait(ctx); err != nil && ctx.Err() != nil {
-			h.n.fs.dropReservation(pre)
-			return err
-		}
-	}
-	if err != nil || len(open.Dests) == 0 {
-		open, err = h.n.fs.cl.CreateOpen(ctx, dom, key, h.n.fs.cfg.Class, -1)
-	}
+	open, err := h.n.fs.openUpload(ctx, dom, key, -1, h.takeReservation())
 	if err != nil {
 		return err
 	}
@@ -823,7 +830,7 @@ func (h *writeHandle) commit(ctx context.Context) error {
 		fid, err = h.commitPatch(ctx, dom, key, meta)
 	}
 	if fid == 0 && err == nil {
-		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta, h.takeReservation(dom))
+		fid, err = f.store(ctx, dom, key, h.spool, h.size, meta, h.takeReservation())
 	}
 	if err != nil {
 		f.Stats.CommitErrors.Add(1)
@@ -934,22 +941,8 @@ func (f *FS) store(ctx context.Context, dom, key string, spool io.ReaderAt, size
 	var lastErr error
 	closeRetried := false
 	for {
-		var open client.OpenResult
-		var err error
-		if pre != nil {
-			// Its answer; one that failed is asked for again.
-			if open, err = pre.wait(ctx); err != nil {
-				if ctx.Err() != nil {
-					f.dropReservation(pre)
-				} else {
-					open, err = client.OpenResult{}, nil
-				}
-			}
-			pre = nil
-		}
-		if err == nil && len(open.Dests) == 0 {
-			open, err = f.cl.CreateOpen(ctx, dom, key, f.cfg.Class, size)
-		}
+		open, err := f.openUpload(ctx, dom, key, size, pre)
+		pre = nil
 		if err != nil {
 			if lastErr != nil {
 				return 0, lastErr

@@ -452,18 +452,21 @@ func (c *Client) ListFids(ctx context.Context, baseURL string, devid int, after 
 		return nil, core.Errorf(core.Unsupported, "node: "+baseURL+" does not list the fids of its devices")
 	}
 	var out []FidFile
+	bad := func(line string) error {
+		return core.Errorf(core.Other, fmt.Sprintf("node: bad fid listing line %q from %s", line, url))
+	}
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
 		if len(f) != 4 {
-			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad fid listing line %q from %s", line, url))
+			return nil, bad(line)
 		}
-		fid, err1 := strconv.ParseInt(f[0], 10, 64)
-		mtime, err2 := strconv.ParseInt(f[1], 10, 64)
-		size, err3 := strconv.ParseInt(f[2], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad fid listing line %q from %s", line, url))
+		var n [3]int64 // fid, mtime, size
+		for i := range n {
+			if n[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+				return nil, bad(line)
+			}
 		}
-		out = append(out, FidFile{FID: fid, MTime: time.Unix(mtime, 0), Size: size, Path: f[3]})
+		out = append(out, FidFile{FID: n[0], MTime: time.Unix(n[1], 0), Size: n[2], Path: f[3]})
 	}
 	return out, nil
 }

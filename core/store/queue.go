@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -331,11 +332,7 @@ func (s *Store) MoveToReplication(ctx context.Context, fids []int64, deadDevid i
 	}
 	// Three statements for the whole batch: one per file was a round trip
 	// each on MySQL (about 1,000 files a second, hours for a big disk).
-	args := make([]any, len(fids))
-	for i, fid := range fids {
-		args[i] = fid
-	}
-	list := strings.Repeat("?, ", len(fids)-1) + "?"
+	list, args := fidList(fids)
 	rows := strings.Repeat(fmt.Sprintf("(?, %s + 1, NULL, 0, 0), ", s.now), len(fids)-1) + fmt.Sprintf("(?, %s + 1, NULL, 0, 0)", s.now)
 	return s.writeTx(ctx, "requeue a dead device's files", func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.ignore+` INTO file_to_replicate (fid, nexttry, fromdevid, failcount, flags) VALUES `+rows, args...); err != nil {
@@ -456,32 +453,26 @@ func (s *Store) Unreferenced(ctx context.Context, devid int, fids []int64) ([]in
 	if len(fids) == 0 {
 		return nil, nil
 	}
+	list, args := fidList(fids)
+	known, err := s.queryFIDs(ctx, "unreferenced fids",
+		`SELECT fid FROM file_on WHERE devid = ? AND fid IN (`+list+`) UNION SELECT fid FROM tempfile WHERE fid IN (`+list+`)`,
+		append(append([]any{devid}, args...), args...)...)
+	if err != nil {
+		return nil, err
+	}
+	tied := make(map[int64]bool, len(known))
+	for _, f := range known {
+		tied[f] = true
+	}
+	return slices.DeleteFunc(slices.Clone(fids), func(f int64) bool { return tied[f] }), nil
+}
+
+// fidList returns the placeholders of an IN list of fids ("?, ?, ?") and
+// the fids as its arguments.
+func fidList(fids []int64) (string, []any) {
 	args := make([]any, len(fids))
 	for i, fid := range fids {
 		args[i] = fid
 	}
-	list := strings.Repeat("?, ", len(fids)-1) + "?"
-	known := map[int64]bool{}
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`SELECT fid FROM file_on WHERE devid = ? AND fid IN (` + list + `)`, append([]any{devid}, args...)},
-		{`SELECT fid FROM tempfile WHERE fid IN (` + list + `)`, args},
-	} {
-		found, err := s.queryFIDs(ctx, "unreferenced fids", q.sql, q.args...)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range found {
-			known[f] = true
-		}
-	}
-	var out []int64
-	for _, f := range fids {
-		if !known[f] {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return strings.Repeat("?, ", len(fids)-1) + "?", args
 }

@@ -122,17 +122,15 @@ var mysqlTables = []string{
   checksum VARBINARY(64) NOT NULL)`,
 }
 
-// extensionTables are mogilefs-go's additions, created on every start
-// (plain MogileFS trackers ignore them): per-file metadata in the shape of
-// the original's MetaData plugin (plugin.meta.* pairs), used by mogmount
-// for mtime and mode.
-var extensionTables = []string{
-	`CREATE TABLE IF NOT EXISTS file_meta (
+// metaTable is mogilefs-go's extension table of per-file metadata,
+// created when missing (plain MogileFS trackers ignore it), in the shape
+// of the original's MetaData plugin (plugin.meta.* pairs): mogmount's
+// mtime and mode. The other extension table is claimTokenTable.
+const metaTable = `CREATE TABLE IF NOT EXISTS file_meta (
   fid BIGINT UNSIGNED NOT NULL,
   name VARCHAR(64) NOT NULL,
   value VARCHAR(255),
-  PRIMARY KEY (fid, name))`,
-}
+  PRIMARY KEY (fid, name))`
 
 // sqliteTables is the same schema as the original's SQLite store writes it.
 var sqliteTables = []string{

@@ -498,7 +498,6 @@ const extensionFeatures = "file metadata: mogmount's mtime, mode, owners, symbol
 // that may only SELECT, INSERT, UPDATE and DELETE) is no reason not to
 // start: the store then runs without them, and says what is missing.
 func (s *Store) setupExtensions(ctx context.Context) error {
-	s.noMeta = false
 	if s.kind == SQLite {
 		// A device's copies in fid order (the dead-device reaper, drain,
 		// rebalance): InnoDB's index on devid holds the primary key and
@@ -508,57 +507,45 @@ func (s *Store) setupExtensions(ctx context.Context) error {
 			return fmt.Errorf("store: index file_on by device: %w", err)
 		}
 	}
-	exists, err := s.tableExists(ctx, "file_meta")
-	if err != nil {
-		return fmt.Errorf("store: look for extension tables: %w", err)
+	var err error
+	if s.noMeta, err = s.lacksExtension(ctx, "file_meta", metaTable, "without "+extensionFeatures); err != nil {
+		return err
 	}
-	if !exists {
-		denied, err := s.createExtension(ctx, extensionTables)
-		if err != nil {
-			return err
-		}
-		if denied != nil {
-			s.noMeta = true
-			s.log.Warn("store: the database user may not create the extension table file_meta; running without "+extensionFeatures+
-				". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", denied)
-		}
+	if s.noClaimTokens, err = s.lacksExtension(ctx, "queue_claim", claimTokenTable,
+		"a claim of queued work whose commit answer is lost waits out its lease"); err != nil {
+		return err
 	}
-	s.noClaimTokens = false
-	if exists, err = s.tableExists(ctx, "queue_claim"); err != nil {
-		return fmt.Errorf("store: look for extension tables: %w", err)
+	if !s.noClaimTokens {
+		s.purgeClaimTokens(ctx)
 	}
-	if !exists {
-		denied, err := s.createExtension(ctx, []string{claimTokenTable})
-		if err != nil {
-			return err
-		}
-		if denied != nil {
-			s.noClaimTokens = true
-			s.log.Warn("store: the database user may not create the extension table queue_claim; a claim of queued work whose commit answer is lost waits out its lease"+
-				". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", denied)
-			return nil
-		}
-	}
-	s.purgeClaimTokens(ctx)
 	return nil
 }
 
-// createExtension runs the DDL of extension tables; denied is the
-// database's refusal when the user may not create tables.
-func (s *Store) createExtension(ctx context.Context, ddl []string) (denied, err error) {
-	for _, stmt := range ddl {
-		if s.kind == MySQL {
-			stmt += " ENGINE=InnoDB"
-		}
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			var me *mysql.MySQLError
-			if errors.As(err, &me) && (me.Number == 1142 || me.Number == 1044) { // CREATE command denied
-				return err, nil
-			}
-			return nil, fmt.Errorf("store: set up extension tables: %w", err)
-		}
+// lacksExtension creates the extension table named table (ddl) when it is
+// missing. It reports true, after a warning that the tracker runs so
+// (without: what that costs), when the database user may not create it.
+func (s *Store) lacksExtension(ctx context.Context, table, ddl, without string) (bool, error) {
+	exists, err := s.tableExists(ctx, table)
+	if err != nil {
+		return false, fmt.Errorf("store: look for extension table %s: %w", table, err)
 	}
-	return nil, nil
+	if exists {
+		return false, nil
+	}
+	if s.kind == MySQL {
+		ddl += " ENGINE=InnoDB"
+	}
+	_, err = s.db.ExecContext(ctx, ddl)
+	var me *mysql.MySQLError
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &me) && (me.Number == 1142 || me.Number == 1044): // CREATE command denied
+		s.log.Warn("store: the database user may not create the extension table "+table+"; running "+without+
+			". Add it once with a user that may: mogilefsd --dbuser=ADMIN --dbpass=... setup-db", "err", err)
+		return true, nil
+	}
+	return false, fmt.Errorf("store: set up extension table %s: %w", table, err)
 }
 
 // tableExists reports whether the database has table.

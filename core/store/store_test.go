@@ -759,3 +759,28 @@ func TestClaimSurvivesLostCommitAnswer(t *testing.T) {
 		}
 	})
 }
+
+// Unreferenced keeps the fids that no copy on the device and no upload
+// under way refers to.
+func TestUnreferenced(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if _, err := s.CreateDomain(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitFile(ctx, store.Commit{FID: 7, DomainID: 1, Key: "k", Length: 1, Devid: 1}); err != nil {
+			t.Fatal(err)
+		}
+		upload, err := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "u", Devids: []int{2}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Unreferenced(ctx, 1, []int64{7, upload, 99})
+		if err != nil || fmt.Sprint(got) != "[99]" {
+			t.Errorf("Unreferenced(dev 1) = %v, %v; want [99]", got, err)
+		}
+		if got, err := s.Unreferenced(ctx, 2, []int64{7, upload}); err != nil || fmt.Sprint(got) != "[7]" {
+			t.Errorf("Unreferenced(dev 2) = %v, %v; want [7] (its copy is on dev 1)", got, err)
+		}
+	})
+}

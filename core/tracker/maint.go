@@ -86,10 +86,10 @@ func settingValue(key, value string, present bool) (v string, del bool, err erro
 			}
 		}
 		return value, false, nil
-	case strings.HasPrefix(key, "orphan_sweep_dev"):
+	case strings.HasPrefix(key, orphanSweepPrefix):
 		// When the device was last swept (Unix seconds): 0 has it swept
 		// at the next look.
-		if _, err := strconv.Atoi(strings.TrimPrefix(key, "orphan_sweep_dev")); err != nil {
+		if _, err := strconv.Atoi(strings.TrimPrefix(key, orphanSweepPrefix)); err != nil {
 			return "", false, errf("not_writable")
 		}
 		if _, err := strconv.ParseUint(value, 10, 64); err != nil {
@@ -125,7 +125,7 @@ func (s *Server) cmdSetServerSetting(ctx context.Context, c *call) (protocol.Arg
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(key, "orphan_sweep_dev") {
+	if strings.HasPrefix(key, orphanSweepPrefix) {
 		kick(s.jobs.orphanKick)
 	}
 	if strings.HasPrefix(key, "slave_") {

@@ -12,10 +12,13 @@ import (
 // orphanPage is how many fid files one listing of a device returns.
 const orphanPage = 1000
 
-// orphanSweepSetting names the server setting that holds when a device
-// was last swept (Unix seconds), shared by the trackers so that one
-// sweeps each device per interval.
-func orphanSweepSetting(devid int) string { return "orphan_sweep_dev" + strconv.Itoa(devid) }
+// orphanProgressEvery is how many listed files a sweep logs progress at.
+const orphanProgressEvery = 100 * orphanPage
+
+// orphanSweepPrefix starts the names of the server settings that hold
+// when each device was last swept (orphan_sweep_devN, Unix seconds),
+// shared by the trackers so that one sweeps each device per interval.
+const orphanSweepPrefix = "orphan_sweep_dev"
 
 // runOrphanSweep looks at each readable device once per
 // OrphanSweepInterval for fid files nothing in the database refers to:
@@ -52,7 +55,7 @@ func (j *jobs) sweepDueDevices(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		key := orphanSweepSetting(d.ID)
+		key := orphanSweepPrefix + strconv.Itoa(d.ID)
 		last, ok, err := j.db.Setting(ctx, key)
 		if err != nil {
 			return
@@ -65,7 +68,7 @@ func (j *jobs) sweepDueDevices(ctx context.Context) {
 		if err := j.db.SetSetting(ctx, key, strconv.FormatInt(now, 10)); err != nil {
 			return
 		}
-		if _, err := j.sweepDevice(ctx, sn.hosts[d.HostID], d.ID, time.Unix(now, 0)); err != nil && ctx.Err() == nil {
+		if err := j.sweepDevice(ctx, sn.hosts[d.HostID], d.ID, time.Unix(now, 0)); err != nil && ctx.Err() == nil {
 			// Swept again at the next look.
 			if ok {
 				j.db.SetSetting(ctx, key, last)
@@ -76,19 +79,19 @@ func (j *jobs) sweepDueDevices(ctx context.Context) {
 	}
 }
 
-// sweepResult counts one device's sweep.
-type sweepResult struct {
-	Listed       int // fid files on the device
-	Old          int // of them, older than OrphanMinAge
-	Unreferenced int // of them, tied to the device by no row
-	Settled      int // of them, removed (or found recorded after all)
+// sweepCounts counts one device's sweep, for its log line.
+type sweepCounts struct {
+	listed       int // fid files on the device
+	old          int // of them, older than OrphanMinAge
+	unreferenced int // of them, tied to the device by no row
+	settled      int // of them, removed (or found recorded after all)
 }
 
 // sweepDevice lists the fid files of device devid on host h and settles
 // as a stray each one older than OrphanMinAge at now that the database
 // does not tie to the device.
-func (j *jobs) sweepDevice(ctx context.Context, h core.Host, devid int, now time.Time) (sweepResult, error) {
-	var r sweepResult
+func (j *jobs) sweepDevice(ctx context.Context, h core.Host, devid int, now time.Time) error {
+	var r sweepCounts
 	base := hostBase(h, nil, false, true)
 	started := time.Now()
 	after := ""
@@ -98,46 +101,45 @@ func (j *jobs) sweepDevice(ctx context.Context, h core.Host, devid int, now time
 		cancel()
 		if core.Is(core.Unsupported, err) {
 			j.log.Debug("tracker: no orphan sweep of a device whose node does not list its files", "devid", devid, "host", h.Name)
-			return r, nil
+			return nil
 		}
 		if err != nil {
 			j.log.Warn("tracker: orphan sweep stopped: cannot list the device's files", "devid", devid, "after", after, "err", err)
-			return r, err
+			return err
 		}
-		r.Listed += len(page)
+		r.listed += len(page)
 		var old []int64
 		for _, f := range page {
 			if now.Sub(f.MTime) >= j.cfg.OrphanMinAge {
 				old = append(old, f.FID)
 			}
 		}
-		r.Old += len(old)
+		r.old += len(old)
 		un, err := j.db.Unreferenced(ctx, devid, old)
 		if err != nil {
 			j.log.Warn("tracker: orphan sweep stopped: cannot read the database", "devid", devid, "err", err)
-			return r, err
+			return err
 		}
-		r.Unreferenced += len(un)
+		r.unreferenced += len(un)
 		j.stats.Orphans.Add(int64(len(un)))
 		for _, fid := range un {
 			if j.settleStray(ctx, fid, devid) == strayDone {
-				r.Settled++
+				r.settled++
 			}
 		}
 		if len(page) < orphanPage {
 			break
 		}
 		after = page[len(page)-1].Path
-		progressEvery := 100 * orphanPage
-		if r.Listed%progressEvery == 0 {
-			j.log.Info("tracker: orphan sweep in progress", "devid", devid, "listed", r.Listed, "unreferenced", r.Unreferenced)
+		if r.listed%orphanProgressEvery == 0 {
+			j.log.Info("tracker: orphan sweep in progress", "devid", devid, "listed", r.listed, "unreferenced", r.unreferenced)
 		}
 		sleepCtx(ctx, 10*time.Millisecond, nil) // leave the node and the database room
 		if ctx.Err() != nil {
-			return r, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	j.log.Info("tracker: orphan sweep done", "devid", devid, "files", r.Listed, "older_than_min_age", r.Old,
-		"unreferenced", r.Unreferenced, "settled", r.Settled, "took", time.Since(started).Round(time.Millisecond))
-	return r, nil
+	j.log.Info("tracker: orphan sweep done", "devid", devid, "files", r.listed, "older_than_min_age", r.old,
+		"unreferenced", r.unreferenced, "settled", r.settled, "took", time.Since(started).Round(time.Millisecond))
+	return nil
 }
