@@ -77,7 +77,7 @@ func Mount(dir string, f *FS, o MountOptions) (*Mounted, error) {
 		return nil, fmt.Errorf("mount %s: %w (is fuse3 installed and /dev/fuse usable?)", dir, err)
 	}
 	m := &Mounted{Dir: dir, FS: f, conn: conn, done: make(chan error, 1)}
-	srv := fs.New(conn, nil)
+	srv := fs.New(conn, &fs.Config{WithContext: requestContext})
 	f.kernel = srv
 	go func() {
 		m.done <- srv.Serve(f)
