@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 )
@@ -11,16 +12,26 @@ import (
 // replication's copy records) into one SQLite transaction, each in a
 // savepoint of its own, so that a burst pays for one fsync instead of one
 // each. (MySQL/InnoDB group-commits by itself.)
+//
+// A batch of lazy work only (a deletion's records: lost, the work is done
+// again) is committed without an fsync (synchronous=NORMAL on the
+// committer's own connection); the next durable commit's fsync makes it
+// durable too, as SQLite's write-ahead log is synced in order.
 type groupCommitter struct {
 	s    *Store
 	reqs chan *commitReq
 	quit chan struct{}
 	done chan struct{}
+
+	// Used by the committer's goroutine only.
+	conn   *sql.Conn // its connection, while it has one
+	synced bool      // conn's synchronous is FULL
 }
 
 // commitReq is one piece of work waiting for its batch.
 type commitReq struct {
 	op   string
+	lazy bool
 	fn   func(ctx context.Context, tx *sql.Tx) error
 	err  error
 	done chan struct{}
@@ -41,8 +52,8 @@ func newGroupCommitter(s *Store) *groupCommitter {
 // be committed. It waits even when ctx ends, as fn may already be in the
 // transaction. fn may run more than once (when the batch is retried); a
 // failed fn's changes are rolled back alone.
-func (g *groupCommitter) do(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	r := &commitReq{op: op, fn: fn, done: make(chan struct{})}
+func (g *groupCommitter) do(ctx context.Context, op string, lazy bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	r := &commitReq{op: op, lazy: lazy, fn: fn, done: make(chan struct{})}
 	select {
 	case g.reqs <- r:
 	case <-ctx.Done():
@@ -79,7 +90,12 @@ func (g *groupCommitter) run() {
 
 func (g *groupCommitter) runBatch(batch []*commitReq) {
 	ctx := context.Background()
-	err := g.s.tx(ctx, "group commit", func(tx *sql.Tx) error {
+	lazy := true
+	for _, r := range batch {
+		lazy = lazy && r.lazy
+	}
+	begin := func(ctx context.Context) (*sql.Tx, error) { return g.begin(ctx, !lazy) }
+	err := g.s.txOn(ctx, "group commit", begin, func(tx *sql.Tx) error {
 		for _, r := range batch {
 			if _, err := g.s.txExec(ctx, tx, "SAVEPOINT one_commit"); err != nil {
 				return err
@@ -95,7 +111,7 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 			}
 		}
 		return nil
-	})
+	}, false)
 	for _, r := range batch {
 		if err != nil {
 			r.err = err
@@ -106,8 +122,54 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 	}
 }
 
+// begin starts a transaction on the committer's connection, to be
+// committed with an fsync (durable) or without. On a store that commits
+// without fsync anyway (NoSync) the connection is left as it is.
+func (g *groupCommitter) begin(ctx context.Context, durable bool) (*sql.Tx, error) {
+	if g.conn == nil {
+		c, err := g.s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.conn, g.synced = c, !g.s.noSync
+	}
+	if g.synced != durable && !g.s.noSync {
+		mode := "NORMAL"
+		if durable {
+			mode = "FULL"
+		}
+		if _, err := g.conn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
+			g.dropConn()
+			return nil, err
+		}
+		g.synced = durable
+	}
+	tx, err := g.conn.BeginTx(ctx, nil)
+	if err != nil {
+		g.dropConn()
+	}
+	return tx, err
+}
+
+// dropConn gives the committer's connection back to the pool, as the
+// pool's connections are (synchronous=FULL); one that cannot be set so is
+// closed. The next batch takes a connection again.
+func (g *groupCommitter) dropConn() {
+	if g.conn == nil {
+		return
+	}
+	if !g.synced && !g.s.noSync {
+		if _, err := g.conn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); err != nil {
+			g.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}
+	g.conn.Close()
+	g.conn = nil
+}
+
 // stop ends the committer after the batch in progress.
 func (g *groupCommitter) stop() {
 	close(g.quit)
 	<-g.done
+	g.dropConn()
 }

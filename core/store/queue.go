@@ -238,7 +238,7 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 // with failcount failures (some copies are left to remove). One
 // transaction instead of one per copy and one for the queue row.
 func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error {
-	return s.writeTx(ctx, "finish delete", func(ctx context.Context, tx *sql.Tx) error {
+	return s.lazyTx(ctx, "finish delete", func(ctx context.Context, tx *sql.Tx) error {
 		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
 			if s.noMeta && strings.Contains(q, "file_meta") {
 				continue

@@ -96,7 +96,8 @@ type Store struct {
 	// SetCommitFault).
 	commitFault func(commit func() error) error
 
-	group *groupCommitter // SQLite: batches CommitFile calls
+	group  *groupCommitter // SQLite: batches CommitFile calls
+	noSync bool            // SQLite: commits are never fsynced (Config.NoSync)
 	// writeMu (SQLite) lets one of this process's writes at a time reach
 	// the database (see lockWrites).
 	writeMu sync.Mutex
@@ -366,7 +367,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{kind: kind, log: log, claimOwner: rand.Int64()}
+	s := &Store{kind: kind, log: log, claimOwner: rand.Int64(), noSync: cfg.NoSync}
 	switch kind {
 	case SQLite:
 		if dir := filepath.Dir(dsn); dir != "" {
@@ -646,6 +647,11 @@ func (s *Store) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error
 // by which a commit whose answer was lost is found to have been made or
 // not (see claimToken).
 func (s *Store) txWith(ctx context.Context, op string, fn func(*sql.Tx) error, tokened bool) error {
+	return s.txOn(ctx, op, s.begin, fn, tokened)
+}
+
+// txOn is txWith in transactions from begin.
+func (s *Store) txOn(ctx context.Context, op string, begin func(context.Context) (*sql.Tx, error), fn func(*sql.Tx) error, tokened bool) error {
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
 		if attempt > 0 {
@@ -662,7 +668,7 @@ func (s *Store) txWith(ctx context.Context, op string, fn func(*sql.Tx) error, t
 			tok = s.newClaimToken()
 		}
 		var retry bool
-		retry, err = s.txOnce(ctx, fn, tok)
+		retry, err = s.txOnce(ctx, begin, fn, tok)
 		if err == nil || !retry {
 			return wrap(op, err)
 		}
@@ -670,10 +676,14 @@ func (s *Store) txWith(ctx context.Context, op string, fn func(*sql.Tx) error, t
 	return wrap(op, err)
 }
 
-// txOnce is one attempt of tx: its error, and whether to try again.
-func (s *Store) txOnce(ctx context.Context, fn func(*sql.Tx) error, tok *claimToken) (retry bool, err error) {
+// begin starts a transaction on a connection of the pool.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) { return s.db.BeginTx(ctx, nil) }
+
+// txOnce is one attempt of tx, in a transaction from begin: its error,
+// and whether to try again.
+func (s *Store) txOnce(ctx context.Context, begin func(context.Context) (*sql.Tx, error), fn func(*sql.Tx) error, tok *claimToken) (retry bool, err error) {
 	defer s.lockWrites()()
-	t, err := s.db.BeginTx(ctx, nil)
+	t, err := begin(ctx)
 	if err != nil {
 		return isRetryable(err), err
 	}
@@ -740,7 +750,17 @@ func (s *Store) lockWrites() func() {
 // committer's next batch (one fsync for many writers), elsewhere alone.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {
-		return s.group.do(ctx, op, fn)
+		return s.group.do(ctx, op, false, fn)
+	}
+	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
+}
+
+// lazyTx is writeTx for a write whose loss in a power cut harms nothing
+// (it is done again): on SQLite a batch of such writes only is committed
+// without an fsync.
+func (s *Store) lazyTx(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if s.group != nil {
+		return s.group.do(ctx, op, true, fn)
 	}
 	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
@@ -749,7 +769,7 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(ctx context.Cont
 // committer's next batch, elsewhere on its own (no transaction around it).
 func (s *Store) writeOne(ctx context.Context, op, q string, args ...any) error {
 	if s.group != nil {
-		return s.group.do(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		return s.group.do(ctx, op, false, func(ctx context.Context, tx *sql.Tx) error {
 			_, err := s.txExec(ctx, tx, q, args...)
 			return err
 		})
