@@ -219,6 +219,12 @@ func peersFigures(cfg Config, c *cluster, res Results, say func(string, ...any))
 				return fmt.Errorf("%s on %s: %w", w.name, s.name, err)
 			}
 			secs := time.Since(t0).Seconds()
+			// The work a workload leaves running (replication, the
+			// removal of deleted files' bytes, on any side) is its CPU
+			// too: counted until the side is quiet.
+			if waited, ok := quiesce([]*peerSide{s}, 2*time.Minute); !ok {
+				say("%s on %s: still busy %v after the workload: CPU counted until then", w.name, s.name, waited.Round(time.Second))
+			}
 			cpuMS := float64(cpuTicks(s.pids())-cpu0) * 1000 / ticksPerSecond
 			if w.after != nil {
 				if err := w.after(s.root); err != nil {

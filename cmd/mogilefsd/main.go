@@ -56,6 +56,7 @@ func run() error {
 	idleTimeout := fs.Duration("idle_timeout", tracker.DefaultIdleTimeout, "close a client connection that sends no request for this long")
 	orphanEvery := fs.Duration("orphan_sweep_interval", 24*time.Hour, "list each device's files this often and remove those no database row refers to (0: never)")
 	orphanAge := fs.Duration("orphan_min_age", 24*time.Hour, "the orphan sweep leaves files younger than this")
+	delLag := fs.Duration("delete_lag", 3*time.Second, "removing deleted files' copies from the nodes waits up to this long for a burst of client requests to end, then catches up (0: never waits)")
 	jobMaster := fs.Bool("job_master", true, "run the background jobs (replication, deletion, fsck, rebalance) on this tracker; --job_master=false leaves them to others")
 	fs.Bool("daemonize", false, "accepted for compatibility; run under systemd instead")
 	fs.String("pidfile", "", "write the process id to this file")
@@ -93,6 +94,12 @@ func run() error {
 	}
 	if *orphanEvery == 0 {
 		*orphanEvery = -1 // never
+	}
+	if *delLag < 0 {
+		return fmt.Errorf("--delete_lag must be 0 (never wait) or more")
+	}
+	if *delLag == 0 {
+		*delLag = -1 // never
 	}
 	if *reaperJobs != 1 || *monitorJobs != 1 {
 		return fmt.Errorf("reaper_jobs and monitor_jobs must be 1: the reaper and the monitor are one task each in this tracker")
@@ -154,6 +161,7 @@ func run() error {
 		IdleTimeout:         *idleTimeout,
 		OrphanSweepInterval: *orphanEvery,
 		OrphanMinAge:        *orphanAge,
+		DeleteLag:           *delLag,
 		OnShutdown:          func() { stop <- struct{}{} },
 		Logger:              log,
 	})

@@ -69,6 +69,14 @@ type Config struct {
 	// 50 ms): files that trickle in are claimed, and their results
 	// committed, many in one transaction rather than one each.
 	QueueGather time.Duration
+	// DeleteLag is how long the removal of deleted files' copies from the
+	// nodes may wait for a burst of client requests to end (default 3 s;
+	// negative: it never waits). While the tracker serves clients (a
+	// request in the last quarter second), the deletion job waits, up to
+	// DeleteLag, then removes all that is due before it waits again: an
+	// rm -r is not slowed by the deletions it causes, and under steady
+	// load deletions lag by DeleteLag at most, at full speed.
+	DeleteLag time.Duration
 	// TempfileMaxAge is when an upload never closed is reaped (default 1 h).
 	TempfileMaxAge time.Duration
 	// ReaperInterval is how often dead devices are looked for (default 5 s).
@@ -148,6 +156,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueueGather <= 0 {
 		c.QueueGather = 50 * time.Millisecond
+	}
+	if c.DeleteLag == 0 {
+		c.DeleteLag = 3 * time.Second
 	}
 	if c.TempfileMaxAge <= 0 {
 		c.TempfileMaxAge = time.Hour

@@ -94,6 +94,44 @@ type jobs struct {
 	// !want.
 	workers map[string]*atomic.Int32
 	strays  strays // copies written but not recorded, to remove
+	// clients is when the tracker last served a client (see
+	// Config.DeleteLag).
+	clients *activity
+}
+
+// activity is when a tracker last began a client's request.
+type activity struct{ last atomic.Int64 } // Unix nanoseconds
+
+// mark records a request begun at now.
+func (a *activity) mark(now time.Time) { a.last.Store(now.UnixNano()) }
+
+// idle returns how long no request has begun, at now.
+func (a *activity) idle(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, a.last.Load()))
+}
+
+// clientsQuiet is how long without a client request ends a burst.
+const clientsQuiet = 250 * time.Millisecond
+
+// waitForClients waits while clients are being served (a request began
+// in the last clientsQuiet), for at most lag. It returns false when ctx
+// ends.
+func waitForClients(ctx context.Context, a *activity, lag time.Duration) bool {
+	deadline := time.Now().Add(lag)
+	for {
+		now := time.Now()
+		idle := a.idle(now)
+		if idle >= clientsQuiet || !now.Before(deadline) {
+			return ctx.Err() == nil
+		}
+		t := time.NewTimer(min(clientsQuiet-idle, deadline.Sub(now)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 func newJobs(cfg *Config, log *slog.Logger, db jobStore, nodes nodeCalls, mon *monitor, stats *Stats, ctx context.Context, wg *sync.WaitGroup) *jobs {
@@ -105,6 +143,7 @@ func newJobs(cfg *Config, log *slog.Logger, db jobStore, nodes nodeCalls, mon *m
 		rebalKick:  make(chan struct{}, 1),
 		orphanKick: make(chan struct{}, 1),
 		workers:    map[string]*atomic.Int32{},
+		clients:    new(activity),
 	}
 	for job, n := range map[string]int{"replicate": cfg.ReplicateJobs, "delete": cfg.DeleteJobs, "fsck": cfg.FsckJobs} {
 		j.workers[job] = new(atomic.Int32)
@@ -166,6 +205,10 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 		return
 	}
 	gather := false
+	// Deletion gives way to clients (Config.DeleteLag): it waits out a
+	// burst of their requests, then works until the queue is drained.
+	yield := q == store.DeleteQueue && j.cfg.DeleteLag > 0
+	draining := false
 	for ctx.Err() == nil {
 		// The worker count may change at any time (!want): read per batch;
 		// 0 stops the job kind until it is raised again.
@@ -175,6 +218,12 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 			continue
 		}
 		batch := max(workers*8, 64)
+		if yield && !draining {
+			if !waitForClients(ctx, j.clients, j.cfg.DeleteLag) {
+				return
+			}
+			draining = true
+		}
 		if gather {
 			// Work trickles in (a kick, or less than a full batch last
 			// time): let more come, to claim it in one transaction.
@@ -189,6 +238,7 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 			continue
 		}
 		gather = len(items) < batch
+		draining = draining && !gather
 		if len(items) == 0 {
 			sleepCtx(ctx, j.cfg.QueuePoll, wake)
 			continue

@@ -244,3 +244,75 @@ func TestQueueGathersTricklingWork(t *testing.T) {
 		t.Errorf("%d claims for %d items (%.1f a claim); want them gathered", fl.claims, fl.claimed, perClaim)
 	}
 }
+
+// claimClock hands out one item a claim (so that each claim drains the
+// queue) and records when each claim came.
+type claimClock struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (f *claimClock) ClaimQueue(ctx context.Context, q store.Queue, limit, lease int) ([]store.QueueItem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.times = append(f.times, time.Now())
+	return []store.QueueItem{{FID: int64(len(f.times))}}, nil
+}
+
+func (f *claimClock) RenewLease(ctx context.Context, q store.Queue, fid int64, lease int) error {
+	return nil
+}
+
+// claimsIn counts the claims made in [from, to).
+func (f *claimClock) claimsIn(from, to time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.times {
+		if !c.Before(from) && c.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// The deletion job gives way to clients: while requests keep coming it
+// waits up to DeleteLag, drains the queue, and waits again; once they
+// stop it works at once.
+func TestDeletionWaitsForClients(t *testing.T) {
+	const lag = 300 * time.Millisecond
+	s := newStarted(t, func(c *Config) { c.DeleteLag = lag })
+	defer s.Close(context.Background())
+	fc := &claimClock{}
+	s.jobs.leases = fc
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// A client's requests every 5 ms for a second.
+	start := time.Now()
+	busyEnd := start.Add(time.Second)
+	s.jobs.clients.mark(start)
+	go func() {
+		for time.Now().Before(busyEnd) {
+			s.jobs.clients.mark(time.Now())
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.jobs.runQueue(ctx, store.DeleteQueue, "delete", nil, func(ctx context.Context, it store.QueueItem) {})
+	}()
+	time.Sleep(busyEnd.Sub(time.Now()) + 600*time.Millisecond)
+	cancel()
+	<-done
+	if n := fc.claimsIn(start, start.Add(lag-50*time.Millisecond)); n > 0 {
+		t.Errorf("%d claims in the first %v of a burst of requests; want none before DeleteLag (%v)", n, lag-50*time.Millisecond, lag)
+	}
+	if n := fc.claimsIn(start, busyEnd); n < 2 || n > 4 {
+		t.Errorf("%d claims during a second of requests; want one per DeleteLag (%v): 2 to 4", n, lag)
+	}
+	// Quiet from busyEnd: claims resume within clientsQuiet and a gather.
+	if n := fc.claimsIn(busyEnd, busyEnd.Add(clientsQuiet+s.cfg.QueueGather+150*time.Millisecond)); n == 0 {
+		t.Errorf("no claim within %v of the requests' end", clientsQuiet+s.cfg.QueueGather+150*time.Millisecond)
+	}
+}

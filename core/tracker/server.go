@@ -336,6 +336,7 @@ func (s *Server) serveConn(c net.Conn, st *connSt) {
 		case line[0] == '!':
 			reply = s.admin(line, ip, st.admin, func() bool { return s.watchers.toggle(st, c) })
 		default:
+			s.jobs.clients.mark(time.Now())
 			reply = s.query(line, ip, st.admin)
 		}
 		st.wmu.Lock()
