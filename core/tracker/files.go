@@ -204,7 +204,24 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}
 	}
 	path := a.Get("path")
-	sn := s.mon.snapFor(ctx, func(sn *snapshot) bool { _, ok := sn.devices[devid]; return !ok })
+	// copy_devids (ours, after create_open's write_copies): devices the
+	// client wrote the same bytes to, each checked like the first;
+	// failed_devids: devices a write to failed, which may hold bytes.
+	copyIDs, err1 := devidList(a.Get("copy_devids"))
+	failedIDs, err2 := devidList(a.Get("failed_devids"))
+	if err1 != nil || err2 != nil || len(copyIDs)+len(failedIDs) > 16 {
+		return nil, errf("bogus_args")
+	}
+	// A device another tracker handed out may be new to this one: the
+	// configuration is re-read when any of them is unknown.
+	sn := s.mon.snapFor(ctx, func(sn *snapshot) bool {
+		for _, d := range append(append([]int{devid}, copyIDs...), failedIDs...) {
+			if _, ok := sn.devices[d]; !ok {
+				return true
+			}
+		}
+		return false
+	})
 	dev, ok := sn.devices[devid]
 	if !ok {
 		return nil, errf("bogus_args")
@@ -227,14 +244,6 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 			l, m, err := s.nodes.copySize(ctx, host, devid, fid, path)
 			head <- sizeCheck{l, m, err}
 		}()
-	}
-	// copy_devids (ours, after create_open's write_copies): devices the
-	// client wrote the same bytes to, each checked like the first;
-	// failed_devids: devices a write to failed, which may hold bytes.
-	copyIDs, err1 := devidList(a.Get("copy_devids"))
-	failedIDs, err2 := devidList(a.Get("failed_devids"))
-	if err1 != nil || err2 != nil || len(copyIDs)+len(failedIDs) > 16 {
-		return nil, errf("bogus_args")
 	}
 	seen := map[int]bool{devid: true}
 	for _, d := range append(append([]int(nil), copyIDs...), failedIDs...) {

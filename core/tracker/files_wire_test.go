@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/clustertest"
 	"github.com/mogilefs-go/mogilefs-go/core/store"
+	"github.com/mogilefs-go/mogilefs-go/core/tracker"
 )
 
 func TestWireFileLifecycle(t *testing.T) {
@@ -262,4 +266,39 @@ func TestWireClientWrittenCopies(t *testing.T) {
 		n, err := c.Store.QueueLength(ctx, store.StrayQueue)
 		return err == nil && n == 0 && replQueue() == 0
 	})
+}
+
+// A copy on a device this tracker has not seen yet (another tracker
+// added it and handed it out in create_open): create_close re-reads the
+// configuration rather than call the request bogus.
+func TestWireCopyOnDeviceNewToTracker(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: func(cfg *tracker.Config) {
+		noJobs(cfg)
+		cfg.MonitorInterval = time.Hour // no re-read of the configuration meanwhile
+	}})
+	ctx := context.Background()
+	n2 := c.Nodes[1]
+	if err := os.MkdirAll(filepath.Join(n2.DocRoot, "dev3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store.CreateDevice(ctx, core.Device{ID: 3, HostID: 2, Status: core.DevAlive}); err != nil {
+		t.Fatal(err)
+	}
+	doms, err := c.Store.Domains(ctx)
+	if err != nil || len(doms) != 1 {
+		t.Fatalf("domains: %v %v", doms, err)
+	}
+	dmid := doms[0].ID
+	fid, err := c.Store.RegisterTempfile(ctx, store.Tempfile{DomainID: dmid, Key: "k", Devids: []int{1, 3}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := nodeURL(c.Nodes[0]) + core.FIDPath(1, fid)
+	p3 := nodeURL(n2) + core.FIDPath(3, fid)
+	put(t, p1, []byte("hello"))
+	put(t, p3, []byte("hello"))
+	w.expect(fmt.Sprintf("create_close domain=d&key=k&fid=%d&devid=1&path=%s&size=5&copy_devids=3", fid, p1), "OK ")
+	if got := w.ok("file_info domain=d&key=k&devices=1")["devids"]; got != "1,3" {
+		t.Errorf("devids = %q, want 1,3", got)
+	}
 }
