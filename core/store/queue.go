@@ -231,34 +231,63 @@ func (s *Store) refreshDevcount(ctx context.Context, tx *sql.Tx, fid int64) erro
 	return err
 }
 
-// FinishDelete records the delete job's work on a deleted fid in one
-// transaction: its copies on the devices removed are forgotten, and what
-// else remains of it (checksum, metadata, tempfile row); then its delete
-// queue row is done, or, when retryIn > 0, due again in retryIn seconds
-// with failcount failures (some copies are left to remove). One
-// transaction instead of one per copy and one for the queue row.
-func (s *Store) FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error {
+// DeleteDone is the delete job's work on one deleted fid: the devices
+// its copies were removed from and, when some copies are left (RetryIn >
+// 0), when to try again and the failures so far.
+type DeleteDone struct {
+	FID       int64
+	Removed   []int
+	RetryIn   int64
+	FailCount int
+}
+
+// FinishDeletes records the delete job's work on deleted fids in one
+// transaction, not fsynced (lost, the work is done again). A fid with no
+// copy left is forgotten whole: its copies, checksum, metadata, tempfile
+// row and queue row, in one statement per table for all such fids. A fid
+// with copies left forgets those removed and is due again in RetryIn
+// seconds with FailCount failures.
+func (s *Store) FinishDeletes(ctx context.Context, done []DeleteDone) error {
+	var whole []int64
+	for _, d := range done {
+		if d.RetryIn <= 0 {
+			whole = append(whole, d.FID)
+		}
+	}
+	queue, where := DeleteQueue.table()
 	return s.lazyTx(ctx, "finish delete", func(ctx context.Context, tx *sql.Tx) error {
-		for _, q := range []string{`DELETE FROM checksum WHERE fid=?`, `DELETE FROM file_meta WHERE fid=?`, `DELETE FROM tempfile WHERE fid=?`} {
-			if s.noMeta && strings.Contains(q, "file_meta") {
+		if len(whole) > 0 {
+			in, args := fidList(whole)
+			for _, q := range []string{
+				`DELETE FROM checksum WHERE fid IN (` + in + `)`,
+				`DELETE FROM file_meta WHERE fid IN (` + in + `)`,
+				`DELETE FROM tempfile WHERE fid IN (` + in + `)`,
+				`DELETE FROM file_on WHERE fid IN (` + in + `)`,
+				`DELETE FROM ` + queue + ` WHERE ` + where + ` AND fid IN (` + in + `)`,
+			} {
+				if s.noMeta && strings.Contains(q, "file_meta") {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+					return err
+				}
+			}
+		}
+		for _, d := range done {
+			if d.RetryIn <= 0 {
 				continue
 			}
-			if _, err := s.txExec(ctx, tx, q, fid); err != nil {
-				return err
+			for _, dev := range d.Removed {
+				if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, d.FID, dev); err != nil {
+					return err
+				}
 			}
-		}
-		for _, d := range removed {
-			if _, err := s.txExec(ctx, tx, `DELETE FROM file_on WHERE fid=? AND devid=?`, fid, d); err != nil {
-				return err
-			}
-		}
-		if retryIn > 0 {
 			// Not txExec: the delay is in the statement's text.
-			_, err := tx.ExecContext(ctx, s.retrySQL(DeleteQueue, retryIn), min(failcount, 255), fid)
-			return err
+			if _, err := tx.ExecContext(ctx, s.retrySQL(DeleteQueue, d.RetryIn), min(d.FailCount, 255), d.FID); err != nil {
+				return err
+			}
 		}
-		_, err := s.txExec(ctx, tx, DeleteQueue.doneSQL(), fid)
-		return err
+		return nil
 	})
 }
 

@@ -638,16 +638,16 @@ func TestStrayQueue(t *testing.T) {
 	})
 }
 
-// The delete job's work on a fid is recorded in one call: the copies
-// removed are forgotten, with the fid's checksum, and the queue row is
-// done, or due again later when copies are left.
-func TestFinishDelete(t *testing.T) {
+// The delete job's work on a batch of fids is recorded in one call: a
+// fid with no copy left is forgotten whole (copies, checksum, queue row),
+// one with copies left forgets those removed and is due again later.
+func TestFinishDeletes(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		if _, err := s.CreateDomain(ctx, "d"); err != nil {
 			t.Fatal(err)
 		}
-		for _, fid := range []int64{7, 8} {
+		for _, fid := range []int64{7, 8, 9} {
 			if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: fmt.Sprint("k", fid), Length: 1, Devid: 1}); err != nil {
 				t.Fatal(err)
 			}
@@ -661,24 +661,25 @@ func TestFinishDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// fid 7: both copies removed; fid 8: the one on device 2 is left.
-		if err := s.FinishDelete(ctx, 7, []int{1, 2}, 0, 0); err != nil {
+		// fids 7 and 9: both copies removed; fid 8: the one on device 2
+		// is left.
+		if err := s.FinishDeletes(ctx, []store.DeleteDone{
+			{FID: 7, Removed: []int{1, 2}},
+			{FID: 8, Removed: []int{1}, RetryIn: 600, FailCount: 3},
+			{FID: 9, Removed: []int{1, 2}},
+		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.FinishDelete(ctx, 8, []int{1}, 600, 3); err != nil {
-			t.Fatal(err)
-		}
-		if d, err := s.FileDevids(ctx, 7); err != nil || len(d) != 0 {
-			t.Errorf("fid 7 copies = %v, %v; want none", d, err)
+		for _, fid := range []int64{7, 9} {
+			if d, err := s.FileDevids(ctx, fid); err != nil || len(d) != 0 {
+				t.Errorf("fid %d copies = %v, %v; want none", fid, d, err)
+			}
+			if _, sum, err := s.Checksum(ctx, fid); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("fid %d checksum = %x, %v; want none", fid, sum, err)
+			}
 		}
 		if d, err := s.FileDevids(ctx, 8); err != nil || len(d) != 1 || d[0] != 2 {
 			t.Errorf("fid 8 copies = %v, %v; want [2]", d, err)
-		}
-		if _, sum, err := s.Checksum(ctx, 7); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("fid 7 checksum = %x, %v; want none", sum, err)
-		}
-		if _, _, err := s.Checksum(ctx, 8); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("fid 8 checksum: %v; want none", err)
 		}
 		if n, err := s.QueueLength(ctx, store.DeleteQueue); err != nil || n != 1 {
 			t.Errorf("delete queue = %d, %v; want fid 8 alone", n, err)

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -11,9 +12,10 @@ import (
 func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 
 // deleteItem removes the bytes of a deleted fid from every device that
-// may hold them, then records it all in one transaction (FinishDelete):
-// the copies removed, and the queue row done, or due again when devices
-// that cannot be reached now are left, as the original retries them.
+// may hold them; what it did is recorded with the rest of its batch
+// (recordDeletes): the copies removed, and the queue row done, or due
+// again when devices that cannot be reached now are left, as the original
+// retries them.
 func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 	st := j.db
 	devids, err := st.FileDevids(ctx, it.FID)
@@ -56,11 +58,50 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 	if retry > 0 {
 		failcount++
 	}
-	j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
-		return st.FinishDelete(ctx, it.FID, removed, retry, failcount)
+	j.deletes.add(store.DeleteDone{FID: it.FID, Removed: removed, RetryIn: retry, FailCount: failcount})
+}
+
+// deletesDone gathers the delete job's work on the items of a batch, to
+// be recorded at once (recordDeletes) when the batch is worked.
+type deletesDone struct {
+	mu   sync.Mutex
+	done []store.DeleteDone
+}
+
+func (d *deletesDone) add(x store.DeleteDone) {
+	d.mu.Lock()
+	d.done = append(d.done, x)
+	d.mu.Unlock()
+}
+
+// take returns what was gathered and forgets it.
+func (d *deletesDone) take() []store.DeleteDone {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	done := d.done
+	d.done = nil
+	return done
+}
+
+// recordDeletes records the work of the batch just worked in one
+// transaction (store.FinishDeletes) instead of one each.
+func (j *jobs) recordDeletes(ctx context.Context) {
+	done := j.deletes.take()
+	if len(done) == 0 {
+		return
+	}
+	var err error
+	j.settle(ctx, "delete", done[0].FID, func(ctx context.Context) error {
+		err = j.db.FinishDeletes(ctx, done)
+		return err
 	})
-	if retry == 0 {
-		j.stats.Deleted.Add(1)
+	if err != nil {
+		return // left to their leases' end
+	}
+	for _, d := range done {
+		if d.RetryIn <= 0 {
+			j.stats.Deleted.Add(1)
+		}
 	}
 }
 

@@ -50,7 +50,7 @@ type jobStore interface {
 	AddCopyDone(ctx context.Context, fid int64, devid int, q store.Queue) error
 	RemoveCopy(ctx context.Context, fid int64, devid int) error
 	FixDevcount(ctx context.Context, fid int64) error
-	FinishDelete(ctx context.Context, fid int64, removed []int, retryIn int64, failcount int) error
+	FinishDeletes(ctx context.Context, done []store.DeleteDone) error
 	Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error)
 	SetChecksum(ctx context.Context, fid int64, hashType int, sum []byte) error
 	AddFsckLog(ctx context.Context, fid int64, evcode string, devid int) error
@@ -97,6 +97,7 @@ type jobs struct {
 	// clients is when the tracker last served a client (see
 	// Config.DeleteLag).
 	clients *activity
+	deletes deletesDone // the delete job's batch, worked, to record
 }
 
 // activity is when a tracker last began a client's request.
@@ -261,6 +262,9 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 			}()
 		}
 		wg.Wait()
+		if q == store.DeleteQueue {
+			j.recordDeletes(ctx)
+		}
 	}
 }
 

@@ -302,7 +302,7 @@ func TestDeletionWaitsForClients(t *testing.T) {
 		defer close(done)
 		s.jobs.runQueue(ctx, store.DeleteQueue, "delete", nil, func(ctx context.Context, it store.QueueItem) {})
 	}()
-	time.Sleep(busyEnd.Sub(time.Now()) + 600*time.Millisecond)
+	time.Sleep(time.Until(busyEnd) + 600*time.Millisecond)
 	cancel()
 	<-done
 	if n := fc.claimsIn(start, start.Add(lag-50*time.Millisecond)); n > 0 {
