@@ -188,6 +188,30 @@ func (s *Store) FileDevids(ctx context.Context, fid int64) ([]int, error) {
 	return out, wrap("file devices", rows.Err())
 }
 
+// FilesDevids returns the devices holding a copy of each of fids (a fid
+// with none is absent from the map), in one query.
+func (s *Store) FilesDevids(ctx context.Context, fids []int64) (map[int64][]int, error) {
+	out := map[int64][]int{}
+	if len(fids) == 0 {
+		return out, nil
+	}
+	in, args := fidList(fids)
+	rows, err := s.db.QueryContext(ctx, `SELECT fid, devid FROM file_on WHERE fid IN (`+in+`) ORDER BY fid, devid`, args...)
+	if err != nil {
+		return nil, wrap("file devices", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fid int64
+		var d int
+		if err := rows.Scan(&fid, &d); err != nil {
+			return nil, wrap("file devices", err)
+		}
+		out[fid] = append(out[fid], d)
+	}
+	return out, wrap("file devices", rows.Err())
+}
+
 // Commit is what create_close makes durable.
 type Commit struct {
 	FID      int64

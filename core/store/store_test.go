@@ -661,6 +661,9 @@ func TestFinishDeletes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if m, err := s.FilesDevids(ctx, []int64{7, 8, 9, 10}); err != nil || fmt.Sprint(m) != "map[7:[1 2] 8:[1 2] 9:[1 2]]" {
+			t.Errorf("FilesDevids = %v, %v", m, err)
+		}
 		// fids 7 and 9: both copies removed; fid 8: the one on device 2
 		// is left.
 		if err := s.FinishDeletes(ctx, []store.DeleteDone{
@@ -669,6 +672,9 @@ func TestFinishDeletes(t *testing.T) {
 			{FID: 9, Removed: []int{1, 2}},
 		}); err != nil {
 			t.Fatal(err)
+		}
+		if m, err := s.FilesDevids(ctx, []int64{7, 8, 9}); err != nil || fmt.Sprint(m) != "map[8:[2]]" {
+			t.Errorf("FilesDevids after = %v, %v; want map[8:[2]]", m, err)
 		}
 		for _, fid := range []int64{7, 9} {
 			if d, err := s.FileDevids(ctx, fid); err != nil || len(d) != 0 {

@@ -18,7 +18,7 @@ func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 // retries them.
 func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 	st := j.db
-	devids, err := st.FileDevids(ctx, it.FID)
+	devids, err := j.deletes.devidsOf(ctx, st, it.FID)
 	if err != nil {
 		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
 			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
@@ -62,10 +62,40 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 }
 
 // deletesDone gathers the delete job's work on the items of a batch, to
-// be recorded at once (recordDeletes) when the batch is worked.
+// be recorded at once (recordDeletes) when the batch is worked, and holds
+// the batch's copies, looked up at once (lookUp).
 type deletesDone struct {
-	mu   sync.Mutex
-	done []store.DeleteDone
+	mu     sync.Mutex
+	done   []store.DeleteDone
+	devids map[int64][]int // of the batch's fids; nil: not looked up
+}
+
+// lookUp reads the devices of the copies of every item of a batch in one
+// query; when it fails, each item asks on its own.
+func (d *deletesDone) lookUp(ctx context.Context, db jobStore, items []store.QueueItem) {
+	fids := make([]int64, len(items))
+	for i, it := range items {
+		fids[i] = it.FID
+	}
+	m, err := db.FilesDevids(ctx, fids)
+	d.mu.Lock()
+	d.devids = m
+	if err != nil {
+		d.devids = nil
+	}
+	d.mu.Unlock()
+}
+
+// devidsOf returns the devices of fid's copies: from the batch's look-up
+// when there was one, else from the database.
+func (d *deletesDone) devidsOf(ctx context.Context, db jobStore, fid int64) ([]int, error) {
+	d.mu.Lock()
+	m := d.devids
+	d.mu.Unlock()
+	if m != nil {
+		return m[fid], nil
+	}
+	return db.FileDevids(ctx, fid)
 }
 
 func (d *deletesDone) add(x store.DeleteDone) {
@@ -74,12 +104,12 @@ func (d *deletesDone) add(x store.DeleteDone) {
 	d.mu.Unlock()
 }
 
-// take returns what was gathered and forgets it.
+// take returns what was gathered and forgets it, and the batch's look-up.
 func (d *deletesDone) take() []store.DeleteDone {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	done := d.done
-	d.done = nil
+	d.done, d.devids = nil, nil
 	return done
 }
 

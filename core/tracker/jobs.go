@@ -43,6 +43,7 @@ type jobStore interface {
 
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)
+	FilesDevids(ctx context.Context, fids []int64) (map[int64][]int, error)
 	FIDsAfter(ctx context.Context, after, upTo int64, limit int) ([]int64, error)
 	FIDsOnDevice(ctx context.Context, devid int, after int64, limit int) ([]int64, error)
 	FIDsOnDeviceDesc(ctx context.Context, devid int, before int64, limit int) ([]int64, error)
@@ -250,6 +251,9 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 		stops := make([]func(), len(items))
 		for i, it := range items {
 			stops[i] = j.keepLease(ctx, q, it.FID)
+		}
+		if q == store.DeleteQueue {
+			j.deletes.lookUp(ctx, j.db, items)
 		}
 		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup
