@@ -221,9 +221,11 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 		}
 		batch := max(workers*8, 64)
 		if yield && !draining {
+			t0 := time.Now()
 			if !waitForClients(ctx, j.clients, j.cfg.DeleteLag) {
 				return
 			}
+			j.stats.DeleteWaitNanos.Add(int64(time.Since(t0)))
 			draining = true
 		}
 		if gather {

@@ -311,6 +311,9 @@ func TestDeletionWaitsForClients(t *testing.T) {
 	if n := fc.claimsIn(start, busyEnd); n < 2 || n > 4 {
 		t.Errorf("%d claims during a second of requests; want one per DeleteLag (%v): 2 to 4", n, lag)
 	}
+	if w := time.Duration(s.stats.DeleteWaitNanos.Load()); w < 2*lag-100*time.Millisecond {
+		t.Errorf("waits counted: %v; want about the burst's %v", w, 3*lag)
+	}
 	// Quiet from busyEnd: claims resume within clientsQuiet and a gather.
 	if n := fc.claimsIn(busyEnd, busyEnd.Add(clientsQuiet+s.cfg.QueueGather+150*time.Millisecond)); n == 0 {
 		t.Errorf("no claim within %v of the requests' end", clientsQuiet+s.cfg.QueueGather+150*time.Millisecond)

@@ -49,6 +49,9 @@ func (s *Server) Registry() *prometheus.Registry {
 	counter("mogilefs_tracker_replicate_failures_total", "Replication attempts that failed and were rescheduled.", func() float64 { return float64(s.stats.ReplicateFailures.Load()) })
 	counter("mogilefs_tracker_replicated_bytes_total", "Bytes copied between storage nodes.", func() float64 { return float64(s.stats.ReplicatedBytes.Load()) })
 	counter("mogilefs_tracker_deleted_total", "Deleted files whose bytes were removed.", func() float64 { return float64(s.stats.Deleted.Load()) })
+	counter("mogilefs_tracker_delete_wait_seconds_total", "Time the deletion job waited for bursts of client requests to end (--delete_lag).", func() float64 {
+		return time.Duration(s.stats.DeleteWaitNanos.Load()).Seconds()
+	})
 	counter("mogilefs_tracker_fsck_checked_total", "Files checked by fsck.", func() float64 { return float64(s.stats.FsckChecked.Load()) })
 	counter("mogilefs_tracker_orphans_total", "Fid files on storage nodes that the orphan sweep found tied to their device by no database row (then removed as strays).", func() float64 { return float64(s.stats.Orphans.Load()) })
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogilefs_tracker_connections", Help: "Open client connections."},

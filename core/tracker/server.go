@@ -92,6 +92,9 @@ type Stats struct {
 	// Orphans counts fid files the orphan sweep found tied to their
 	// device by no row.
 	Orphans atomic.Int64
+	// DeleteWaitNanos is how long the delete job waited for bursts of
+	// client requests to end (Config.DeleteLag), in nanoseconds.
+	DeleteWaitNanos atomic.Int64
 }
 
 // New returns a tracker over cfg.Store. Call Start to run its monitor,
