@@ -195,6 +195,14 @@ const SentHeader = "X-MogileFS-Sent"
 // the header.
 const FidListHeader = "X-MogileFS-Fid-List"
 
+// FidDeleteHeader marks a storage node's answer to a deletion of many
+// deleted fids' files of a device at once (POST /devN/?delete_fids=1, a
+// body of one fid a line): one line per fid, "<fid> <status>", the status
+// a DELETE of its file with FidDeletedHeader would have had (204, 404,
+// 400). Ours only: the original's nodes refuse the POST, without the
+// header.
+const FidDeleteHeader = "X-MogileFS-Fid-Delete"
+
 // FIDPath returns the URI path of fid on device devid:
 // /dev<devid>/<d0>/<d1-3>/<d4-6>/<10-digit fid>.fid
 func FIDPath(devid int, fid int64) string {

@@ -151,7 +151,7 @@ func (c *Client) do(ctx context.Context, method, url string, body io.Reader, siz
 		req.Header.Set("User-Agent", c.ua)
 	}
 	switch method {
-	case http.MethodPut, http.MethodDelete, "MOVE", "COPY":
+	case http.MethodPut, http.MethodDelete, http.MethodPost, "MOVE", "COPY":
 		req.Header.Set(core.SentHeader, strconv.FormatInt(time.Now().UnixNano(), 10))
 	}
 	resp, err := c.hc.Do(req)
@@ -467,6 +467,49 @@ func (c *Client) ListFids(ctx context.Context, baseURL string, devid int, after 
 			}
 		}
 		out = append(out, FidFile{FID: n[0], MTime: time.Unix(n[1], 0), Size: n[2], Path: f[3]})
+	}
+	return out, nil
+}
+
+// DeleteFids removes the files of deleted fids on device devid of the
+// node at baseURL (http://host:port) in one request (see
+// core.FidDeleteHeader), and returns each fid's status as a DELETE of its
+// file with core.FidDeletedHeader would have had (204, 404, ...). A node
+// that cannot (the original's) answers core.Unsupported.
+func (c *Client) DeleteFids(ctx context.Context, baseURL string, devid int, fids []int64) (map[int64]int, error) {
+	url := fmt.Sprintf("%s/dev%d/?delete_fids=1", baseURL, devid)
+	var body strings.Builder
+	for _, fid := range fids {
+		body.WriteString(strconv.FormatInt(fid, 10))
+		body.WriteByte('\n')
+	}
+	resp, err := c.do(ctx, http.MethodPost, url, strings.NewReader(body.String()), int64(body.Len()), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer drain(resp)
+	if resp.Header.Get(core.FidDeleteHeader) != "1" {
+		return nil, core.Errorf(core.Unsupported, "node: "+baseURL+" does not delete many fids at once")
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(http.MethodPost, url, resp)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(len(fids))*32+1024))
+	if err != nil {
+		return nil, transportError(ctx, http.MethodPost, url, err)
+	}
+	out := make(map[int64]int, len(fids))
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad deletion line %q from %s", line, url))
+		}
+		fid, err1 := strconv.ParseInt(f[0], 10, 64)
+		code, err2 := strconv.Atoi(f[1])
+		if err1 != nil || err2 != nil {
+			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad deletion line %q from %s", line, url))
+		}
+		out[fid] = code
 	}
 	return out, nil
 }

@@ -309,3 +309,40 @@ func TestSideSizeKeepsItsConnection(t *testing.T) {
 		t.Errorf("%d connections for 8 requests; want 2 (one replaced)", got)
 	}
 }
+
+// DeleteFids reads each fid's status from a node that deletes in batches;
+// a node that does not (the original's: no core.FidDeleteHeader) is
+// Unsupported, and a garbled answer an error.
+func TestDeleteFids(t *testing.T) {
+	var answer atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch a := answer.Load().(string); a {
+		case "original":
+			http.Error(w, "", http.StatusMethodNotAllowed)
+		default:
+			if r.Method != http.MethodPost || r.URL.RequestURI() != "/dev3/?delete_fids=1" || string(b) != "5\n6\n" || r.Header.Get(core.SentHeader) == "" {
+				http.Error(w, "unexpected "+r.Method+" "+r.URL.RequestURI()+" "+string(b), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set(core.FidDeleteHeader, "1")
+			io.WriteString(w, a)
+		}
+	}))
+	defer srv.Close()
+	c := New(Options{})
+	ctx := context.Background()
+	answer.Store("5 204\n6 404\n")
+	got, err := c.DeleteFids(ctx, srv.URL, 3, []int64{5, 6})
+	if err != nil || len(got) != 2 || got[5] != 204 || got[6] != 404 {
+		t.Errorf("DeleteFids = %v, %v; want 5:204 6:404", got, err)
+	}
+	answer.Store("original")
+	if _, err := c.DeleteFids(ctx, srv.URL, 3, []int64{5, 6}); !core.Is(core.Unsupported, err) {
+		t.Errorf("DeleteFids on an original node: %v; want Unsupported", err)
+	}
+	answer.Store("5 two hundred\n")
+	if _, err := c.DeleteFids(ctx, srv.URL, 3, []int64{5, 6}); err == nil || core.Is(core.Unsupported, err) {
+		t.Errorf("DeleteFids with a garbled answer: %v; want an error", err)
+	}
+}

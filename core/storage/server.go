@@ -73,9 +73,12 @@ const DefaultUsageInterval = 10 * time.Second
 
 // Stats are the node's counters, safe to read at any time.
 type Stats struct {
-	Gets, Heads, Puts, Deletes atomic.Int64
-	BytesIn, BytesOut          atomic.Int64
-	Errors                     atomic.Int64
+	Gets, Heads, Puts atomic.Int64
+	// Deletes counts the files deleted, by DELETE or in a batch
+	// (serveDeleteFids); DeleteBatches the batches.
+	Deletes, DeleteBatches atomic.Int64
+	BytesIn, BytesOut      atomic.Int64
+	Errors                 atomic.Int64
 	// Syncs counts the fsyncs of files and directories written.
 	Syncs atomic.Int64
 }
@@ -169,6 +172,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.serveGet(w, r)
+	case http.MethodPost:
+		if !s.writeAllowed(r) {
+			httpError(w, http.StatusForbidden, "Writes are not allowed from this address (see --write-networks)")
+			return
+		}
+		s.serveDeleteFids(w, r)
 	case http.MethodPut, http.MethodDelete, methodMove, methodCopy:
 		if !s.writeAllowed(r) {
 			httpError(w, http.StatusForbidden, "Writes are not allowed from this address (see --write-networks)")

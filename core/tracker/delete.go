@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -47,6 +48,15 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 			noteRetry(60 * int64(10+it.FailCount))
 			continue
 		}
+		if status, ok := j.deletes.removedOn(it.FID, id); ok {
+			if status == http.StatusNoContent || status == http.StatusNotFound || status/100 == 2 {
+				removed = append(removed, id)
+				continue
+			}
+			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "status", status)
+			noteRetry(1800 * int64(1+it.FailCount))
+			continue
+		}
 		if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false), true); err != nil {
 			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
 			noteRetry(1800 * int64(1+it.FailCount))
@@ -67,7 +77,94 @@ func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
 type deletesDone struct {
 	mu     sync.Mutex
 	done   []store.DeleteDone
-	devids map[int64][]int // of the batch's fids; nil: not looked up
+	devids map[int64][]int     // of the batch's fids; nil: not looked up
+	status map[fidOnDevice]int // the batch's files removed by device (removeByDevice)
+	single sync.Map            // host id -> time.Time: its node deletes one file a request
+}
+
+// fidOnDevice names a fid's copy on a device.
+type fidOnDevice struct {
+	fid   int64
+	devid int
+}
+
+// singleRetry is how long a node that answered a batch deletion as the
+// original's do is sent one DELETE a file before it is asked again.
+const singleRetry = 10 * time.Minute
+
+// removeByDevice removes the batch's copies device by device, one
+// request each (node.Client.DeleteFids, our nodes only), before the items
+// are worked: an item then finds its copy's outcome (removedOn) instead of
+// sending a DELETE. Copies it does not try (devices deleteItem would not
+// delete on now, nodes that delete one file a request, requests that
+// failed) are left to deleteItem.
+func (j *jobs) removeByDevice(ctx context.Context, items []store.QueueItem) {
+	d := &j.deletes
+	d.mu.Lock()
+	devids := d.devids
+	d.mu.Unlock()
+	if devids == nil {
+		return
+	}
+	sn := j.mon.snap()
+	byDev := map[int][]int64{}
+	for _, it := range items {
+		for _, id := range devids[it.FID] {
+			dev, ok := sn.devices[id]
+			if !ok || dev.Status == core.DevDead || !j.canDelete(sn, dev) {
+				continue
+			}
+			if o, up := j.mon.observed(id, dev.HostID); !up || o.state != obsWriteable {
+				continue
+			}
+			if t, ok := d.single.Load(dev.HostID); ok && time.Since(t.(time.Time)) < singleRetry {
+				continue
+			}
+			byDev[id] = append(byDev[id], it.FID)
+		}
+	}
+	status := map[fidOnDevice]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, fids := range byDev {
+		if len(fids) < 2 {
+			continue // as cheap one at a time
+		}
+		dev := sn.devices[id]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, j.cfg.NodeTimeout*5)
+			defer cancel()
+			got, err := j.nodes.DeleteFids(rctx, hostBase(sn.hosts[dev.HostID], nil, false, true), id, fids)
+			switch {
+			case core.Is(core.Unsupported, err):
+				d.single.Store(dev.HostID, time.Now())
+				return
+			case err != nil:
+				j.log.Warn("tracker: batch delete failed; deleting one file at a time", "devid", id, "files", len(fids), "err", err)
+				return
+			}
+			mu.Lock()
+			for fid, st := range got {
+				status[fidOnDevice{fid, id}] = st
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	d.mu.Lock()
+	d.status = status
+	d.mu.Unlock()
+}
+
+// removedOn returns the status the batch's removal of fid's copy on devid
+// had, if it was removed that way.
+func (d *deletesDone) removedOn(fid int64, devid int) (int, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.status[fidOnDevice{fid, devid}]
+	return st, ok
 }
 
 // lookUp reads the devices of the copies of every item of a batch in one
@@ -109,7 +206,7 @@ func (d *deletesDone) take() []store.DeleteDone {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	done := d.done
-	d.done, d.devids = nil, nil
+	d.done, d.devids, d.status = nil, nil, nil
 	return done
 }
 

@@ -256,6 +256,7 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 		}
 		if q == store.DeleteQueue {
 			j.deletes.lookUp(ctx, j.db, items)
+			j.removeByDevice(ctx, items)
 		}
 		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup

@@ -406,3 +406,43 @@ func TestWireOrphanSweepOnDemand(t *testing.T) {
 	w.expect("set_server_setting key="+key+"&value=0", "OK ")
 	waitFor(t, "the sweep asked for to remove the orphan", func() bool { return gone(orphan) })
 }
+
+// The delete job removes a batch's copies with one request per device on
+// our nodes, each as a DELETE with the fid-deleted header would: gone,
+// and a late write of one refused.
+func TestWireDeletesInBatches(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	const n = 10
+	var paths []string
+	for i := range n {
+		upload(t, w, "d", fmt.Sprint("k", i), "two", []byte("delete me"))
+	}
+	for i := range n {
+		waitFor(t, "a second copy", func() bool { return w.ok(fmt.Sprintf("get_paths domain=d&key=k%d", i))["paths"] == "2" })
+		a := w.ok(fmt.Sprintf("get_paths domain=d&key=k%d", i))
+		paths = append(paths, a["path1"], a["path2"])
+	}
+	// Deleted within one poll of the job, so that they are claimed together.
+	for i := range n {
+		w.expect(fmt.Sprintf("delete domain=d&key=k%d", i), "OK ")
+	}
+	waitFor(t, "the copies removed", func() bool {
+		for _, p := range paths {
+			if !gone(p) {
+				return false
+			}
+		}
+		return true
+	})
+	var batches, deletes int64
+	for _, nd := range c.Nodes {
+		batches += nd.Server.Stats().DeleteBatches.Load()
+		deletes += nd.Server.Stats().Deletes.Load()
+	}
+	if batches == 0 || batches > 4 || deletes != 2*n {
+		t.Errorf("%d files deleted in %d batches; want %d in a few", deletes, batches, 2*n)
+	}
+	if code := putStatus(t, paths[0], []byte("late"), nil); code != http.StatusConflict || !gone(paths[0]) {
+		t.Errorf("PUT %s after its file was deleted in a batch: %d; want 409 and nothing stored", paths[0], code)
+	}
+}
