@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,6 +293,10 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 				hs.mu.Unlock()
 			}()
 		}
+		if r.Method == http.MethodPost && hs.plainDeletes.Load() {
+			http.Error(w, "", http.StatusMethodNotAllowed)
+			return
+		}
 		if !hs.enter() {
 			http.Error(w, "node stopped", http.StatusServiceUnavailable)
 			return
@@ -349,7 +354,14 @@ type handlers struct {
 	puts    int // PUT requests among the active
 	stopped bool
 	stalled bool // requests wait, as on a node stopped with SIGSTOP
+
+	plainDeletes atomic.Bool // POSTs refused, as the original's nodes do
 }
+
+// PlainDeletes makes the node refuse batch deletions (POST
+// /devN/?delete_fids=1) as the original's storage nodes do: 405, without
+// core.FidDeleteHeader. DELETE works as before.
+func (n *Node) PlainDeletes() { n.handlers.plainDeletes.Store(true) }
 
 // Stall makes the node answer no HTTP request until Resume, as a node
 // whose process was stopped (SIGSTOP) or whose disk hangs: connections

@@ -501,12 +501,14 @@ func (c *Client) DeleteFids(ctx context.Context, baseURL string, devid int, fids
 	out := make(map[int64]int, len(fids))
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
-		if len(f) != 2 {
-			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad deletion line %q from %s", line, url))
+		var fid int64
+		var code int
+		var err1, err2 error
+		if len(f) == 2 {
+			fid, err1 = strconv.ParseInt(f[0], 10, 64)
+			code, err2 = strconv.Atoi(f[1])
 		}
-		fid, err1 := strconv.ParseInt(f[0], 10, 64)
-		code, err2 := strconv.Atoi(f[1])
-		if err1 != nil || err2 != nil {
+		if len(f) != 2 || err1 != nil || err2 != nil {
 			return nil, core.Errorf(core.Other, fmt.Sprintf("node: bad deletion line %q from %s", line, url))
 		}
 		out[fid] = code

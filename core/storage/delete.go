@@ -2,10 +2,8 @@ package storage
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,17 +58,9 @@ func (s *Server) serveDeleteFids(w http.ResponseWriter, r *http.Request) {
 	prefix := "/" + first + "/"
 	var b strings.Builder
 	for _, fid := range fids {
-		s.stats.Deletes.Add(1)
 		rel := strings.TrimPrefix(core.FIDPath(devid, fid), prefix)
-		ref := s.file(root, rel, r)
-		err := ref.remove(true, func() error { return root.Remove(rel) })
-		ref.release()
-		status := http.StatusNoContent
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			status = http.StatusNotFound
-		case err != nil:
-			status = http.StatusBadRequest
+		status, err := s.removeFile(root, rel, r, true)
+		if status == http.StatusBadRequest {
 			s.log.Warn("mogstored: cannot delete", "path", prefix+rel, "err", err)
 		}
 		fmt.Fprintf(&b, "%d %d\n", fid, status)

@@ -355,8 +355,24 @@ func (s *Server) writeTarget(w http.ResponseWriter, r *http.Request) (*os.Root, 
 	return root, rest
 }
 
-func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
+// removeFile removes the file rel of root, as the DELETE r asks
+// (fidDeleted: with core.FidDeletedHeader), and returns the status that
+// answers it: 204, 404 (there was none) or 400 with the error.
+func (s *Server) removeFile(root *os.Root, rel string, r *http.Request, fidDeleted bool) (int, error) {
 	s.stats.Deletes.Add(1)
+	ref := s.file(root, rel, r)
+	err := ref.remove(fidDeleted, func() error { return root.Remove(rel) })
+	ref.release()
+	switch {
+	case err == nil:
+		return http.StatusNoContent, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return http.StatusNotFound, err
+	}
+	return http.StatusBadRequest, err
+}
+
+func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 	root, rel := s.writeTarget(w, r)
 	if root == nil {
 		return
@@ -366,16 +382,13 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "Is a directory")
 		return
 	}
-	ref := s.file(root, rel, r)
-	err := ref.remove(r.Header.Get(core.FidDeletedHeader) == "1", func() error { return root.Remove(rel) })
-	ref.release()
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, fs.ErrNotExist):
-		httpError(w, http.StatusNotFound, "")
+	switch status, err := s.removeFile(root, rel, r, r.Header.Get(core.FidDeletedHeader) == "1"); status {
+	case http.StatusNoContent:
+		w.WriteHeader(status)
+	case http.StatusNotFound:
+		httpError(w, status, "")
 	default:
-		httpError(w, http.StatusBadRequest, err.Error())
+		httpError(w, status, err.Error())
 	}
 }
 

@@ -24,8 +24,8 @@ type groupCommitter struct {
 	done chan struct{}
 
 	// Used by the committer's goroutine only.
-	conn   *sql.Conn // its connection, while it has one
-	synced bool      // conn's synchronous is FULL
+	conn    *sql.Conn // its connection, while it has one
+	relaxed bool      // conn runs synchronous=NORMAL, the pool's FULL
 }
 
 // commitReq is one piece of work waiting for its batch.
@@ -94,7 +94,7 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 	for _, r := range batch {
 		lazy = lazy && r.lazy
 	}
-	begin := func(ctx context.Context) (*sql.Tx, error) { return g.begin(ctx, !lazy) }
+	begin := func(ctx context.Context) (*sql.Tx, error) { return g.begin(ctx, lazy && !g.s.noSync) }
 	err := g.s.txOn(ctx, "group commit", begin, func(tx *sql.Tx) error {
 		for _, r := range batch {
 			if _, err := g.s.txExec(ctx, tx, "SAVEPOINT one_commit"); err != nil {
@@ -123,26 +123,26 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 }
 
 // begin starts a transaction on the committer's connection, to be
-// committed with an fsync (durable) or without. On a store that commits
-// without fsync anyway (NoSync) the connection is left as it is.
-func (g *groupCommitter) begin(ctx context.Context, durable bool) (*sql.Tx, error) {
+// committed without an fsync (relaxed: on a store whose pool commits with
+// one) or as the pool's connections commit.
+func (g *groupCommitter) begin(ctx context.Context, relaxed bool) (*sql.Tx, error) {
 	if g.conn == nil {
 		c, err := g.s.db.Conn(ctx)
 		if err != nil {
 			return nil, err
 		}
-		g.conn, g.synced = c, !g.s.noSync
+		g.conn, g.relaxed = c, false
 	}
-	if g.synced != durable && !g.s.noSync {
-		mode := "NORMAL"
-		if durable {
-			mode = "FULL"
+	if g.relaxed != relaxed {
+		mode := "FULL"
+		if relaxed {
+			mode = "NORMAL"
 		}
 		if _, err := g.conn.ExecContext(ctx, "PRAGMA synchronous="+mode); err != nil {
 			g.dropConn()
 			return nil, err
 		}
-		g.synced = durable
+		g.relaxed = relaxed
 	}
 	tx, err := g.conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -158,7 +158,7 @@ func (g *groupCommitter) dropConn() {
 	if g.conn == nil {
 		return
 	}
-	if !g.synced && !g.s.noSync {
+	if g.relaxed {
 		if _, err := g.conn.ExecContext(context.Background(), "PRAGMA synchronous=FULL"); err != nil {
 			g.conn.Raw(func(any) error { return driver.ErrBadConn })
 		}

@@ -749,18 +749,20 @@ func (s *Store) lockWrites() func() {
 // writeTx runs fn in a write transaction: on SQLite in the group
 // committer's next batch (one fsync for many writers), elsewhere alone.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	if s.group != nil {
-		return s.group.do(ctx, op, false, fn)
-	}
-	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
+	return s.groupTx(ctx, op, false, fn)
 }
 
 // lazyTx is writeTx for a write whose loss in a power cut harms nothing
 // (it is done again): on SQLite a batch of such writes only is committed
 // without an fsync.
 func (s *Store) lazyTx(ctx context.Context, op string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	return s.groupTx(ctx, op, true, fn)
+}
+
+// groupTx is writeTx (lazy: lazyTx).
+func (s *Store) groupTx(ctx context.Context, op string, lazy bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {
-		return s.group.do(ctx, op, true, fn)
+		return s.group.do(ctx, op, lazy, fn)
 	}
 	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }

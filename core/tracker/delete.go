@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -12,74 +13,15 @@ import (
 
 func secondsDur(n int64) time.Duration { return time.Duration(n) * time.Second }
 
-// deleteItem removes the bytes of a deleted fid from every device that
-// may hold them; what it did is recorded with the rest of its batch
-// (recordDeletes): the copies removed, and the queue row done, or due
-// again when devices that cannot be reached now are left, as the original
-// retries them.
-func (j *jobs) deleteItem(ctx context.Context, it store.QueueItem) {
-	st := j.db
-	devids, err := j.deletes.devidsOf(ctx, st, it.FID)
-	if err != nil {
-		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
-			return st.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
-		})
-		return
-	}
-	sn := j.mon.snap()
-	var retry int64
-	noteRetry := func(d int64) {
-		if retry == 0 || d < retry {
-			retry = d
-		}
-	}
-	var removed []int
-	for _, id := range devids {
-		d, ok := sn.devices[id]
-		if !ok || d.Status == core.DevDead {
-			removed = append(removed, id) // nothing to remove there: forgotten
-			continue
-		}
-		if !j.canDelete(sn, d) {
-			noteRetry(3600 * int64(1+it.FailCount))
-			continue
-		}
-		if o, up := j.mon.observed(id, d.HostID); !up || o.state != obsWriteable {
-			noteRetry(60 * int64(10+it.FailCount))
-			continue
-		}
-		if status, ok := j.deletes.removedOn(it.FID, id); ok {
-			if status == http.StatusNoContent || status == http.StatusNotFound || status/100 == 2 {
-				removed = append(removed, id)
-				continue
-			}
-			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "status", status)
-			noteRetry(1800 * int64(1+it.FailCount))
-			continue
-		}
-		if err := j.deleteURL(ctx, fidURL(sn.hosts[d.HostID], id, it.FID, nil, false, false), true); err != nil {
-			j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
-			noteRetry(1800 * int64(1+it.FailCount))
-			continue
-		}
-		removed = append(removed, id)
-	}
-	failcount := it.FailCount
-	if retry > 0 {
-		failcount++
-	}
-	j.deletes.add(store.DeleteDone{FID: it.FID, Removed: removed, RetryIn: retry, FailCount: failcount})
-}
-
-// deletesDone gathers the delete job's work on the items of a batch, to
-// be recorded at once (recordDeletes) when the batch is worked, and holds
-// the batch's copies, looked up at once (lookUp).
-type deletesDone struct {
+// deleteRun is the delete job's work on one claimed batch: the copies of
+// its fids, read at once; the outcome of removing them device by device;
+// and what was done to each fid, recorded at once when all are worked.
+type deleteRun struct {
+	j      *jobs
+	devids map[int64][]int     // the fids' copies; nil: the look-up failed, each item asks alone
+	status map[fidOnDevice]int // copies removed device by device (removeByDevice)
 	mu     sync.Mutex
 	done   []store.DeleteDone
-	devids map[int64][]int     // of the batch's fids; nil: not looked up
-	status map[fidOnDevice]int // the batch's files removed by device (removeByDevice)
-	single sync.Map            // host id -> time.Time: its node deletes one file a request
 }
 
 // fidOnDevice names a fid's copy on a device.
@@ -88,36 +30,127 @@ type fidOnDevice struct {
 	devid int
 }
 
+// deleteBatch is the delete job's batchWork: the batch's copies are read
+// in one query and removed with one request per device (removeByDevice),
+// each item then settles its fid from those outcomes (item), and what was
+// done is recorded in one transaction (record).
+func (j *jobs) deleteBatch(ctx context.Context, items []store.QueueItem) (func(context.Context, store.QueueItem), func(context.Context)) {
+	r := &deleteRun{j: j}
+	fids := make([]int64, len(items))
+	for i, it := range items {
+		fids[i] = it.FID
+	}
+	if m, err := j.db.FilesDevids(ctx, fids); err == nil {
+		r.devids = m
+		r.status = r.removeByDevice(ctx, items)
+	}
+	return r.item, r.record
+}
+
+// copyAction is what the delete job can do now about a copy.
+type copyAction int
+
+const (
+	copyForget copyAction = iota // its device is gone or dead: nothing to remove
+	copyRemove                   // remove it now
+	copyLater                    // not now: try again later
+)
+
+// copyAction says what can be done now about fid's copy on device id,
+// and, when not now, in how many seconds to try again (after failcount
+// failures).
+func (j *jobs) copyAction(sn *snapshot, id, failcount int) (copyAction, int64) {
+	d, ok := sn.devices[id]
+	switch {
+	case !ok || d.Status == core.DevDead:
+		return copyForget, 0
+	case !j.canDelete(sn, d):
+		return copyLater, 3600 * int64(1+failcount)
+	}
+	if o, up := j.mon.observed(id, d.HostID); !up || o.state != obsWriteable {
+		return copyLater, 60 * int64(10+failcount)
+	}
+	return copyRemove, 0
+}
+
+// item removes the bytes of a deleted fid from every device that may
+// hold them (a DELETE each, unless removeByDevice did it); what it did is
+// recorded with the rest of its batch: the copies removed, and the queue
+// row done, or due again when devices that cannot be reached now are
+// left, as the original retries them.
+func (r *deleteRun) item(ctx context.Context, it store.QueueItem) {
+	j := r.j
+	devids, err := r.devids[it.FID], error(nil)
+	if r.devids == nil {
+		devids, err = j.db.FileDevids(ctx, it.FID)
+	}
+	if err != nil {
+		j.settle(ctx, "delete", it.FID, func(ctx context.Context) error {
+			return j.db.RetryQueue(ctx, store.DeleteQueue, it.FID, 60, it.FailCount+1)
+		})
+		return
+	}
+	sn := j.mon.snap()
+	var retry int64
+	var removed []int
+	for _, id := range devids {
+		action, later := j.copyAction(sn, id, it.FailCount)
+		if action == copyRemove {
+			if status, ok := r.status[fidOnDevice{it.FID, id}]; ok {
+				err = deletedStatus(status)
+			} else {
+				err = j.deleteURL(ctx, fidURL(sn.hosts[sn.devices[id].HostID], id, it.FID, nil, false, false), true)
+			}
+			if err != nil {
+				j.log.Warn("tracker: delete failed; will retry", "fid", it.FID, "devid", id, "err", err)
+				action, later = copyLater, 1800*int64(1+it.FailCount)
+			}
+		}
+		switch {
+		case action != copyLater:
+			removed = append(removed, id)
+		case retry == 0 || later < retry:
+			retry = later
+		}
+	}
+	failcount := it.FailCount
+	if retry > 0 {
+		failcount++
+	}
+	r.mu.Lock()
+	r.done = append(r.done, store.DeleteDone{FID: it.FID, Removed: removed, RetryIn: retry, FailCount: failcount})
+	r.mu.Unlock()
+}
+
+// deletedStatus is the error of a copy's removal answered status: none
+// for a 2xx or a 404 (there was none), as deleteCopy counts them.
+func deletedStatus(status int) error {
+	if status/100 == 2 || status == http.StatusNotFound {
+		return nil
+	}
+	return fmt.Errorf("node answered %d", status)
+}
+
 // singleRetry is how long a node that answered a batch deletion as the
 // original's do is sent one DELETE a file before it is asked again.
 const singleRetry = 10 * time.Minute
 
 // removeByDevice removes the batch's copies device by device, one
 // request each (node.Client.DeleteFids, our nodes only), before the items
-// are worked: an item then finds its copy's outcome (removedOn) instead of
-// sending a DELETE. Copies it does not try (devices deleteItem would not
-// delete on now, nodes that delete one file a request, requests that
-// failed) are left to deleteItem.
-func (j *jobs) removeByDevice(ctx context.Context, items []store.QueueItem) {
-	d := &j.deletes
-	d.mu.Lock()
-	devids := d.devids
-	d.mu.Unlock()
-	if devids == nil {
-		return
-	}
+// are worked, and returns each copy's status. Copies it does not try
+// (devices the job would not remove from now, a device with one copy in
+// the batch, nodes that delete one file a request, requests that failed)
+// are left to item.
+func (r *deleteRun) removeByDevice(ctx context.Context, items []store.QueueItem) map[fidOnDevice]int {
+	j := r.j
 	sn := j.mon.snap()
 	byDev := map[int][]int64{}
 	for _, it := range items {
-		for _, id := range devids[it.FID] {
-			dev, ok := sn.devices[id]
-			if !ok || dev.Status == core.DevDead || !j.canDelete(sn, dev) {
+		for _, id := range r.devids[it.FID] {
+			if action, _ := j.copyAction(sn, id, it.FailCount); action != copyRemove {
 				continue
 			}
-			if o, up := j.mon.observed(id, dev.HostID); !up || o.state != obsWriteable {
-				continue
-			}
-			if t, ok := d.single.Load(dev.HostID); ok && time.Since(t.(time.Time)) < singleRetry {
+			if t, ok := j.singleDelete.Load(sn.devices[id].HostID); ok && time.Since(t.(time.Time)) < singleRetry {
 				continue
 			}
 			byDev[id] = append(byDev[id], it.FID)
@@ -130,16 +163,16 @@ func (j *jobs) removeByDevice(ctx context.Context, items []store.QueueItem) {
 		if len(fids) < 2 {
 			continue // as cheap one at a time
 		}
-		dev := sn.devices[id]
+		host := sn.devices[id].HostID
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rctx, cancel := context.WithTimeout(ctx, j.cfg.NodeTimeout*5)
 			defer cancel()
-			got, err := j.nodes.DeleteFids(rctx, hostBase(sn.hosts[dev.HostID], nil, false, true), id, fids)
+			got, err := j.nodes.DeleteFids(rctx, hostBase(sn.hosts[host], nil, false, true), id, fids)
 			switch {
 			case core.Is(core.Unsupported, err):
-				d.single.Store(dev.HostID, time.Now())
+				j.singleDelete.Store(host, time.Now())
 				return
 			case err != nil:
 				j.log.Warn("tracker: batch delete failed; deleting one file at a time", "devid", id, "files", len(fids), "err", err)
@@ -153,79 +186,25 @@ func (j *jobs) removeByDevice(ctx context.Context, items []store.QueueItem) {
 		}()
 	}
 	wg.Wait()
-	d.mu.Lock()
-	d.status = status
-	d.mu.Unlock()
+	return status
 }
 
-// removedOn returns the status the batch's removal of fid's copy on devid
-// had, if it was removed that way.
-func (d *deletesDone) removedOn(fid int64, devid int) (int, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	st, ok := d.status[fidOnDevice{fid, devid}]
-	return st, ok
-}
-
-// lookUp reads the devices of the copies of every item of a batch in one
-// query; when it fails, each item asks on its own.
-func (d *deletesDone) lookUp(ctx context.Context, db jobStore, items []store.QueueItem) {
-	fids := make([]int64, len(items))
-	for i, it := range items {
-		fids[i] = it.FID
-	}
-	m, err := db.FilesDevids(ctx, fids)
-	d.mu.Lock()
-	d.devids = m
-	if err != nil {
-		d.devids = nil
-	}
-	d.mu.Unlock()
-}
-
-// devidsOf returns the devices of fid's copies: from the batch's look-up
-// when there was one, else from the database.
-func (d *deletesDone) devidsOf(ctx context.Context, db jobStore, fid int64) ([]int, error) {
-	d.mu.Lock()
-	m := d.devids
-	d.mu.Unlock()
-	if m != nil {
-		return m[fid], nil
-	}
-	return db.FileDevids(ctx, fid)
-}
-
-func (d *deletesDone) add(x store.DeleteDone) {
-	d.mu.Lock()
-	d.done = append(d.done, x)
-	d.mu.Unlock()
-}
-
-// take returns what was gathered and forgets it, and the batch's look-up.
-func (d *deletesDone) take() []store.DeleteDone {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	done := d.done
-	d.done, d.devids, d.status = nil, nil, nil
-	return done
-}
-
-// recordDeletes records the work of the batch just worked in one
-// transaction (store.FinishDeletes) instead of one each.
-func (j *jobs) recordDeletes(ctx context.Context) {
-	done := j.deletes.take()
-	if len(done) == 0 {
+// record records the batch's work in one transaction
+// (store.FinishDeletes) instead of one each.
+func (r *deleteRun) record(ctx context.Context) {
+	if len(r.done) == 0 {
 		return
 	}
+	j := r.j
 	var err error
-	j.settle(ctx, "delete", done[0].FID, func(ctx context.Context) error {
-		err = j.db.FinishDeletes(ctx, done)
+	j.settle(ctx, "delete", r.done[0].FID, func(ctx context.Context) error {
+		err = j.db.FinishDeletes(ctx, r.done)
 		return err
 	})
 	if err != nil {
 		return // left to their leases' end
 	}
-	for _, d := range done {
+	for _, d := range r.done {
 		if d.RetryIn <= 0 {
 			j.stats.Deleted.Add(1)
 		}

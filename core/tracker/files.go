@@ -214,8 +214,9 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 	}
 	// A device another tracker handed out may be new to this one: the
 	// configuration is re-read when any of them is unknown.
+	named := append(append([]int{devid}, copyIDs...), failedIDs...)
 	sn := s.mon.snapFor(ctx, func(sn *snapshot) bool {
-		for _, d := range append(append([]int{devid}, copyIDs...), failedIDs...) {
+		for _, d := range named {
 			if _, ok := sn.devices[d]; !ok {
 				return true
 			}
@@ -246,7 +247,7 @@ func (s *Server) cmdCreateClose(ctx context.Context, c *call) (protocol.Args, er
 		}()
 	}
 	seen := map[int]bool{devid: true}
-	for _, d := range append(append([]int(nil), copyIDs...), failedIDs...) {
+	for _, d := range named[1:] {
 		if _, ok := sn.devices[d]; !ok || seen[d] {
 			return nil, errf("bogus_args")
 		}

@@ -98,7 +98,9 @@ type jobs struct {
 	// clients is when the tracker last served a client (see
 	// Config.DeleteLag).
 	clients *activity
-	deletes deletesDone // the delete job's batch, worked, to record
+	// singleDelete holds the hosts whose nodes delete one file a request
+	// (the original's): host id -> when one said so.
+	singleDelete sync.Map
 }
 
 // activity is when a tracker last began a client's request.
@@ -158,17 +160,17 @@ func newJobs(cfg *Config, log *slog.Logger, db jobStore, nodes nodeCalls, mon *m
 // tempfile reaper and the dead-device reaper.
 func (j *jobs) start() {
 	j.goJob(func(ctx context.Context) {
-		j.runQueue(ctx, store.ReplicateQueue, "replicate", j.replKick, j.replicateItem)
+		j.runQueue(ctx, store.ReplicateQueue, "replicate", j.replKick, perItem(j.replicateItem))
 	})
 	j.goJob(func(ctx context.Context) {
-		j.runQueue(ctx, store.DeleteQueue, "delete", j.delKick, j.deleteItem)
+		j.runQueue(ctx, store.DeleteQueue, "delete", j.delKick, j.deleteBatch)
 	})
 	j.goJob(func(ctx context.Context) {
-		j.runQueue(ctx, store.FsckQueue, "fsck", j.fsckKick, j.fsckItem)
+		j.runQueue(ctx, store.FsckQueue, "fsck", j.fsckKick, perItem(j.fsckItem))
 	})
 	j.goJob(j.runFsckInjector)
 	j.goJob(func(ctx context.Context) {
-		j.runQueue(ctx, store.RebalanceQueue, "replicate", j.rebalKick, j.rebalanceItem)
+		j.runQueue(ctx, store.RebalanceQueue, "replicate", j.rebalKick, perItem(j.rebalanceItem))
 	})
 	j.goJob(j.runRebalanceInjector)
 	j.goJob(j.runTempfileReaper)
@@ -200,9 +202,21 @@ type leaser interface {
 	RenewLease(ctx context.Context, q store.Queue, fid int64, lease int) error
 }
 
+// batchWork is a queue job's work on a claimed batch: it runs before the
+// batch's items are worked and returns the work of each item and what to
+// do once all are worked (nil: nothing).
+type batchWork func(ctx context.Context, items []store.QueueItem) (item func(context.Context, store.QueueItem), done func(context.Context))
+
+// perItem is the batchWork of a job whose items are worked alone.
+func perItem(item func(context.Context, store.QueueItem)) batchWork {
+	return func(context.Context, []store.QueueItem) (func(context.Context, store.QueueItem), func(context.Context)) {
+		return item, nil
+	}
+}
+
 // runQueue claims due rows of q in batches and works them with at most
 // workers goroutines at a time, until ctx ends.
-func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work func(context.Context, store.QueueItem)) {
+func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake chan struct{}, work batchWork) {
 	if err := j.mon.waitRound(ctx, false); err != nil {
 		return
 	}
@@ -254,10 +268,7 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 		for i, it := range items {
 			stops[i] = j.keepLease(ctx, q, it.FID)
 		}
-		if q == store.DeleteQueue {
-			j.deletes.lookUp(ctx, j.db, items)
-			j.removeByDevice(ctx, items)
-		}
+		item, done := work(ctx, items)
 		sem := make(chan struct{}, workers)
 		var wg sync.WaitGroup
 		for i, it := range items {
@@ -265,12 +276,12 @@ func (j *jobs) runQueue(ctx context.Context, q store.Queue, job string, wake cha
 			wg.Add(1)
 			go func() {
 				defer func() { stops[i](); <-sem; wg.Done() }()
-				work(ctx, it)
+				item(ctx, it)
 			}()
 		}
 		wg.Wait()
-		if q == store.DeleteQueue {
-			j.recordDeletes(ctx)
+		if done != nil {
+			done(ctx)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, perItem(func(ctx context.Context, it store.QueueItem) {
 			mu.Lock()
 			worked[it.FID]++
 			n := len(worked)
@@ -47,7 +47,7 @@ func TestLeasesHeldWhileQueued(t *testing.T) {
 			if n == len(fids) {
 				cancel()
 			}
-		})
+		}))
 	}()
 	// The other tracker, once the first has claimed the batch.
 	<-started
@@ -94,12 +94,12 @@ func TestWantSetsWorkers(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, perItem(func(ctx context.Context, it store.QueueItem) {
 			mu.Lock()
 			worked++
 			mu.Unlock()
 			st.DoneQueue(ctx, store.FsckQueue, it.FID)
-		})
+		}))
 	}()
 	// The runner stops before the tracker and its store close.
 	defer func() { cancel(); <-done }()
@@ -165,11 +165,11 @@ func TestQueueRenewsLeasesOfWaitingItems(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, func(ctx context.Context, it store.QueueItem) {
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", nil, perItem(func(ctx context.Context, it store.QueueItem) {
 			if it.FID == 1 {
 				<-release // one worker: 2 and 3 wait behind it
 			}
-		})
+		}))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -227,7 +227,7 @@ func TestQueueGathersTricklingWork(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", wake, func(ctx context.Context, it store.QueueItem) {})
+		s.jobs.runQueue(ctx, store.FsckQueue, "fsck", wake, perItem(func(ctx context.Context, it store.QueueItem) {}))
 	}()
 	// Each new item kicks the runner, as create_close does.
 	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
@@ -300,7 +300,7 @@ func TestDeletionWaitsForClients(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.jobs.runQueue(ctx, store.DeleteQueue, "delete", nil, func(ctx context.Context, it store.QueueItem) {})
+		s.jobs.runQueue(ctx, store.DeleteQueue, "delete", nil, perItem(func(ctx context.Context, it store.QueueItem) {}))
 	}()
 	time.Sleep(time.Until(busyEnd) + 600*time.Millisecond)
 	cancel()

@@ -409,9 +409,21 @@ func TestWireOrphanSweepOnDemand(t *testing.T) {
 
 // The delete job removes a batch's copies with one request per device on
 // our nodes, each as a DELETE with the fid-deleted header would: gone,
-// and a late write of one refused.
+// and a late write of one refused. Nodes that refuse batches (the
+// original's) get a DELETE a copy.
 func TestWireDeletesInBatches(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprint("plain=", plain), func(t *testing.T) { testDeletesInBatches(t, plain) })
+	}
+}
+
+func testDeletesInBatches(t *testing.T, plain bool) {
 	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	if plain {
+		for _, nd := range c.Nodes {
+			nd.PlainDeletes()
+		}
+	}
 	const n = 10
 	var paths []string
 	for i := range n {
@@ -439,8 +451,13 @@ func TestWireDeletesInBatches(t *testing.T) {
 		batches += nd.Server.Stats().DeleteBatches.Load()
 		deletes += nd.Server.Stats().Deletes.Load()
 	}
-	if batches == 0 || batches > 4 || deletes != 2*n {
-		t.Errorf("%d files deleted in %d batches; want %d in a few", deletes, batches, 2*n)
+	switch {
+	case deletes != 2*n:
+		t.Errorf("%d files deleted; want %d", deletes, 2*n)
+	case plain && batches != 0:
+		t.Errorf("%d batches on nodes that refuse them", batches)
+	case !plain && (batches == 0 || batches > 4):
+		t.Errorf("%d files deleted in %d batches; want a few", deletes, batches)
 	}
 	if code := putStatus(t, paths[0], []byte("late"), nil); code != http.StatusConflict || !gone(paths[0]) {
 		t.Errorf("PUT %s after its file was deleted in a batch: %d; want 409 and nothing stored", paths[0], code)
