@@ -302,7 +302,13 @@ func (c *Cluster) serveNode(n *Node, ln net.Listener) {
 			return
 		}
 		defer hs.leave()
+		if f := hs.before.Load(); f != nil {
+			(*f)(r)
+		}
 		inner.ServeHTTP(w, r)
+		if r.Method == http.MethodPut {
+			hs.waitToAnswer()
+		}
 	})
 	go n.http.Serve(ln)
 	c.sideMu.Lock()
@@ -354,8 +360,23 @@ type handlers struct {
 	puts    int // PUT requests among the active
 	stopped bool
 	stalled bool // requests wait, as on a node stopped with SIGSTOP
+	// holdReplies: a PUT that has stored its bytes waits to answer.
+	holdReplies bool
+	held        int // PUTs waiting to answer
 
 	plainDeletes atomic.Bool // POSTs refused, as the original's nodes do
+	before       atomic.Pointer[func(*http.Request)]
+}
+
+// BeforeEach makes the node call f with each HTTP request before serving
+// it (nil: no more calls): a test's way to act at a chosen point of
+// another party's work.
+func (n *Node) BeforeEach(f func(*http.Request)) {
+	if f == nil {
+		n.handlers.before.Store(nil)
+		return
+	}
+	n.handlers.before.Store(&f)
 }
 
 // PlainDeletes makes the node refuse batch deletions (POST
@@ -378,6 +399,42 @@ func (n *Node) Uploads() int {
 
 // Resume ends a Stall: the waiting requests go on.
 func (n *Node) Resume() { n.handlers.setStalled(false) }
+
+// HoldReplies makes the node store the bytes of each upload and then
+// hold its answer until ReleaseReplies, as a node whose reply is held up
+// in the network: the copy is on disk while its writer still waits.
+func (n *Node) HoldReplies() {
+	n.handlers.mu.Lock()
+	n.handlers.holdReplies = true
+	n.handlers.mu.Unlock()
+}
+
+// HeldReplies returns the number of uploads stored and waiting to answer.
+func (n *Node) HeldReplies() int {
+	n.handlers.mu.Lock()
+	defer n.handlers.mu.Unlock()
+	return n.handlers.held
+}
+
+// ReleaseReplies ends HoldReplies: the held answers are sent.
+func (n *Node) ReleaseReplies() {
+	n.handlers.mu.Lock()
+	n.handlers.holdReplies = false
+	n.handlers.idle.Broadcast()
+	n.handlers.mu.Unlock()
+}
+
+// waitToAnswer holds an upload's answer while replies are held (the
+// server sends a handler's small answer once it returns).
+func (h *handlers) waitToAnswer() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held++
+	for h.holdReplies && !h.stopped {
+		h.idle.Wait()
+	}
+	h.held--
+}
 
 // stallBody is a request body that is not read while its node stalls.
 type stallBody struct {

@@ -95,6 +95,9 @@ type jobs struct {
 	// !want.
 	workers map[string]*atomic.Int32
 	strays  strays // copies written but not recorded, to remove
+	// copying holds the fids whose copies are being written and recorded,
+	// or checked and removed as strays.
+	copying fidLocks
 	// clients is when the tracker last served a client (see
 	// Config.DeleteLag).
 	clients *activity

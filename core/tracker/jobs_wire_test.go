@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -165,6 +166,86 @@ func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 	w.expect("updateclass domain=d&key=k&class=two", "OK ")
 	waitFor(t, "the second copy, on the stray's device", func() bool {
 		return w.ok("get_paths domain=d&key=k")["paths"] == "2"
+	})
+}
+
+// A stray of a file on a device is settled while the replicator's copy
+// of the same file to that device has landed but is not yet recorded: the
+// stray remover must not take the new copy for the stray. It did (CI: a
+// replication that failed while a host was down left strays; once the
+// host was back, its new copies were removed as those strays and then
+// recorded, and the file was unreadable when the other host died).
+func TestWireStrayNotTakenForCopyInFlight(t *testing.T) {
+	// The held answer must not time out.
+	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: func(cfg *tracker.Config) { cfg.NodeTimeout = 20 * time.Second }})
+	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("copied while a stray waits"))
+	dest := c.Nodes[0]
+	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
+		dest = c.Nodes[1]
+	}
+	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	copyURL := nodeURL(dest) + core.FIDPath(dest.Devids[0], fid)
+	dest.HoldReplies()
+	w.expect("updateclass domain=d&key=k&class=two", "OK ")
+	waitFor(t, "the replicator's copy stored, its answer held", func() bool {
+		return dest.HeldReplies() > 0 && !gone(copyURL)
+	})
+	// An earlier failed copy of the fid to that device left a stray.
+	if err := c.Store.EnqueueStray(context.Background(), fid, dest.Devids[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The stray remover passes once a second.
+	time.Sleep(2500 * time.Millisecond)
+	dest.ReleaseReplies()
+	waitFor(t, "the second copy recorded", func() bool {
+		return w.ok("get_paths domain=d&key=k")["paths"] == "2"
+	})
+	waitFor(t, "the stray settled", func() bool {
+		n, err := c.Store.QueueLength(context.Background(), store.StrayQueue)
+		return err == nil && n == 0
+	})
+	if gone(copyURL) {
+		t.Fatalf("%s recorded as a copy but removed as a stray", copyURL)
+	}
+}
+
+// A copy recorded by another tracker between the stray remover's check
+// and its removal of the bytes: the removed copy is not left recorded
+// (readers would be sent to a missing copy, and the file would count a
+// copy it does not have).
+func TestWireStrayRecordedDuringRemoval(t *testing.T) {
+	c, w := startWire(t, clustertest.Options{Domain: "d"})
+	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("recorded while removed"))
+	dest := c.Nodes[0]
+	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
+		dest = c.Nodes[1]
+	}
+	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	path := core.FIDPath(dest.Devids[0], fid)
+	put(t, nodeURL(dest)+path, []byte("recorded while removed"))
+	var recorded atomic.Bool
+	dest.BeforeEach(func(r *http.Request) {
+		if r.Method == http.MethodDelete && r.URL.Path == path && !recorded.Swap(true) {
+			// Another tracker records its copy there.
+			if err := c.Store.AddCopy(context.Background(), fid, dest.Devids[0]); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err := c.Store.EnqueueStray(context.Background(), fid, dest.Devids[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stray removed", func() bool { return recorded.Load() && gone(nodeURL(dest)+path) })
+	waitFor(t, "only copies that exist recorded", func() bool {
+		a := w.ok("get_paths domain=d&key=k")
+		n, _ := strconv.Atoi(a["paths"])
+		for i := 1; i <= n; i++ {
+			if gone(a[fmt.Sprintf("path%d", i)]) {
+				return false
+			}
+		}
+		fi := w.ok("file_info domain=d&key=k")
+		return n == 1 && fi["devcount"] == "1"
 	})
 }
 

@@ -231,6 +231,10 @@ func parseIDs(s string) []int { return store.ParseDevids(s) }
 // moveCopy moves fid's copy on src to one of dests.
 func (j *jobs) moveCopy(ctx context.Context, fid int64, src int, dests []int) error {
 	st := j.db
+	if err := j.copying.lock(ctx, fid); err != nil {
+		return err
+	}
+	defer j.copying.unlock(fid)
 	f, err := st.FileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

@@ -69,6 +69,10 @@ var (
 // gone).
 func (j *jobs) replicateFID(ctx context.Context, fid int64, fromDevid int) error {
 	st := j.db
+	if err := j.copying.lock(ctx, fid); err != nil {
+		return err
+	}
+	defer j.copying.unlock(fid)
 	f, err := st.FileByFID(ctx, fid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

@@ -175,6 +175,10 @@ const (
 // is deleted, the node is told so (it refuses the writes of the fid that
 // come later).
 func (j *jobs) settleStray(ctx context.Context, fid int64, devid int) strayOutcome {
+	if !j.copying.tryLock(fid) {
+		return strayRetry // a copy of the fid is being written: look after it is recorded
+	}
+	defer j.copying.unlock(fid)
 	_, err := j.db.FileByFID(ctx, fid)
 	fileDeleted := errors.Is(err, store.ErrNotFound)
 	if err != nil && !fileDeleted {
@@ -198,7 +202,33 @@ func (j *jobs) settleStray(ctx context.Context, fid int64, devid int) strayOutco
 		return strayRetry
 	case removed:
 		j.log.Info("tracker: removed a copy that was written but never recorded", "fid", fid, "devid", devid)
+		j.recheckRemoved(ctx, fid, devid)
 		return strayDone
 	}
 	return strayAbsent
+}
+
+// recheckRemoved looks again at the record of a stray just removed.
+// Another tracker's copy of the fid to the same device may have landed
+// before the removal and been recorded after the check (copying is
+// kept apart from stray removal only within a tracker): then the
+// recorded copy is gone, and its record is dropped and the file
+// queued for replication to make it again.
+func (j *jobs) recheckRemoved(ctx context.Context, fid int64, devid int) {
+	devids, err := j.db.FileDevids(ctx, fid)
+	if err != nil {
+		j.log.Warn("tracker: cannot check that a removed stray was not recorded meanwhile (fsck finds it if it was)", "fid", fid, "devid", devid, "err", err)
+		return
+	}
+	if !containsInt(devids, devid) {
+		return
+	}
+	j.log.Error("tracker: a copy recorded while it was being removed as a stray is gone; copying the file again", "fid", fid, "devid", devid)
+	err = j.db.RemoveCopy(ctx, fid, devid)
+	if err == nil {
+		err = j.db.EnqueueReplication(ctx, fid, 0, 0)
+	}
+	if err != nil {
+		j.log.Warn("tracker: cannot drop the record of a removed copy (fsck finds it)", "fid", fid, "devid", devid, "err", err)
+	}
 }
