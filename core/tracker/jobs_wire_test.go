@@ -145,12 +145,7 @@ func TestWireStrayOutlivesTracker(t *testing.T) {
 // once its file was deleted (the netns chaos test's orphans).
 func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 	c, w := startWire(t, clustertest.Options{Domain: "d"})
-	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("one copy, then two"))
-	dest := c.Nodes[0]
-	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
-		dest = c.Nodes[1]
-	}
-	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	fid, dest := oneCopy(t, c, w, []byte("one copy, then two"))
 	stray := nodeURL(dest) + core.FIDPath(dest.Devids[0], fid)
 	sentEarly := time.Now()
 	put(t, stray, []byte("a copy never recorded"))
@@ -178,12 +173,7 @@ func TestWireCopyAfterStrayOfLiveFileRemoved(t *testing.T) {
 func TestWireStrayNotTakenForCopyInFlight(t *testing.T) {
 	// The held answer must not time out.
 	c, w := startWire(t, clustertest.Options{Domain: "d", Tune: func(cfg *tracker.Config) { cfg.NodeTimeout = 20 * time.Second }})
-	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("copied while a stray waits"))
-	dest := c.Nodes[0]
-	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
-		dest = c.Nodes[1]
-	}
-	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	fid, dest := oneCopy(t, c, w, []byte("copied while a stray waits"))
 	copyURL := nodeURL(dest) + core.FIDPath(dest.Devids[0], fid)
 	dest.HoldReplies()
 	w.expect("updateclass domain=d&key=k&class=two", "OK ")
@@ -215,12 +205,7 @@ func TestWireStrayNotTakenForCopyInFlight(t *testing.T) {
 // copy it does not have).
 func TestWireStrayRecordedDuringRemoval(t *testing.T) {
 	c, w := startWire(t, clustertest.Options{Domain: "d"})
-	fidS, devid, _ := upload(t, w, "d", "k", "one", []byte("recorded while removed"))
-	dest := c.Nodes[0]
-	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
-		dest = c.Nodes[1]
-	}
-	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	fid, dest := oneCopy(t, c, w, []byte("recorded while removed"))
 	path := core.FIDPath(dest.Devids[0], fid)
 	put(t, nodeURL(dest)+path, []byte("recorded while removed"))
 	var recorded atomic.Bool
@@ -247,6 +232,19 @@ func TestWireStrayRecordedDuringRemoval(t *testing.T) {
 		fi := w.ok("file_info domain=d&key=k")
 		return n == 1 && fi["devcount"] == "1"
 	})
+}
+
+// oneCopy uploads body as key k of domain d in class one and returns its
+// fid and the node that holds no copy of it.
+func oneCopy(t *testing.T, c *clustertest.Cluster, w *wire, body []byte) (int64, *clustertest.Node) {
+	t.Helper()
+	fidS, devid, _ := upload(t, w, "d", "k", "one", body)
+	dest := c.Nodes[0]
+	if devid == strconv.Itoa(c.Nodes[0].Devids[0]) {
+		dest = c.Nodes[1]
+	}
+	fid, _ := strconv.ParseInt(fidS, 10, 64)
+	return fid, dest
 }
 
 // fsck finds a copy removed behind the tracker's back, logs it, and
