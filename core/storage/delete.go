@@ -48,18 +48,18 @@ func (s *Server) serveDeleteFids(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	root, err := s.openRoot(first)
+	dev, err := s.openRoot(first)
 	if err != nil {
 		httpError(w, http.StatusNotFound, "Base directory does not exist")
 		return
 	}
-	defer root.Close()
+	defer s.dirs.release(dev)
 	s.stats.DeleteBatches.Add(1)
 	prefix := "/" + first + "/"
 	var b strings.Builder
 	for _, fid := range fids {
 		rel := strings.TrimPrefix(core.FIDPath(devid, fid), prefix)
-		status, err := s.removeFile(root, rel, r, true)
+		status, err := s.removeFile(dev, rel, r, true)
 		if status == http.StatusBadRequest {
 			s.log.Warn("mogstored: cannot delete", "path", prefix+rel, "err", err)
 		}

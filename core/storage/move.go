@@ -31,11 +31,12 @@ const (
 // Elsewhere the bytes are copied. Either way the destination appears
 // whole or not at all, and durably.
 func (s *Server) serveMoveCopy(w http.ResponseWriter, r *http.Request) {
-	root, rel := s.writeTarget(w, r)
-	if root == nil {
+	dev, rel := s.writeTarget(w, r)
+	if dev == nil {
 		return
 	}
-	defer root.Close()
+	defer s.dirs.release(dev)
+	root := dev.root
 	dst, ok := s.destination(w, r)
 	if !ok {
 		return

@@ -40,11 +40,12 @@ func reservedWrite(method, rel string) bool {
 
 func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 	s.stats.Puts.Add(1)
-	root, rel := s.writeTarget(w, r)
-	if root == nil {
+	dev, rel := s.writeTarget(w, r)
+	if dev == nil {
 		return
 	}
-	defer root.Close()
+	defer s.dirs.release(dev)
+	root := dev.root
 	if r.ContentLength < -1 {
 		httpError(w, http.StatusBadRequest, "Negative Content-Length")
 		return
@@ -65,19 +66,13 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		}
 		wantMD5 = b
 	}
-	dir, err := openDir(root, path.Dir(rel))
-	if err != nil {
-		s.fail(w, r, "mkdir", err)
-		return
-	}
-	defer dir.Close()
 	name := path.Base(rel)
 	var sum hash.Hash
 	if wantMD5 != nil {
 		sum = md5.New()
 	}
 	var n int64
-	err = s.replaceDurably(r.Context(), ref, dir, name, func(f *os.File) error {
+	fill := func(f *os.File) error {
 		var dst io.Writer = f
 		if sum != nil {
 			dst = io.MultiWriter(f, sum)
@@ -98,7 +93,24 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return nil
-	})
+	}
+	// The directory is open from the cache; one removed behind the node's
+	// back takes no new file (errDirGone, before any byte is read): it is
+	// made again.
+	var err error
+	for try := 0; ; try++ {
+		var dir *cachedDir
+		if dir, err = s.dirs.subdir(dev, path.Dir(rel), true); err != nil {
+			s.fail(w, r, "mkdir", err)
+			return
+		}
+		err = s.replaceDurably(r.Context(), ref, dir.root, name, fill)
+		s.dirs.release(dir)
+		if try > 0 || !errors.Is(err, errDirGone) {
+			break
+		}
+		s.dirs.drop(dir)
+	}
 	s.stats.BytesIn.Add(n)
 	var mm *md5Mismatch
 	switch {
@@ -161,6 +173,8 @@ var (
 	// errDeletedLately: a write of a fid's file deleted lately (a write
 	// sent before the DELETE and served after it).
 	errDeletedLately = errors.New("the fid's file was deleted lately; fids are not reused")
+	// errDirGone: the directory a new file was to be made in is gone.
+	errDirGone = errors.New("the file's directory is gone")
 )
 
 // bodyReader returns r's body, failing a read that waits longer than
@@ -212,6 +226,9 @@ var tempNameRE = regexp.MustCompile(`^\..+\.[0-9a-f]{16}\.tmp$`)
 func (s *Server) replaceDurably(ctx context.Context, ref *fileRef, dir *os.Root, name string, fill func(f *os.File) error) error {
 	tmp := tempName(name)
 	f, err := dir.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if isMiss(err) {
+		return fmt.Errorf("%w: %w", errDirGone, err)
+	}
 	if err != nil {
 		return mapNoSpace(err)
 	}

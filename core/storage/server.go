@@ -94,6 +94,8 @@ type Server struct {
 	writers chan struct{}
 	// deleted: the recent DELETEs of fid files, by file key.
 	deleted *lru.Cache[string, tombstone]
+	// dirs: the docroot's directories kept open between requests.
+	dirs *dirCache
 }
 
 // New returns a storage node serving cfg.DocRoot.
@@ -140,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: log, fsck: newDeviceGates(), writers: make(chan struct{}, cfg.MaxWriters), deleted: deleted}, nil
+	return &Server{cfg: cfg, log: log, fsck: newDeviceGates(), writers: make(chan struct{}, cfg.MaxWriters), deleted: deleted, dirs: newDirCache(cfg.DocRoot)}, nil
 }
 
 // Stats returns the node's live counters.
@@ -160,11 +162,36 @@ func httpError(w http.ResponseWriter, code int, msg string) {
 
 // openRoot opens the directory a request's first component names, as an
 // os.Root so that nothing below can lead out of it.
-func (s *Server) openRoot(first string) (*os.Root, error) {
+func (s *Server) openRoot(first string) (*cachedDir, error) {
 	if first == "" {
-		return os.OpenRoot(s.cfg.DocRoot)
+		root, err := os.OpenRoot(s.cfg.DocRoot)
+		if err != nil {
+			return nil, err
+		}
+		return &cachedDir{root: root, refs: 1, retired: true}, nil
 	}
-	return os.OpenRoot(s.cfg.DocRoot + "/" + first)
+	return s.dirs.device(first)
+}
+
+// beneath runs op on the directory that holds rel beneath dev, open from
+// the cache, and rel's last component. A miss there (the directory may
+// have been removed and made again behind the node's back) is confirmed
+// by running op on dev and the whole of rel, a fresh walk.
+func (s *Server) beneath(dev *cachedDir, rel string, op func(dir *os.Root, name string) error) error {
+	dir, name := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" || name == "" {
+		return op(dev.root, rel)
+	}
+	if sub, err := s.dirs.subdir(dev, dir, false); err == nil {
+		err = op(sub.root, name)
+		s.dirs.release(sub)
+		if !isMiss(err) {
+			return err
+		}
+		s.dirs.drop(sub)
+	}
+	return op(dev.root, rel)
 }
 
 // ServeHTTP dispatches on the method like the original's web server.
@@ -233,11 +260,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, "Bogus URL")
 		return
 	}
-	root, err := s.openRoot(first)
+	dev, err := s.openRoot(first)
 	if err != nil {
 		if isNotDir(err) {
 			// A plain file directly in the docroot.
-			root, err = s.openRoot("")
+			dev, err = s.openRoot("")
 			rest = first
 		}
 		if err != nil {
@@ -245,12 +272,17 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	defer root.Close()
+	defer s.dirs.release(dev)
+	root := dev.root
 	name := rest
 	if name == "" {
 		name = "."
 	}
-	f, err := root.Open(strings.TrimSuffix(name, "/"))
+	var f *os.File
+	err = s.beneath(dev, strings.TrimSuffix(name, "/"), func(dir *os.Root, name string) (err error) {
+		f, err = dir.Open(name)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || isNotDir(err) {
 			httpError(w, http.StatusNotFound, "")
@@ -331,7 +363,7 @@ func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
 
 // writeTarget validates a PUT/DELETE path and opens its device root.
 // On failure it has written the response and returns nil.
-func (s *Server) writeTarget(w http.ResponseWriter, r *http.Request) (*os.Root, string) {
+func (s *Server) writeTarget(w http.ResponseWriter, r *http.Request) (*cachedDir, string) {
 	p := r.URL.Path
 	if !validWritePath(p) {
 		httpError(w, http.StatusBadRequest, "Invalid filename")
@@ -358,10 +390,12 @@ func (s *Server) writeTarget(w http.ResponseWriter, r *http.Request) (*os.Root, 
 // removeFile removes the file rel of root, as the DELETE r asks
 // (fidDeleted: with core.FidDeletedHeader), and returns the status that
 // answers it: 204, 404 (there was none) or 400 with the error.
-func (s *Server) removeFile(root *os.Root, rel string, r *http.Request, fidDeleted bool) (int, error) {
+func (s *Server) removeFile(dev *cachedDir, rel string, r *http.Request, fidDeleted bool) (int, error) {
 	s.stats.Deletes.Add(1)
-	ref := s.file(root, rel, r)
-	err := ref.remove(fidDeleted, func() error { return root.Remove(rel) })
+	ref := s.file(dev.root, rel, r)
+	err := ref.remove(fidDeleted, func() error {
+		return s.beneath(dev, rel, func(dir *os.Root, name string) error { return dir.Remove(name) })
+	})
 	ref.release()
 	switch {
 	case err == nil:
@@ -373,16 +407,20 @@ func (s *Server) removeFile(root *os.Root, rel string, r *http.Request, fidDelet
 }
 
 func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request) {
-	root, rel := s.writeTarget(w, r)
-	if root == nil {
+	dev, rel := s.writeTarget(w, r)
+	if dev == nil {
 		return
 	}
-	defer root.Close()
-	if st, err := root.Lstat(rel); err == nil && st.IsDir() {
+	defer s.dirs.release(dev)
+	var st fs.FileInfo
+	if err := s.beneath(dev, rel, func(dir *os.Root, name string) (err error) {
+		st, err = dir.Lstat(name)
+		return err
+	}); err == nil && st.IsDir() {
 		httpError(w, http.StatusBadRequest, "Is a directory")
 		return
 	}
-	switch status, err := s.removeFile(root, rel, r, r.Header.Get(core.FidDeletedHeader) == "1"); status {
+	switch status, err := s.removeFile(dev, rel, r, r.Header.Get(core.FidDeletedHeader) == "1"); status {
 	case http.StatusNoContent:
 		w.WriteHeader(status)
 	case http.StatusNotFound:

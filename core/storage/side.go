@@ -110,16 +110,21 @@ func (s *Server) sideCommand(ctx context.Context, line string) string {
 		}
 		return uri + " " + word + "=-1\r\n"
 	}
-	root, err := s.openRoot(first)
+	dev, err := s.openRoot(first)
 	if err != nil {
 		if word == "size" {
 			return uri + " -1\r\n"
 		}
 		return uri + " " + word + "=-1\r\n"
 	}
-	defer root.Close()
+	defer s.dirs.release(dev)
+	root := dev.root
 	if word == "size" {
-		st, err := root.Stat(rest)
+		var st fs.FileInfo
+		err := s.beneath(dev, rest, func(dir *os.Root, name string) (err error) {
+			st, err = dir.Stat(name)
+			return err
+		})
 		if err != nil || !st.Mode().IsRegular() {
 			return uri + " -1\r\n"
 		}

@@ -168,8 +168,9 @@ func (s *Server) RunUsage(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			s.WriteUsage()
+			s.dirs.sweep(now)
 		}
 	}
 }
