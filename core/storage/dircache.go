@@ -60,10 +60,18 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 const (
 	// dirIdle is how long an unused directory stays open.
 	dirIdle = 10 * time.Second
-	// maxCachedDirs bounds the open directories; past it the idle ones
-	// are closed at once.
-	maxCachedDirs = 4096
 )
+
+// maxCachedDirs bounds the open directories, descriptors the connections
+// cannot have: 256, or a 16th of the descriptor limit when that is less.
+// Past it the idle ones are closed at once.
+var maxCachedDirs = func() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 64
+	}
+	return int(min(256, max(rl.Cur/16, 16)))
+}()
 
 func newDirCache(docRoot string) *dirCache {
 	return &dirCache{docRoot: docRoot, devs: map[string]*cachedDir{}, dirs: map[dirKey]*cachedDir{}}
@@ -223,15 +231,6 @@ func (c *dirCache) sweepLocked(now time.Time) {
 		if d.refs == 0 && now.Sub(d.last) >= dirIdle {
 			c.retire(d)
 		}
-	}
-}
-
-// closeAll closes every directory not in use (the server is done).
-func (c *dirCache) closeAll() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, d := range c.devs {
-		c.retire(d)
 	}
 }
 
