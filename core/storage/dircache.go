@@ -163,6 +163,7 @@ func (c *dirCache) subdir(dev *cachedDir, dir string, create bool) (*cachedDir, 
 		return d, nil
 	}
 	c.dirs[k] = d
+	c.sweepLocked(now)
 	return d, nil
 }
 

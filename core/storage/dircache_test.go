@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,5 +111,31 @@ func TestCachedDirectoriesChangedBehindTheNode(t *testing.T) {
 	}
 	if code := get(5); code != http.StatusNotFound {
 		t.Errorf("GET after DELETE: %d", code)
+	}
+}
+
+// Past maxCachedDirs the idle directories are closed at once: random
+// reads across many directories do not hold a descriptor each.
+func TestDirectoryCacheBounded(t *testing.T) {
+	s, _, root := newTestNode(t)
+	dev, err := s.dirs.device("dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.dirs.release(dev)
+	for i := 0; i < maxCachedDirs+50; i++ {
+		dir := filepath.Join("0", fmt.Sprintf("%03d", i/1000), fmt.Sprintf("%03d", i%1000))
+		os.MkdirAll(filepath.Join(root, "dev1", dir), 0o755)
+		d, err := s.dirs.subdir(dev, dir, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.dirs.release(d)
+	}
+	s.dirs.mu.Lock()
+	n := len(s.dirs.dirs)
+	s.dirs.mu.Unlock()
+	if n > maxCachedDirs {
+		t.Errorf("%d directories open; want at most %d", n, maxCachedDirs)
 	}
 }
