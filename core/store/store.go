@@ -72,12 +72,7 @@ type Config struct {
 
 // Store is an open metadata database. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
-	// lazy is db for writes whose loss in a power failure harms nothing:
-	// on SQLite a connection that does not fsync its commits (the next
-	// ordinary commit makes them durable too, as the WAL is sequential).
-	// It is db itself on MySQL.
-	lazy   *sql.DB
+	db     *sql.DB
 	kind   Kind
 	log    *slog.Logger
 	now    string // SQL expression for the database's unix time
@@ -270,9 +265,6 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.stmtMu.Unlock()
-	if s.lazy != s.db && s.lazy != nil {
-		s.lazy.Close()
-	}
 	return s.db.Close()
 }
 
@@ -390,19 +382,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.db.SetMaxOpenConns(16)
 		s.db.SetMaxIdleConns(16)
-		q.Del("_pragma")
-		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		s.lazy, err = sql.Open("sqlite", "file:"+dsn+"?"+q.Encode())
-		if err != nil {
-			return nil, fmt.Errorf("store: open %s: %w", dsn, err)
-		}
-		// SQLite has one writer at a time: one connection, kept open
-		// (opening one costs pragmas and a schema read).
-		s.lazy.SetMaxOpenConns(1)
-		s.lazy.SetMaxIdleConns(1)
-		s.lazy.SetConnMaxIdleTime(0)
 		s.now = "CAST(strftime('%s','now') AS INTEGER)"
 		s.ignore = "INSERT OR IGNORE"
 	case MySQL:
@@ -431,7 +410,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.db.SetMaxOpenConns(64)
 		s.db.SetMaxIdleConns(64)
 		s.db.SetConnMaxLifetime(time.Hour)
-		s.lazy = s.db
 		s.now = "UNIX_TIMESTAMP()"
 		s.ignore = "INSERT IGNORE"
 	}
