@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/mogilefs-go/mogilefs-go/core/store"
@@ -14,11 +15,7 @@ import (
 // metadata entries, as the mount's create_close of a new file makes it.
 func BenchmarkCommitFile(b *testing.B) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db"), NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openBench(b)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		key := fmt.Sprintf("dir/file%d", i)
@@ -34,4 +31,105 @@ func BenchmarkCommitFile(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// commitFiles commits n small files named dir/fileI and returns them.
+func commitFiles(b *testing.B, s *store.Store, n int) []string {
+	ctx := context.Background()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("dir/file%d", i)
+		fid, err := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: keys[i], Devids: []int{1, 2}}, 0)
+		if err == nil {
+			_, err = s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: keys[i], Length: 4096, Devid: 1, Copies: []int{2}, ClaimTempfile: true, Satisfied: true})
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return keys
+}
+
+// openBench opens a store for a benchmark on SQLite without fsyncs.
+func openBench(b *testing.B) *store.Store {
+	s, err := store.Open(context.Background(), store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db"), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// BenchmarkDeleteKey measures an unlink's metadata work (rm -r) with a
+// lookup of the next name before each, as the mount makes them.
+func BenchmarkDeleteKey(b *testing.B) {
+	ctx := context.Background()
+	s := openBench(b)
+	keys := commitFiles(b, s, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, k := range keys {
+		if _, err := s.FileByKey(ctx, 1, k); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.DeleteKey(ctx, 1, k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRenameAndMeta measures what rsync adds to a small file after
+// its commit: a rename onto the final name and two metadata changes.
+func BenchmarkRenameAndMeta(b *testing.B) {
+	ctx := context.Background()
+	s := openBench(b)
+	keys := commitFiles(b, s, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i, k := range keys {
+		to := fmt.Sprintf("dir/renamed%d", i)
+		if err := s.RenameKey(ctx, 1, k, to); err != nil {
+			b.Fatal(err)
+		}
+		f, err := s.FileByKey(ctx, 1, to)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mtime": "1765000000"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "644"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDeleteKeyParallel is BenchmarkDeleteKey from 8 clients at
+// once, with fsynced commits (the default).
+func BenchmarkDeleteKeyParallel(b *testing.B) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	keys := commitFiles(b, s, b.N)
+	next := make(chan string, len(keys))
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for k := range next {
+				if _, err := s.DeleteKey(ctx, 1, k); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

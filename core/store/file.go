@@ -126,31 +126,14 @@ func (s *Store) RegisterTempfile(ctx context.Context, t Tempfile, minFID int64) 
 
 // insertTempfile adds an upload's row and returns its new fid. An open
 // upload is not worth an fsync: if it is lost, so is only an upload that
-// was never acknowledged. On SQLite it goes to the group committer as
-// lazy work, on its connection: a second writing connection would empty
-// the committer's page cache at each of its writes, and the committer
-// would read its pages again (16 reads a file on the tracker, a tenth of
-// its CPU).
+// was never acknowledged.
 func (s *Store) insertTempfile(ctx context.Context, t Tempfile) (int64, error) {
-	q := `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (` + s.now + `, ?, ?, ?, ?)`
-	args := []any{t.ClassID, t.DomainID, t.Key, joinInts(t.Devids)}
-	if s.group == nil {
-		r, err := s.exec(ctx, s.db, q, args...)
-		if err != nil {
-			return 0, err
-		}
-		return r.LastInsertId()
+	r, err := s.writeOne(ctx, "register tempfile", true, `INSERT INTO tempfile (createtime, classid, dmid, dkey, devids) VALUES (`+s.now+`, ?, ?, ?, ?)`,
+		t.ClassID, t.DomainID, t.Key, joinInts(t.Devids))
+	if err != nil {
+		return 0, err
 	}
-	var fid int64
-	err := s.group.do(ctx, "register tempfile", true, func(ctx context.Context, tx *sql.Tx) error {
-		r, err := s.txExec(ctx, tx, q, args...)
-		if err != nil {
-			return err
-		}
-		fid, err = r.LastInsertId()
-		return err
-	})
-	return fid, err
+	return r.LastInsertId()
 }
 
 // TempfileByFID reads an open upload without claiming it.
@@ -349,7 +332,7 @@ func (s *Store) setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[str
 
 // SetFileMeta sets metadata of fid (other names are kept).
 func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error {
-	return s.tx(ctx, "set file meta", func(tx *sql.Tx) error { return s.setMeta(ctx, tx, fid, meta) })
+	return s.writeTx(ctx, "set file meta", func(ctx context.Context, tx *sql.Tx) error { return s.setMeta(ctx, tx, fid, meta) })
 }
 
 // FileMeta returns the metadata of fid (empty when none).
@@ -389,7 +372,7 @@ func (s *Store) unlinkFID(ctx context.Context, tx *sql.Tx, fid int64) error {
 // it is already gone: the upload was committed or abandoned by another
 // call, and its bytes must stay.
 func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, claim bool) error {
-	return s.tx(ctx, "abandon upload", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "abandon upload", func(ctx context.Context, tx *sql.Tx) error {
 		if claim {
 			r, err := s.txExec(ctx, tx, `DELETE FROM tempfile WHERE fid=?`, fid)
 			if err != nil {
@@ -412,7 +395,7 @@ func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, clai
 // ErrNotFound: no such key.
 func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, error) {
 	var fid int64
-	err := s.tx(ctx, "delete key", func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, "delete key", func(ctx context.Context, tx *sql.Tx) error {
 		err := s.txQueryRow(ctx, tx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, dmid, key).Scan(&fid)
 		if err == sql.ErrNoRows {
 			return ErrNotFound
@@ -428,12 +411,12 @@ func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, err
 // RenameKey renames a key within a domain. ErrNotFound: no such key;
 // ErrExists: the target key exists.
 func (s *Store) RenameKey(ctx context.Context, dmid int, from, to string) error {
-	r, err := s.exec(ctx, s.db, `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
+	r, err := s.writeOne(ctx, "rename", false, `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
 	if isDup(err) {
 		return ErrExists
 	}
 	if err != nil {
-		return wrap("rename", err)
+		return err
 	}
 	if n, _ := r.RowsAffected(); n == 0 {
 		return ErrNotFound

@@ -96,6 +96,12 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 	}
 	begin := func(ctx context.Context) (*sql.Tx, error) { return g.begin(ctx, lazy && !g.s.noSync) }
 	err := g.s.txOn(ctx, "group commit", begin, func(tx *sql.Tx) error {
+		if len(batch) == 1 {
+			// Work alone needs no savepoint: its failure rolls the
+			// transaction back.
+			batch[0].err = batch[0].fn(ctx, tx)
+			return batch[0].err
+		}
 		for _, r := range batch {
 			if _, err := g.s.txExec(ctx, tx, "SAVEPOINT one_commit"); err != nil {
 				return err
@@ -113,7 +119,7 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 		return nil
 	}, false)
 	for _, r := range batch {
-		if err != nil {
+		if err != nil && (len(batch) > 1 || r.err == nil) {
 			r.err = err
 		} else if r.err != nil {
 			r.err = wrap(r.op, r.err)

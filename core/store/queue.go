@@ -135,7 +135,8 @@ func (s *Store) ClaimQueue(ctx context.Context, q Queue, limit int, lease int) (
 
 // DoneQueue removes a finished row.
 func (s *Store) DoneQueue(ctx context.Context, q Queue, fid int64) error {
-	return s.writeOne(ctx, "finish "+q.String(), q.doneSQL(), fid)
+	_, err := s.writeOne(ctx, "finish "+q.String(), false, q.doneSQL(), fid)
+	return err
 }
 
 // RetryQueue reschedules a row delay seconds from now with the given

@@ -745,17 +745,22 @@ func (s *Store) groupTx(ctx context.Context, op string, lazy bool, fn func(ctx c
 	return s.tx(ctx, op, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
-// writeOne runs a one-statement write: on SQLite in the group
-// committer's next batch, elsewhere on its own (no transaction around it).
-func (s *Store) writeOne(ctx context.Context, op, q string, args ...any) error {
-	if s.group != nil {
-		return s.group.do(ctx, op, false, func(ctx context.Context, tx *sql.Tx) error {
-			_, err := s.txExec(ctx, tx, q, args...)
-			return err
-		})
+// writeOne runs a one-statement write and returns its result: on SQLite
+// in the group committer's next batch (lazy: as lazyTx's work), so that
+// all of the tracker's writes are made on one connection, whose page
+// cache then stays warm; elsewhere on its own (no transaction around it).
+func (s *Store) writeOne(ctx context.Context, op string, lazy bool, q string, args ...any) (sql.Result, error) {
+	if s.group == nil {
+		r, err := s.exec(ctx, s.db, q, args...)
+		return r, wrap(op, err)
 	}
-	_, err := s.exec(ctx, s.db, q, args...)
-	return wrap(op, err)
+	var r sql.Result
+	err := s.group.do(ctx, op, lazy, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		r, err = s.txExec(ctx, tx, q, args...)
+		return err
+	})
+	return r, err
 }
 
 // nullInt converts a nullable integer column.
