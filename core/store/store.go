@@ -481,8 +481,13 @@ func (s *Store) setupExtensions(ctx context.Context) error {
 		// A device's copies in fid order (the dead-device reaper, drain,
 		// rebalance): InnoDB's index on devid holds the primary key and
 		// is in fid order already; SQLite's maps devid to rowids, and
-		// every page of a listing would sort the whole device.
+		// every page of a listing would sort the whole device. The
+		// original's index on devid alone is then a prefix of it that
+		// every recorded copy still writes a page of: dropped.
 		if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS devid_fid ON file_on (devid, fid)`); err != nil {
+			return fmt.Errorf("store: index file_on by device: %w", err)
+		}
+		if _, err := s.db.ExecContext(ctx, `DROP INDEX IF EXISTS devid`); err != nil {
 			return fmt.Errorf("store: index file_on by device: %w", err)
 		}
 	}

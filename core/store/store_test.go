@@ -573,6 +573,13 @@ func TestFIDsOnDeviceUsesAnIndex(t *testing.T) {
 			t.Errorf("%s: plan %q sorts", q, p)
 		}
 	}
+	// Every copy recorded writes a page of each of file_on's indexes:
+	// one on devid alone (the original's) is devid_fid's prefix, and is
+	// dropped (a tenth of a small file's commit).
+	var n int
+	if err := s.DB().QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND tbl_name='file_on' AND name='devid'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("file_on's index on devid alone: %d (%v), want dropped", n, err)
+	}
 }
 
 // TestAddCopyOfDeletedFileRefused: a replication or rebalance that ends
