@@ -492,7 +492,11 @@ func (s *Store) setupExtensions(ctx context.Context) error {
 		}
 	}
 	var err error
-	if s.noMeta, err = s.lacksExtension(ctx, "file_meta", metaTable, "without "+extensionFeatures); err != nil {
+	meta := metaTable
+	if s.kind == SQLite {
+		meta += " WITHOUT ROWID" // as file's (see sqliteTables)
+	}
+	if s.noMeta, err = s.lacksExtension(ctx, "file_meta", meta, "without "+extensionFeatures); err != nil {
 		return err
 	}
 	if s.noClaimTokens, err = s.lacksExtension(ctx, "queue_claim", claimTokenTable,

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -797,4 +798,82 @@ func TestUnreferenced(t *testing.T) {
 			t.Errorf("Unreferenced(dev 2) = %v, %v; want [7] (its copy is on dev 1)", got, err)
 		}
 	})
+}
+
+// withoutRowid returns the tables of an SQLite store that are WITHOUT
+// ROWID.
+func withoutRowid(t *testing.T, s *store.Store) []string {
+	rows, err := s.DB().Query(`SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE '%WITHOUT ROWID' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		names = append(names, n)
+	}
+	return names
+}
+
+// A new SQLite store keeps the tables each small file writes WITHOUT
+// ROWID (a page fewer per row written); one made by the original, with
+// rowid tables, keeps its shape and works alike.
+func TestSQLiteTableShapes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(dir, "new.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := fmt.Sprint(withoutRowid(t, s)); got != "[file file_meta file_on file_to_delete2]" {
+		t.Errorf("new store: tables WITHOUT ROWID %s, want [file file_meta file_on file_to_delete2]", got)
+	}
+	// The original's shape: every table a rowid table.
+	old := filepath.Join(dir, "old.db")
+	raw, err := sql.Open("sqlite", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range store.SQLiteTables {
+		if _, err := raw.Exec(strings.ReplaceAll(q, " WITHOUT ROWID", "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	o, err := store.Open(ctx, store.Config{DSN: "sqlite:" + old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got := withoutRowid(t, o); fmt.Sprint(got) != "[file_meta]" {
+		t.Errorf("original's store: tables WITHOUT ROWID %v, want only the new file_meta", got)
+	}
+	for _, st := range []*store.Store{s, o} {
+		fid, err := st.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "k", Devids: []int{1, 2}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "k", Length: 3, Devid: 1, Copies: []int{2},
+			Meta: map[string]string{"mtime": "1"}, ClaimTempfile: true, Satisfied: true}); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := st.FileByKey(ctx, 1, "k"); err != nil || f.FID != fid || f.DevCount != 2 {
+			t.Errorf("FileByKey = %+v, %v", f, err)
+		}
+		if devs, err := st.FileDevids(ctx, fid); err != nil || fmt.Sprint(devs) != "[1 2]" {
+			t.Errorf("FileDevids = %v, %v", devs, err)
+		}
+		if m, err := st.FileMeta(ctx, fid); err != nil || m["mtime"] != "1" {
+			t.Errorf("FileMeta = %v, %v", m, err)
+		}
+		if _, err := st.DeleteKey(ctx, 1, "k"); err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := st.DebugRows(ctx, fid); rows["file_to_delete2"]["fid"] != fmt.Sprint(fid) && rows["delqueue"]["fid"] != fmt.Sprint(fid) {
+			t.Errorf("deleted file not queued: %v", rows)
+		}
+	}
 }
