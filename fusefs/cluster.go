@@ -52,6 +52,10 @@ type Cluster interface {
 	Delete(ctx context.Context, dom, key string) error
 	// SetMeta changes a key's metadata.
 	SetMeta(ctx context.Context, dom, key string, meta map[string]string) error
+	// Sync makes the renames, deletions and metadata changes answered so
+	// far durable (they may be undone by a power cut until then, as on a
+	// local disk): the mount's fsync of a file or a directory.
+	Sync(ctx context.Context) error
 	// UpdateClass moves a key to another class.
 	UpdateClass(ctx context.Context, dom, key, class string) error
 	// Space returns the cluster's total and used megabytes.
@@ -59,7 +63,16 @@ type Cluster interface {
 }
 
 // ClientCluster is the Cluster of a real cluster, through core/client.
+// Its client is made with ClientOptions.
 type ClientCluster struct{ C *client.Client }
+
+// ClientOptions are the tracker client options of a mount: renames,
+// deletions and metadata changes are durable once synced (Cluster.Sync),
+// as a local file system's.
+func ClientOptions() client.Options { return client.Options{DeferMetadata: true} }
+
+// Sync implements Cluster.
+func (c ClientCluster) Sync(ctx context.Context) error { return c.C.Tracker.Sync(ctx) }
 
 var _ Cluster = ClientCluster{}
 

@@ -38,6 +38,7 @@ var (
 	_ fs.NodeLinker          = (*dirNode)(nil)
 	_ fs.NodeMknoder         = (*dirNode)(nil)
 	_ fs.NodeSetattrer       = (*dirNode)(nil)
+	_ fs.NodeFsyncer         = (*dirNode)(nil)
 )
 
 // listing is a directory's cached contents, shared by the lookups and
@@ -160,6 +161,13 @@ func (d *dirNode) where() (string, string) {
 }
 
 func (d *dirNode) isTop() bool { return d.dom == "" }
+
+// Fsync of a directory makes the renames, deletions and metadata changes
+// made so far durable (the entries created in it are: a file's commit
+// is).
+func (d *dirNode) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
+	return errno(d.fs.cl.Sync(ctx))
+}
 
 // Attr describes the directory.
 func (d *dirNode) Attr(ctx context.Context, a *fuse.Attr) error {

@@ -155,8 +155,9 @@ func (f *FS) saveDirTime(ctx context.Context, c dirChange) error {
 	return nil
 }
 
-// Close writes what the mount still holds in memory (directory times)
-// and stops its background work. Call it after unmounting.
+// Close writes what the mount still holds in memory (directory times),
+// makes the metadata changes made durable (Cluster.Sync) and stops its
+// background work. Call it after unmounting.
 func (f *FS) Close(ctx context.Context) error {
 	t := &f.dirTimes
 	t.mu.Lock()
@@ -173,5 +174,8 @@ func (f *FS) Close(ctx context.Context) error {
 		}
 		<-done
 	}
-	return f.flushDirTimes(ctx)
+	if err := f.flushDirTimes(ctx); err != nil {
+		return err
+	}
+	return f.cl.Sync(ctx) // as unmounting a disk writes its metadata out
 }

@@ -541,9 +541,14 @@ func optUint(set bool, v uint32) *uint32 {
 }
 
 // Fsync commits unsaved changes and waits for the tracker to take them;
-// an earlier failure to save is reported here too.
+// an earlier failure to save is reported here too. Then the renames,
+// deletions and metadata changes made so far are made durable (as ext4's
+// fsync of a file takes its metadata along).
 func (n *fileNode) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
-	return errno(n.fsync(ctx))
+	if err := n.fsync(ctx); err != nil {
+		return errno(err)
+	}
+	return errno(n.fs.cl.Sync(ctx))
 }
 
 func (n *fileNode) fsync(ctx context.Context) error {
@@ -741,6 +746,13 @@ func (f *FS) renameFile(ctx context.Context, dom, from, to string) error {
 				f.log.Error("fusefs: rename failed and the replaced file could not be put back", "domain", dom, "key", to, "saved_as", tomb, "err", rerr)
 			}
 			return err
+		}
+		// Until now a power cut could leave the target hidden under
+		// the aside name (renames are durable only once synced): the
+		// two renames are made durable before the aside one goes. A
+		// sync that fails is tried again by the client.
+		if serr := f.cl.Sync(ctx); serr != nil {
+			f.log.Warn("fusefs: a rename over a file is not durable yet", "domain", dom, "key", to, "err", serr)
 		}
 		if derr := f.cl.Delete(context.WithoutCancel(ctx), dom, tomb); derr != nil {
 			f.log.Warn("fusefs: could not delete a replaced file", "domain", dom, "key", tomb, "err", derr)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -1343,5 +1344,55 @@ func TestCreateReservesItsUpload(t *testing.T) {
 	}
 	if n, open := opens.Load(), c.OpenUploads(); n != 1 || open != 0 {
 		t.Errorf("a streamed file took %d create_opens and left %d uploads open; want 1 and 0", n, open)
+	}
+}
+
+// fsync of a directory (which answered EIO) and of a file make the
+// renames, deletions and metadata changes made so far durable (the
+// tracker's sync); a sync that fails is the fsync's error.
+func TestFsyncSyncsMetadata(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	writeFile(t, f, "d", "dir/a", []byte("a"))
+	n := writeFile(t, f, "d", "dir/b", []byte("b"))
+	d := f.dirNode("d", "dir/")
+	if err := d.Remove(ctx, &fuse.RemoveRequest{Name: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	var dn fs.Node = d
+	fsyncer, ok := dn.(fs.NodeFsyncer)
+	if !ok {
+		t.Fatal("a directory cannot be fsynced (EIO)")
+	}
+	if err := fsyncer.Fsync(ctx, &fuse.FsyncRequest{Dir: true}); err != nil || c.Calls("sync") != 1 {
+		t.Errorf("fsync of the directory: %v, %d syncs", err, c.Calls("sync"))
+	}
+	if err := n.Fsync(ctx, &fuse.FsyncRequest{}); err != nil || c.Calls("sync") != 2 {
+		t.Errorf("fsync of a file: %v, %d syncs", err, c.Calls("sync"))
+	}
+	// A rename over a file moves the target aside first: both renames are
+	// durable before the moved-aside file is deleted.
+	writeFile(t, f, "d", "dir/c", []byte("c"))
+	syncsAtDelete := -1
+	c.On("delete", func(_ context.Context, _ int, _, key string) error {
+		if strings.Contains(key, replacedPrefix) {
+			syncsAtDelete = c.Calls("sync")
+		}
+		return nil
+	})
+	before := c.Calls("sync")
+	if err := f.renameFile(ctx, "d", "dir/c", "dir/b"); err != nil {
+		t.Fatal(err)
+	}
+	if syncsAtDelete != before+1 {
+		t.Errorf("syncs when the replaced file was deleted: %d, want %d", syncsAtDelete, before+1)
+	}
+	c.On("sync", func(context.Context, int, string, string) error { return errors.New("tracker gone") })
+	if err := fsyncer.Fsync(ctx, &fuse.FsyncRequest{Dir: true}); !isErrno(err, syscall.EIO) {
+		t.Errorf("fsync of the directory when sync fails: %v, want EIO", err)
+	}
+	if err := n.Fsync(ctx, &fuse.FsyncRequest{}); !isErrno(err, syscall.EIO) {
+		t.Errorf("fsync of a file when sync fails: %v, want EIO", err)
 	}
 }

@@ -59,7 +59,7 @@ func mountTrackers(t *testing.T, addrs []string, tune func(*fusefs.Config)) (str
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
-	cl, err := client.New(addrs, client.Options{})
+	cl, err := client.New(addrs, fusefs.ClientOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,11 +204,13 @@ func TestMountWithRealTools(t *testing.T) {
 	if out := sh(t, fmt.Sprintf("df -k %q | tail -1", mnt)); !strings.Contains(out, "mogilefs") {
 		t.Errorf("df = %q", out)
 	}
-	// rm -r.
+	// rm -r, and fsync of a directory and a file (sync(1) with names:
+	// fsync of each), which make the removals durable.
 	sh(t, fmt.Sprintf("rm -r %q", d+"/tar"))
 	if _, err := os.Stat(d + "/tar"); err == nil {
 		t.Error("rm -r left the directory")
 	}
+	sh(t, fmt.Sprintf("sync %q %q %q", d, d+"/tree", d+"/y"))
 	// Errors: hard links, a too-long name, rmdir of a non-empty dir.
 	for cmd, want := range map[string]string{
 		fmt.Sprintf("ln %q %q", d+"/y", d+"/hard"):              "Operation not permitted",

@@ -139,7 +139,7 @@ func run(rep io.WriteCloser) error {
 	if err != nil {
 		return fmt.Errorf("--dir-mode: %w", err)
 	}
-	cl, err := client.New(strings.Split(*trackers, ","), client.Options{})
+	cl, err := client.New(strings.Split(*trackers, ","), fusefs.ClientOptions())
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
 	"github.com/mogilefs-go/mogilefs-go/core/protocol"
@@ -159,13 +160,68 @@ func (t *Tracker) GetPaths(ctx context.Context, domain, key string, noverify boo
 
 // Delete removes a key.
 func (t *Tracker) Delete(ctx context.Context, domain, key string) error {
-	_, err := t.Do(ctx, "delete", protocol.Args{"domain": domain, "key": key})
-	return err
+	return t.metaChange(ctx, "delete", protocol.Args{"domain": domain, "key": key})
 }
 
 // Rename renames a key within its domain.
 func (t *Tracker) Rename(ctx context.Context, domain, from, to string) error {
-	_, err := t.Do(ctx, "rename", protocol.Args{"domain": domain, "from_key": from, "to_key": to})
+	return t.metaChange(ctx, "rename", protocol.Args{"domain": domain, "from_key": from, "to_key": to})
+}
+
+// metaChange sends a metadata change: with Options.DeferMetadata, one
+// that is durable after the next Sync.
+func (t *Tracker) metaChange(ctx context.Context, cmd string, a protocol.Args) error {
+	if !t.opts.DeferMetadata {
+		_, err := t.Do(ctx, cmd, a)
+		return err
+	}
+	a["nosync"] = "1"
+	_, err := t.Do(ctx, cmd, a)
+	// Counted whatever the answer: a change whose answer was lost may
+	// have been made.
+	if t.deferred.Add(1) == 1 {
+		t.syncLater()
+	}
+	return err
+}
+
+// syncLater arms the Sync that makes deferred changes durable within
+// Options.SyncDelay when nothing else does.
+func (t *Tracker) syncLater() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if t.syncTimer == nil {
+		t.syncTimer = time.AfterFunc(t.opts.SyncDelay, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), t.opts.RequestTimeout)
+			defer cancel()
+			t.Sync(ctx) // a failure is tried again later
+		})
+		return
+	}
+	t.syncTimer.Reset(t.opts.SyncDelay)
+}
+
+// Sync makes the changes sent with Options.DeferMetadata durable: our
+// tracker's sync, sent only when there were such changes since the last
+// Sync. A tracker without the command (the original's) made them durable
+// when it answered them.
+func (t *Tracker) Sync(ctx context.Context) error {
+	n := t.deferred.Swap(0)
+	if n == 0 {
+		return nil
+	}
+	_, err := t.Do(ctx, "sync", nil)
+	switch {
+	case IsCode(err, "unknown_command"):
+		return nil
+	case err != nil:
+		if t.deferred.Add(n) == n {
+			t.syncLater()
+		}
+	}
 	return err
 }
 

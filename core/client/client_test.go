@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -492,5 +493,117 @@ func TestFsckAndSettings(t *testing.T) {
 	}
 	if evs, err := tr.FsckLog(ctx, 5); err != nil || len(evs) != 0 {
 		t.Errorf("FsckLog after the last = %+v, %v", evs, err)
+	}
+}
+
+// With DeferMetadata, deletes, renames and metadata changes carry
+// nosync=1, and Sync sends sync only when such a change was made since the
+// last one; a tracker that does not know sync (the original) made them
+// durable already; a failed sync is sent again next time.
+func TestDeferredMetadataAndSync(t *testing.T) {
+	var mu sync.Mutex
+	sent := map[string]string{}
+	syncs := 0
+	failSync := false
+	note := func(cmd string) func(protocol.Args) string {
+		return func(a protocol.Args) string {
+			mu.Lock()
+			defer mu.Unlock()
+			sent[cmd] = a["nosync"]
+			return ok(nil)
+		}
+	}
+	f := newFakeTracker(t, func(line string) string {
+		req, _ := protocol.ParseRequest(line)
+		switch req.Command {
+		case "delete", "rename", "plugin_meta_set":
+			return note(req.Command)(req.Args)
+		case "sync":
+			mu.Lock()
+			defer mu.Unlock()
+			syncs++
+			if failSync {
+				return "ERR failure database\r\n"
+			}
+			return ok(nil)
+		}
+		return "ERR unknown_command x\r\n"
+	})
+	seen := func() (map[string]string, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(sent), syncs
+	}
+	setFail := func(v bool) { mu.Lock(); failSync = v; mu.Unlock() }
+	tr, err := NewTracker([]string{f.addr()}, Options{DeferMetadata: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	if err := tr.Sync(ctx); err != nil {
+		t.Errorf("Sync with nothing deferred: %v", err)
+	}
+	if _, n := seen(); n != 0 {
+		t.Errorf("Sync with nothing deferred sent %d syncs", n)
+	}
+	tr.Delete(ctx, "d", "k")
+	tr.Rename(ctx, "d", "a", "b")
+	tr.SetMeta(ctx, "d", "b", map[string]string{"mode": "600"})
+	if s, _ := seen(); s["delete"] != "1" || s["rename"] != "1" || s["plugin_meta_set"] != "1" {
+		t.Errorf("nosync sent: %v", s)
+	}
+	setFail(true)
+	err = tr.Sync(ctx)
+	if _, n := seen(); err == nil || n != 1 {
+		t.Errorf("a failed sync: %v, %d syncs sent", err, n)
+	}
+	setFail(false)
+	err = tr.Sync(ctx)
+	if _, n := seen(); err != nil || n != 2 {
+		t.Errorf("Sync after a failed one: %v, %d syncs sent", err, n)
+	}
+	err = tr.Sync(ctx)
+	if _, n := seen(); err != nil || n != 2 {
+		t.Errorf("Sync again: %v, %d syncs sent", err, n)
+	}
+
+	// Without the option, nothing is deferred; an original tracker.
+	plain, _ := scripted(t, map[string]func(protocol.Args) string{"delete": func(a protocol.Args) string {
+		if a["nosync"] != "" {
+			return "ERR bad nosync\r\n"
+		}
+		return ok(nil)
+	}})
+	if err := plain.Delete(ctx, "d", "k"); err != nil {
+		t.Errorf("a plain delete: %v", err)
+	}
+	orig, _ := scripted(t, map[string]func(protocol.Args) string{"delete": ok})
+	orig.opts.DeferMetadata = true
+	orig.Delete(ctx, "d", "k")
+	if err := orig.Sync(ctx); err != nil {
+		t.Errorf("Sync on a tracker without sync: %v", err)
+	}
+
+	// Unsynced changes are synced SyncDelay after the first of them.
+	soon, err := NewTracker([]string{f.addr()}, Options{DeferMetadata: true, SyncDelay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer soon.Close()
+	soon.Delete(ctx, "d", "k")
+	soon.Rename(ctx, "d", "a", "b")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, n := seen(); n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, n := seen()
+			t.Fatalf("%d syncs sent after deferred changes and their delay, want 3", n)
+		}
+	}
+	time.Sleep(150 * time.Millisecond)
+	if _, n := seen(); n != 3 {
+		t.Errorf("%d syncs sent, want one for the two changes", n)
 	}
 }

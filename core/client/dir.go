@@ -127,6 +127,5 @@ func parseEntries(r protocol.Args) DirPage {
 func (t *Tracker) SetMeta(ctx context.Context, domain, key string, meta map[string]string) error {
 	a := protocol.Args{"domain": domain, "key": key}
 	protocol.EncodeMeta(a, meta)
-	_, err := t.Do(ctx, "plugin_meta_set", a)
-	return err
+	return t.metaChange(ctx, "plugin_meta_set", a)
 }

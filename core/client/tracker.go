@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
@@ -34,6 +35,16 @@ type Options struct {
 	DeadRetry time.Duration
 	// MaxIdle is the number of idle connections kept per tracker.
 	MaxIdle int
+	// DeferMetadata sends delete, rename and plugin_meta_set with
+	// nosync=1: our tracker answers once the change is committed, and
+	// makes it durable with a later durable commit or Sync, as a local
+	// file system does its unlinks, renames and attributes until fsync.
+	// The original ignores the argument (its changes are durable when
+	// answered).
+	DeferMetadata bool
+	// SyncDelay bounds how long a deferred change waits for a Sync
+	// (DefaultSyncDelay when 0).
+	SyncDelay time.Duration
 }
 
 // Tracker is a client of one or more trackers. It is safe for concurrent
@@ -45,7 +56,16 @@ type Tracker struct {
 	mu   sync.Mutex           // guards idle and dead
 	idle map[string][]*tconn  // addr -> idle connections
 	dead map[string]time.Time // addr -> skip until
+
+	deferred  atomic.Int64 // changes sent with nosync=1 since the last Sync
+	syncTimer *time.Timer  // guarded by mu: the Sync SyncDelay after a first deferred change
+	closed    bool         // guarded by mu
 }
+
+// DefaultSyncDelay bounds how long a change sent with
+// Options.DeferMetadata waits for a Sync: as long as a local file system
+// (ext4) keeps its metadata changes before it writes them out.
+const DefaultSyncDelay = 5 * time.Second
 
 type tconn struct {
 	addr string
@@ -68,6 +88,9 @@ func NewTracker(addrs []string, opts Options) (*Tracker, error) {
 	}
 	if opts.DeadRetry <= 0 {
 		opts.DeadRetry = DefaultDeadRetry
+	}
+	if opts.SyncDelay <= 0 {
+		opts.SyncDelay = DefaultSyncDelay
 	}
 	if opts.MaxIdle <= 0 {
 		opts.MaxIdle = DefaultMaxIdle
@@ -96,6 +119,10 @@ func (t *Tracker) Addrs() []string { return append([]string(nil), t.addrs...) }
 func (t *Tracker) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closed = true
+	if t.syncTimer != nil {
+		t.syncTimer.Stop()
+	}
 	for _, list := range t.idle {
 		for _, c := range list {
 			c.c.Close()

@@ -72,7 +72,7 @@ func BenchmarkDeleteKey(b *testing.B) {
 		if _, err := s.FileByKey(ctx, 1, k); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.DeleteKey(ctx, 1, k); err != nil {
+		if _, err := s.DeleteKey(ctx, 1, k, store.Durable); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,17 +88,17 @@ func BenchmarkRenameAndMeta(b *testing.B) {
 	b.ResetTimer()
 	for i, k := range keys {
 		to := fmt.Sprintf("dir/renamed%d", i)
-		if err := s.RenameKey(ctx, 1, k, to); err != nil {
+		if err := s.RenameKey(ctx, 1, k, to, store.Durable); err != nil {
 			b.Fatal(err)
 		}
 		f, err := s.FileByKey(ctx, 1, to)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mtime": "1765000000"}); err != nil {
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mtime": "1765000000"}, store.Durable); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "644"}); err != nil {
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "644"}, store.Durable); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -125,7 +125,7 @@ func BenchmarkDeleteKeyParallel(b *testing.B) {
 	for range 8 {
 		wg.Go(func() {
 			for k := range next {
-				if _, err := s.DeleteKey(ctx, 1, k); err != nil {
+				if _, err := s.DeleteKey(ctx, 1, k, store.Durable); err != nil {
 					b.Error(err)
 				}
 			}

@@ -331,8 +331,8 @@ func (s *Store) setMeta(ctx context.Context, tx *sql.Tx, fid int64, meta map[str
 }
 
 // SetFileMeta sets metadata of fid (other names are kept).
-func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error {
-	return s.writeTx(ctx, "set file meta", func(ctx context.Context, tx *sql.Tx) error { return s.setMeta(ctx, tx, fid, meta) })
+func (s *Store) SetFileMeta(ctx context.Context, fid int64, meta map[string]string, d Durability) error {
+	return s.groupTx(ctx, "set file meta", bool(d), func(ctx context.Context, tx *sql.Tx) error { return s.setMeta(ctx, tx, fid, meta) })
 }
 
 // FileMeta returns the metadata of fid (empty when none).
@@ -392,10 +392,11 @@ func (s *Store) AbandonUpload(ctx context.Context, fid int64, devids []int, clai
 }
 
 // DeleteKey unlinks a key and queues its bytes for deletion.
-// ErrNotFound: no such key.
-func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, error) {
+// ErrNotFound: no such key. Deferred, the bytes are still removed only
+// after a durable commit: the delete job claims its work in one.
+func (s *Store) DeleteKey(ctx context.Context, dmid int, key string, d Durability) (int64, error) {
 	var fid int64
-	err := s.writeTx(ctx, "delete key", func(ctx context.Context, tx *sql.Tx) error {
+	err := s.groupTx(ctx, "delete key", bool(d), func(ctx context.Context, tx *sql.Tx) error {
 		err := s.txQueryRow(ctx, tx, `SELECT fid FROM file WHERE dmid=? AND dkey=?`, dmid, key).Scan(&fid)
 		if err == sql.ErrNoRows {
 			return ErrNotFound
@@ -410,8 +411,8 @@ func (s *Store) DeleteKey(ctx context.Context, dmid int, key string) (int64, err
 
 // RenameKey renames a key within a domain. ErrNotFound: no such key;
 // ErrExists: the target key exists.
-func (s *Store) RenameKey(ctx context.Context, dmid int, from, to string) error {
-	r, err := s.writeOne(ctx, "rename", false, `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
+func (s *Store) RenameKey(ctx context.Context, dmid int, from, to string, d Durability) error {
+	r, err := s.writeOne(ctx, "rename", bool(d), `UPDATE file SET dkey=? WHERE dmid=? AND dkey=?`, to, dmid, from)
 	if isDup(err) {
 		return ErrExists
 	}

@@ -73,3 +73,48 @@ func TestGroupCommitLazyBatches(t *testing.T) {
 		}
 	}
 }
+
+// A Deferred change is committed without an fsync, a Durable one with
+// it, and Sync writes a page in a durable commit (a commit that writes
+// nothing is not synced), whose fsync of the write-ahead log takes the
+// deferred commits before it along.
+func TestDeferredChangesAndSync(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DSN: "DBI:SQLite:dbname=" + filepath.Join(t.TempDir(), "d.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"a", "b", "c"} {
+		fid, err := s.RegisterTempfile(ctx, Tempfile{DomainID: 1, Key: k}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CommitFile(ctx, Commit{FID: fid, DomainID: 1, Key: k, Devid: 1, ClaimTempfile: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relaxed := func() bool { return s.group.relaxed }
+	if _, err := s.DeleteKey(ctx, 1, "a", Deferred); err != nil || !relaxed() {
+		t.Errorf("a deferred delete: relaxed=%v (%v), want a commit without fsync", relaxed(), err)
+	}
+	if err := s.RenameKey(ctx, 1, "b", "b2", Deferred); err != nil || !relaxed() {
+		t.Errorf("a deferred rename: relaxed=%v (%v), want a commit without fsync", relaxed(), err)
+	}
+	if err := s.RenameKey(ctx, 1, "b2", "b3", Durable); err != nil || relaxed() {
+		t.Errorf("a durable rename: relaxed=%v (%v), want an fsynced commit", relaxed(), err)
+	}
+	if err := s.SetFileMeta(ctx, 3, map[string]string{"mode": "600"}, Deferred); err != nil || !relaxed() {
+		t.Errorf("deferred metadata: relaxed=%v (%v), want a commit without fsync", relaxed(), err)
+	}
+	var busy, frames, done int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &done); err != nil || busy != 0 {
+		t.Fatalf("checkpoint: busy %d, %v", busy, err)
+	}
+	if err := s.Sync(ctx); err != nil || relaxed() {
+		t.Errorf("Sync: relaxed=%v (%v), want an fsynced commit", relaxed(), err)
+	}
+	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done); err != nil || frames == 0 {
+		t.Errorf("Sync wrote %d frames to the log (%v), want a page", frames, err)
+	}
+}

@@ -746,6 +746,46 @@ func (s *Store) lazyTx(ctx context.Context, op string, fn func(ctx context.Conte
 	return s.groupTx(ctx, op, true, fn)
 }
 
+// Durability says when a metadata change is durable (survives a power
+// failure), for the changes a local file system also makes durable only
+// when asked (fsync): unlinks, renames, and metadata.
+type Durability bool
+
+const (
+	// Durable: when the call returns (on SQLite an fsynced commit; on
+	// MySQL as the server commits).
+	Durable Durability = false
+	// Deferred: committed when the call returns (seen by every reader,
+	// kept if the tracker dies), durable with the next durable commit or
+	// Sync. On SQLite its commit is not fsynced (when batched with
+	// durable work it is); on MySQL it is Durable.
+	Deferred Durability = true
+)
+
+// Sync makes every change committed before it durable: on SQLite a
+// durable commit, whose fsync of the write-ahead log takes the earlier
+// commits with it; nothing on MySQL, whose commits are all durable (as the
+// server is set).
+func (s *Store) Sync(ctx context.Context) error {
+	if s.group == nil {
+		return nil
+	}
+	// A commit that writes no page is not synced, and SQLite writes no
+	// page for a row rewritten as it is: this one changes a row and
+	// changes it back.
+	return s.writeTx(ctx, "sync", func(ctx context.Context, tx *sql.Tx) error {
+		for _, q := range []string{
+			`UPDATE server_settings SET value=value||'.' WHERE field='schema_version'`,
+			`UPDATE server_settings SET value=substr(value, 1, length(value)-1) WHERE field='schema_version'`,
+		} {
+			if _, err := s.txExec(ctx, tx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // groupTx is writeTx (lazy: lazyTx).
 func (s *Store) groupTx(ctx context.Context, op string, lazy bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if s.group != nil {

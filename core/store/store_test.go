@@ -240,21 +240,21 @@ func TestFileLifecycle(t *testing.T) {
 			t.Errorf("FileDevids = %v", devs)
 		}
 		// Rename, onto an existing key, and delete.
-		if err := s.RenameKey(ctx, 1, "k", "k2"); err != nil {
+		if err := s.RenameKey(ctx, 1, "k", "k2", store.Durable); err != nil {
 			t.Fatal(err)
 		}
 		fid3, _ := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "x"}, 0)
 		s.CommitFile(ctx, store.Commit{FID: fid3, DomainID: 1, Key: "x", Devid: 1})
-		if err := s.RenameKey(ctx, 1, "x", "k2"); !errors.Is(err, store.ErrExists) {
+		if err := s.RenameKey(ctx, 1, "x", "k2", store.Durable); !errors.Is(err, store.ErrExists) {
 			t.Fatalf("rename onto existing = %v", err)
 		}
-		if err := s.RenameKey(ctx, 1, "nope", "y"); !errors.Is(err, store.ErrNotFound) {
+		if err := s.RenameKey(ctx, 1, "nope", "y", store.Durable); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("rename missing = %v", err)
 		}
-		if _, err := s.DeleteKey(ctx, 1, "x"); err != nil {
+		if _, err := s.DeleteKey(ctx, 1, "x", store.Durable); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.DeleteKey(ctx, 1, "x"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.DeleteKey(ctx, 1, "x", store.Durable); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("delete twice = %v", err)
 		}
 		if max, _ := s.MaxFID(ctx); max != fid2 {
@@ -401,7 +401,7 @@ func TestListDirAndMeta(t *testing.T) {
 			}
 		}
 		f, _ := s.FileByKey(ctx, 1, "top")
-		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "0600"}); err != nil {
+		if err := s.SetFileMeta(ctx, f.FID, map[string]string{"mode": "0600"}, store.Durable); err != nil {
 			t.Fatal(err)
 		}
 		m, err := s.FileMeta(ctx, f.FID)
@@ -476,7 +476,7 @@ func TestExplicitFIDs(t *testing.T) {
 		if _, err := s.CommitFile(ctx, store.Commit{FID: old, DomainID: 1, Key: "gone", Length: 3, Devid: 1, ClaimTempfile: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.DeleteKey(ctx, 1, "gone"); err != nil {
+		if _, err := s.DeleteKey(ctx, 1, "gone", store.Durable); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := reg(old); !errors.Is(err, store.ErrExists) {
@@ -598,7 +598,7 @@ func TestAddCopyOfDeletedFileRefused(t *testing.T) {
 		if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: "doomed", Length: 5, Devid: 1, ClaimTempfile: true}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.DeleteKey(ctx, 1, "doomed"); err != nil {
+		if _, err := s.DeleteKey(ctx, 1, "doomed", store.Durable); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.AddCopy(ctx, fid, 2); !errors.Is(err, store.ErrNotFound) {
@@ -665,7 +665,7 @@ func TestFinishDeletes(t *testing.T) {
 			if err := s.SetChecksum(ctx, fid, 1, []byte("0123456789abcdef")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.DeleteKey(ctx, 1, fmt.Sprint("k", fid)); err != nil {
+			if _, err := s.DeleteKey(ctx, 1, fmt.Sprint("k", fid), store.Durable); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -869,7 +869,7 @@ func TestSQLiteTableShapes(t *testing.T) {
 		if m, err := st.FileMeta(ctx, fid); err != nil || m["mtime"] != "1" {
 			t.Errorf("FileMeta = %v, %v", m, err)
 		}
-		if _, err := st.DeleteKey(ctx, 1, "k"); err != nil {
+		if _, err := st.DeleteKey(ctx, 1, "k", store.Durable); err != nil {
 			t.Fatal(err)
 		}
 		if rows, _ := st.DebugRows(ctx, fid); rows["file_to_delete2"]["fid"] != fmt.Sprint(fid) && rows["delqueue"]["fid"] != fmt.Sprint(fid) {

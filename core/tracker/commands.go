@@ -24,12 +24,13 @@ type queryStore interface {
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileByKey(ctx context.Context, dmid int, key string) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)
-	DeleteKey(ctx context.Context, dmid int, key string) (int64, error)
-	RenameKey(ctx context.Context, dmid int, from, to string) error
+	DeleteKey(ctx context.Context, dmid int, key string, d store.Durability) (int64, error)
+	RenameKey(ctx context.Context, dmid int, from, to string, d store.Durability) error
 	SetFileClass(ctx context.Context, fid int64, classid int) error
 	HasMeta() bool
 	FileMeta(ctx context.Context, fid int64) (map[string]string, error)
-	SetFileMeta(ctx context.Context, fid int64, meta map[string]string) error
+	SetFileMeta(ctx context.Context, fid int64, meta map[string]string, d store.Durability) error
+	Sync(ctx context.Context) error
 	Checksum(ctx context.Context, fid int64) (hashType int, sum []byte, err error)
 	DebugRows(ctx context.Context, fid int64) (map[string]map[string]string, error)
 	ListKeys(ctx context.Context, dmid int, prefix, after string, limit int) ([]string, error)
@@ -119,6 +120,7 @@ func (s *Server) commandTable() map[string]handler {
 		"plugin_meta_set":      s.cmdSetMeta,
 		"get_limits":           s.cmdGetLimits,
 		"get_space":            s.cmdGetSpace,
+		"sync":                 s.cmdSync,
 	}
 	if s.cfg.Plain || !s.db.HasMeta() {
 		delete(t, "plugin_meta_set") // no metadata kept: as the original without its plugin
@@ -126,6 +128,7 @@ func (s *Server) commandTable() map[string]handler {
 	if s.cfg.Plain {
 		delete(t, "get_limits")
 		delete(t, "get_space")
+		delete(t, "sync")
 	}
 	return t
 }
@@ -169,6 +172,23 @@ func itoa(n int) string     { return strconv.Itoa(n) }
 func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func (s *Server) cmdNoop(ctx context.Context, c *call) (protocol.Args, error) { return nil, nil }
+
+// durability is how soon a metadata change (delete, rename,
+// plugin_meta_set) must be durable: when the command is answered, or, with
+// nosync=1 (ours: mogmount's unlink, rename and metadata, as a local file
+// system's), once a later durable commit or sync made it so.
+func durability(c *call) store.Durability {
+	if c.args.Get("nosync") == "1" {
+		return store.Deferred
+	}
+	return store.Durable
+}
+
+// cmdSync (ours) answers once every change committed before it is
+// durable: a client's fsync after changes sent with nosync=1.
+func (s *Server) cmdSync(ctx context.Context, c *call) (protocol.Args, error) {
+	return nil, s.store().Sync(ctx)
+}
 
 func (s *Server) cmdTest(ctx context.Context, c *call) (protocol.Args, error) {
 	if c.args.Bool("crash") {

@@ -302,3 +302,25 @@ func TestWireCopyOnDeviceNewToTracker(t *testing.T) {
 		t.Errorf("devids = %q, want 1,3", got)
 	}
 }
+
+// delete, rename and plugin_meta_set with nosync=1 (ours: mogmount's) are
+// answered as the others, and sync answers once they are durable; a
+// tracker playing the original does not know sync.
+func TestWireDeferredChangesAndSync(t *testing.T) {
+	_, w := startWire(t, clustertest.Options{Domain: "d", Tune: noJobs})
+	upload(t, w, "d", "a", "", []byte("aa"))
+	upload(t, w, "d", "b", "", []byte("bb"))
+	w.expect("rename domain=d&from_key=a&to_key=c&nosync=1", "OK ")
+	w.code("rename domain=d&from_key=a&to_key=c&nosync=1", "unknown_key")
+	w.expect("plugin_meta_set domain=d&key=c&nosync=1&plugin.meta.keys=1&plugin.meta.key0=mode&plugin.meta.value0=600", "OK ")
+	w.expect("delete domain=d&key=b&nosync=1", "OK ")
+	w.code("delete domain=d&key=b&nosync=1", "unknown_key")
+	w.expect("sync", "OK ")
+	if fi := w.ok("file_info domain=d&key=c"); fi["length"] != "2" || fi["plugin.meta.keys"] != "1" || fi["plugin.meta.value0"] != "600" {
+		t.Errorf("file_info after deferred changes: %v", fi)
+	}
+	w.code("file_info domain=d&key=b", "unknown_key")
+
+	_, plain := startWire(t, clustertest.Options{Domain: "d", Tune: func(c *tracker.Config) { c.NoJobs, c.Plain = true, true }})
+	plain.code("sync", "unknown_command")
+}

@@ -220,6 +220,17 @@ func (c *Cluster) call(ctx context.Context, cmd, dom, key string) error {
 
 func errCode(code, text string) error { return &protocol.Error{Code: code, Text: text} }
 
+// Calls returns how many times cmd was called.
+func (c *Cluster) Calls(cmd string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[cmd]
+}
+
+// Sync (the tracker's sync) makes earlier changes durable: here a
+// command that only counts (see Calls) and runs its hook.
+func (c *Cluster) Sync(ctx context.Context) error { return c.call(ctx, "sync", "", "") }
+
 // Domains lists the domains.
 func (c *Cluster) Domains(ctx context.Context) ([]string, error) {
 	if err := c.call(ctx, "get_domains", "", ""); err != nil {
