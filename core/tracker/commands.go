@@ -176,9 +176,11 @@ func (s *Server) cmdNoop(ctx context.Context, c *call) (protocol.Args, error) { 
 // durability is how soon a metadata change (delete, rename,
 // plugin_meta_set) must be durable: when the command is answered, or, with
 // nosync=1 (ours: mogmount's unlink, rename and metadata, as a local file
-// system's), once a later durable commit or sync made it so.
-func durability(c *call) store.Durability {
-	if c.args.Get("nosync") == "1" {
+// system's), once a later durable commit or sync made it so. A tracker
+// playing the original has no sync, and ignores nosync as the original
+// does.
+func (s *Server) durability(c *call) store.Durability {
+	if c.args.Get("nosync") == "1" && !s.cfg.Plain {
 		return store.Deferred
 	}
 	return store.Durable

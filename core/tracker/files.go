@@ -526,7 +526,7 @@ func (s *Server) cmdDelete(ctx context.Context, c *call) (protocol.Args, error) 
 	if key == "" {
 		return nil, errf("no_key")
 	}
-	if _, err := s.store().DeleteKey(ctx, dom.ID, key, durability(c)); err != nil {
+	if _, err := s.store().DeleteKey(ctx, dom.ID, key, s.durability(c)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errf("unknown_key")
 		}
@@ -548,7 +548,7 @@ func (s *Server) cmdRename(ctx context.Context, c *call) (protocol.Args, error) 
 	if err := s.checkKey(to); err != nil {
 		return nil, err
 	}
-	switch err := s.store().RenameKey(ctx, dom.ID, from, to, durability(c)); {
+	switch err := s.store().RenameKey(ctx, dom.ID, from, to, s.durability(c)); {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errf("unknown_key")
 	case errors.Is(err, store.ErrExists):

@@ -21,7 +21,7 @@ func (s *Server) cmdSetMeta(ctx context.Context, c *call) (protocol.Args, error)
 	if len(meta) == 0 {
 		return nil, protocol.Errf("bad_params", "no plugin.meta.* pairs given")
 	}
-	return nil, s.store().SetFileMeta(ctx, f.FID, meta, durability(c))
+	return nil, s.store().SetFileMeta(ctx, f.FID, meta, s.durability(c))
 }
 
 // listDir answers list_keys with delimiter= (an extension): the entries

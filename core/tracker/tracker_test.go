@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/mogilefs-go/mogilefs-go/core"
+	"github.com/mogilefs-go/mogilefs-go/core/protocol"
+	"github.com/mogilefs-go/mogilefs-go/core/store"
 )
 
 func TestParseUsage(t *testing.T) {
@@ -165,3 +167,23 @@ func TestShutdownRoundMarksNothing(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// nosync=1 defers a change's durability, but not on a tracker playing the
+// original, which has no sync to make it durable with.
+func TestDurabilityOfNosync(t *testing.T) {
+	ours, plain := &Server{}, &Server{cfg: Config{Plain: true}}
+	for _, tc := range []struct {
+		s    *Server
+		args protocol.Args
+		want store.Durability
+	}{
+		{ours, protocol.Args{"nosync": "1"}, store.Deferred},
+		{ours, protocol.Args{}, store.Durable},
+		{ours, protocol.Args{"nosync": "0"}, store.Durable},
+		{plain, protocol.Args{"nosync": "1"}, store.Durable},
+	} {
+		if got := tc.s.durability(&call{args: tc.args}); got != tc.want {
+			t.Errorf("plain=%v %v: %v, want %v", tc.s.cfg.Plain, tc.args, got, tc.want)
+		}
+	}
+}
