@@ -440,8 +440,10 @@ func TestMountKeepsPagesOfUnchangedFile(t *testing.T) {
 	if got := sum(); got != fmt.Sprintf("%x", sha256Sum(v1)) {
 		t.Fatalf("second read: wrong bytes")
 	}
-	if n := f.Stats.BytesRead.Load() - before; n > 0 {
-		t.Errorf("second open of an unchanged file read %d bytes through the mount; want the page cache", n)
+	// Without the kernel keeping the pages, the whole file is read again;
+	// a loaded machine may evict a few of them (CI: 8,192 bytes once).
+	if n := f.Stats.BytesRead.Load() - before; n > int64(len(v1))/8 {
+		t.Errorf("second open of an unchanged file read %d of its %d bytes through the mount; want the page cache", n, len(v1))
 	}
 	if _, err := c.Client.Upload(t.Context(), "test", "f", "", bytes.NewReader(v2), int64(len(v2)), client.UploadOptions{}); err != nil {
 		t.Fatal(err)
