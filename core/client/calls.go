@@ -207,8 +207,11 @@ func (t *Tracker) syncLater() {
 // Sync makes the changes sent with Options.DeferMetadata durable: our
 // tracker's sync, sent only when there were such changes since the last
 // Sync. A tracker without the command (the original's) made them durable
-// when it answered them.
+// when it answered them. Syncs are made one at a time, so that one that
+// finds the changes taken by a sync in flight answers after it.
 func (t *Tracker) Sync(ctx context.Context) error {
+	t.syncMu.Lock()
+	defer t.syncMu.Unlock()
 	n := t.deferred.Swap(0)
 	if n == 0 {
 		return nil

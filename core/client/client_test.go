@@ -607,3 +607,43 @@ func TestDeferredMetadataAndSync(t *testing.T) {
 		t.Errorf("%d syncs sent, want one for the two changes", n)
 	}
 }
+
+// A Sync that finds the changes already taken by a Sync in flight waits
+// for that one: it must not answer before they are durable.
+func TestSyncWaitsForSyncInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f := newFakeTracker(t, func(line string) string {
+		req, _ := protocol.ParseRequest(line)
+		if req.Command == "sync" {
+			once.Do(func() { close(started) })
+			<-release
+		}
+		return ok(nil)
+	})
+	tr, err := NewTracker([]string{f.addr()}, Options{DeferMetadata: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx := context.Background()
+	tr.Delete(ctx, "d", "k")
+	first := make(chan error, 1)
+	go func() { first <- tr.Sync(ctx) }()
+	<-started
+	second := make(chan error, 1)
+	go func() { second <- tr.Sync(ctx) }()
+	select {
+	case err := <-second:
+		t.Errorf("a second Sync answered (%v) while the sync covering its changes was in flight", err)
+		second <- nil
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first Sync: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second Sync: %v", err)
+	}
+}

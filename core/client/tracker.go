@@ -58,6 +58,7 @@ type Tracker struct {
 	dead map[string]time.Time // addr -> skip until
 
 	deferred  atomic.Int64 // changes sent with nosync=1 since the last Sync
+	syncMu    sync.Mutex   // one Sync at a time: a later one waits for the one in flight
 	syncTimer *time.Timer  // guarded by mu: the Sync SyncDelay after a first deferred change
 	closed    bool         // guarded by mu
 }
