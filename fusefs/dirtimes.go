@@ -174,8 +174,7 @@ func (f *FS) Close(ctx context.Context) error {
 		}
 		<-done
 	}
-	if err := f.flushDirTimes(ctx); err != nil {
-		return err
-	}
-	return f.cl.Sync(ctx) // as unmounting a disk writes its metadata out
+	// Both, whatever the first did: as unmounting a disk writes its
+	// metadata out.
+	return errors.Join(f.flushDirTimes(ctx), f.cl.Sync(ctx))
 }

@@ -1395,4 +1395,9 @@ func TestFsyncSyncsMetadata(t *testing.T) {
 	if err := n.Fsync(ctx, &fuse.FsyncRequest{}); !isErrno(err, syscall.EIO) {
 		t.Errorf("fsync of a file when sync fails: %v, want EIO", err)
 	}
+	// Unmounting syncs too, and says when it could not.
+	before = c.Calls("sync")
+	if err := f.Close(ctx); err == nil || c.Calls("sync") != before+1 {
+		t.Errorf("Close: %v, %d syncs; want the failed sync's error", err, c.Calls("sync")-before)
+	}
 }

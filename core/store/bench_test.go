@@ -15,7 +15,7 @@ import (
 // metadata entries, as the mount's create_close of a new file makes it.
 func BenchmarkCommitFile(b *testing.B) {
 	ctx := context.Background()
-	s := openBench(b)
+	s := openBench(b, true)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		key := fmt.Sprintf("dir/file%d", i)
@@ -50,9 +50,10 @@ func commitFiles(b *testing.B, s *store.Store, n int) []string {
 	return keys
 }
 
-// openBench opens a store for a benchmark on SQLite without fsyncs.
-func openBench(b *testing.B) *store.Store {
-	s, err := store.Open(context.Background(), store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db"), NoSync: true})
+// openBench opens a store for a benchmark on SQLite, fsyncing its
+// commits or not.
+func openBench(b *testing.B, noSync bool) *store.Store {
+	s, err := store.Open(context.Background(), store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db"), NoSync: noSync})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,15 +61,21 @@ func openBench(b *testing.B) *store.Store {
 	return s
 }
 
+// benchFiles commits the b.N files a benchmark works on, then starts its
+// timer.
+func benchFiles(b *testing.B, s *store.Store) []string {
+	keys := commitFiles(b, s, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	return keys
+}
+
 // BenchmarkDeleteKey measures an unlink's metadata work (rm -r) with a
 // lookup of the next name before each, as the mount makes them.
 func BenchmarkDeleteKey(b *testing.B) {
 	ctx := context.Background()
-	s := openBench(b)
-	keys := commitFiles(b, s, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for _, k := range keys {
+	s := openBench(b, true)
+	for _, k := range benchFiles(b, s) {
 		if _, err := s.FileByKey(ctx, 1, k); err != nil {
 			b.Fatal(err)
 		}
@@ -82,11 +89,8 @@ func BenchmarkDeleteKey(b *testing.B) {
 // its commit: a rename onto the final name and two metadata changes.
 func BenchmarkRenameAndMeta(b *testing.B) {
 	ctx := context.Background()
-	s := openBench(b)
-	keys := commitFiles(b, s, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i, k := range keys {
+	s := openBench(b, true)
+	for i, k := range benchFiles(b, s) {
 		to := fmt.Sprintf("dir/renamed%d", i)
 		if err := s.RenameKey(ctx, 1, k, to, store.Durable); err != nil {
 			b.Fatal(err)
@@ -108,19 +112,12 @@ func BenchmarkRenameAndMeta(b *testing.B) {
 // once, with fsynced commits (the default).
 func BenchmarkDeleteKeyParallel(b *testing.B) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Config{DSN: "sqlite:" + filepath.Join(b.TempDir(), "m.db")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	keys := commitFiles(b, s, b.N)
-	next := make(chan string, len(keys))
-	for _, k := range keys {
+	s := openBench(b, false)
+	next := make(chan string, b.N)
+	for _, k := range benchFiles(b, s) {
 		next <- k
 	}
 	close(next)
-	b.ReportAllocs()
-	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

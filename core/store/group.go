@@ -119,6 +119,8 @@ func (g *groupCommitter) runBatch(batch []*commitReq) {
 		return nil
 	}, false)
 	for _, r := range batch {
+		// Work alone that failed made the batch fail: its own error is
+		// its answer.
 		if err != nil && (len(batch) > 1 || r.err == nil) {
 			r.err = err
 		} else if r.err != nil {

@@ -482,8 +482,9 @@ func (s *Store) setupExtensions(ctx context.Context) error {
 		// rebalance): InnoDB's index on devid holds the primary key and
 		// is in fid order already; SQLite's maps devid to rowids, and
 		// every page of a listing would sort the whole device. The
-		// original's index on devid alone is then a prefix of it that
-		// every recorded copy still writes a page of: dropped.
+		// original's index on devid alone (in stores it made: new ones
+		// do without) is then a prefix of it that every recorded copy
+		// still writes a page of: dropped.
 		if _, err := s.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS devid_fid ON file_on (devid, fid)`); err != nil {
 			return fmt.Errorf("store: index file_on by device: %w", err)
 		}
@@ -796,8 +797,9 @@ func (s *Store) groupTx(ctx context.Context, op string, lazy bool, fn func(ctx c
 
 // writeOne runs a one-statement write and returns its result: on SQLite
 // in the group committer's next batch (lazy: as lazyTx's work), so that
-// all of the tracker's writes are made on one connection, whose page
-// cache then stays warm; elsewhere on its own (no transaction around it).
+// the hot writes (uploads, commits, unlinks, renames) are made on one
+// connection, whose page cache then stays warm; elsewhere on its own (no
+// transaction around it).
 func (s *Store) writeOne(ctx context.Context, op string, lazy bool, q string, args ...any) (sql.Result, error) {
 	if s.group == nil {
 		r, err := s.exec(ctx, s.db, q, args...)

@@ -837,7 +837,7 @@ func TestSQLiteTableShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range store.SQLiteTables {
+	for _, q := range append(store.SQLiteTables, `CREATE INDEX devid ON file_on (devid)`) {
 		if _, err := raw.Exec(strings.ReplaceAll(q, " WITHOUT ROWID", "")); err != nil {
 			t.Fatal(err)
 		}
@@ -850,6 +850,10 @@ func TestSQLiteTableShapes(t *testing.T) {
 	defer o.Close()
 	if got := withoutRowid(t, o); fmt.Sprint(got) != "[file_meta]" {
 		t.Errorf("original's store: tables WITHOUT ROWID %v, want only the new file_meta", got)
+	}
+	var devidIndexes int
+	if err := o.DB().QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE type='index' AND name='devid'`).Scan(&devidIndexes); err != nil || devidIndexes != 0 {
+		t.Errorf("original's store: index on file_on(devid) %d (%v), want dropped", devidIndexes, err)
 	}
 	for _, st := range []*store.Store{s, o} {
 		fid, err := st.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: "k", Devids: []int{1, 2}}, 0)
