@@ -116,12 +116,18 @@ func (l *listing) putDir(name string) {
 }
 
 // removeFile drops the file name (a directory of that name stays).
-func (l *listing) removeFile(name string) {
+func (l *listing) removeFile(name string) { l.remove(name, false) }
+
+// removeDir drops the directory name (a file of that name stays).
+func (l *listing) removeDir(name string) { l.remove(name, true) }
+
+// remove drops the entry name that is (isDir) or is not a directory.
+func (l *listing) remove(name string, isDir bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	idx := l.byName[name]
 	for j, i := range idx {
-		if l.ents[i].isDir {
+		if l.ents[i].isDir != isDir {
 			continue
 		}
 		last := len(l.ents) - 1
@@ -689,8 +695,7 @@ func (f *FS) rmdir(ctx context.Context, dom, sub string) error {
 	if err := f.cl.Delete(ctx, dom, sub); err != nil && !core.Is(core.NotFound, err) {
 		return err
 	}
-	f.invalidateDir(dom, sub)
-	f.invalidateDir(dom, parentOf(sub))
+	f.noteRemovedDir(dom, sub)
 	f.touchDir(dom, parentOf(sub))
 	return nil
 }

@@ -101,7 +101,7 @@ func (d *dirNode) setattr(ctx context.Context, mode os.FileMode, mtime time.Time
 		// utimes replaces the time of changes not yet written.
 		d.fs.dirTimes.flushMu.Lock()
 		defer d.fs.dirTimes.flushMu.Unlock()
-		d.fs.forgetDirChange(dom, prefix)
+		d.fs.dropDirChange(dom, prefix)
 	}
 	keep := d.isTop() || prefix == ""
 	if !keep {

@@ -79,9 +79,10 @@ func (f *FS) changedAt(dom, prefix string) (time.Time, bool) {
 	return c.at, ok
 }
 
-// forgetDirChange drops what is pending for a directory: utimes set its
-// time. The caller holds flushMu.
-func (f *FS) forgetDirChange(dom, prefix string) {
+// dropDirChange drops what is pending for a directory: it was removed
+// (a flush that took it already finds its marker gone), or utimes set
+// its time (the caller holds flushMu then).
+func (f *FS) dropDirChange(dom, prefix string) {
 	t := &f.dirTimes
 	t.mu.Lock()
 	defer t.mu.Unlock()

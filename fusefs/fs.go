@@ -441,6 +441,20 @@ func (f *FS) noteRemoved(dom, key string) {
 	}
 }
 
+// noteRemovedDir records that this mount removed the directory sub (its
+// marker, the last key below it): its parent's cached listing loses it
+// in place, as noteRemoved does for a file (rm -rf would list the parent
+// again after every rmdir), and its changed time is no longer written.
+func (f *FS) noteRemovedDir(dom, sub string) {
+	f.invalidateDir(dom, sub)
+	f.attrs.Add(ck(dom, sub), fileAttr{})
+	f.dropDirChange(dom, sub)
+	parent := parentOf(sub)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		l.removeDir(sub[len(parent) : len(sub)-1])
+	}
+}
+
 // invalidateName forgets what is cached of a key and its directory.
 func (f *FS) invalidateName(dom, key string) {
 	f.removed.Remove(ck(dom, key))

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -87,5 +88,85 @@ func TestBusyBigDirectoryIsReadWhole(t *testing.T) {
 	}
 	if n := calls.Load(); n > 100 {
 		t.Errorf("2,000 lookups in a directory of 3,000 files asked the tracker %d times; want at most 100", n)
+	}
+}
+
+// rm -rf of a tree lists each directory twice: once to read it, once to
+// check on the tracker that it is empty before its marker goes. A
+// directory removed here leaves its parent's cached listing in place
+// (the parent was listed again after every rmdir), and a removed
+// directory's changed time is not written to its marker afterwards (a
+// stat and a failing metadata write each).
+func TestRemovingTreeListsEachDirectoryTwice(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	top := f.dirNode("d", "")
+	dirs := []string{"t/", "t/a/", "t/b/", "t/c/", "t/a/n/"}
+	for _, d := range dirs {
+		parent := f.dirNode("d", parentOf(d))
+		name := strings.TrimSuffix(d[len(parentOf(d)):], "/")
+		if _, err := parent.Mkdir(ctx, &fuse.MkdirRequest{Name: name, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			writeFile(t, f, "d", fmt.Sprintf("%sf%d", d, i), []byte("x"))
+		}
+	}
+	if err := f.flushDirTimes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.dirs.Purge() // as after the listings' cache time
+	count := func() map[string]int {
+		m := map[string]int{}
+		for _, cmd := range []string{"list_keys", "file_info", "plugin_meta_set"} {
+			m[cmd] = c.Calls(cmd)
+		}
+		return m
+	}
+	before := count()
+	// As rm -rf does: read a directory, look each entry up and remove
+	// it, a directory once emptied.
+	var rmTree func(d *dirNode)
+	rmTree = func(d *dirNode) {
+		ents, err := d.ReadDirAll(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			_, sub, err := d.lookup(ctx, e.Name)
+			if err != nil {
+				t.Fatalf("lookup of %s in %q: %v", e.Name, d.prefix, err)
+			}
+			if sub != nil {
+				rmTree(sub)
+			}
+			if err := d.Remove(ctx, &fuse.RemoveRequest{Name: e.Name, Dir: sub != nil}); err != nil {
+				t.Fatalf("remove %s in %q: %v", e.Name, d.prefix, err)
+			}
+		}
+	}
+	_, tdir, err := top.lookup(ctx, "t")
+	if err != nil || tdir == nil {
+		t.Fatalf("lookup of t: %v", err)
+	}
+	rmTree(tdir)
+	if err := top.Remove(ctx, &fuse.RemoveRequest{Name: "t", Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.flushDirTimes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after := count()
+	if n := after["list_keys"] - before["list_keys"]; n > 2*len(dirs)+1 {
+		t.Errorf("rm -rf of %d directories made %d listings; want at most %d", len(dirs), n, 2*len(dirs)+1)
+	}
+	for _, cmd := range []string{"file_info", "plugin_meta_set"} {
+		if n := after[cmd] - before[cmd]; n != 0 {
+			t.Errorf("rm -rf of the tree made %d %s; want none (only removed directories changed)", n, cmd)
+		}
+	}
+	if keys := c.Keys("d"); len(keys) != 0 {
+		t.Errorf("keys left: %q", keys)
 	}
 }
