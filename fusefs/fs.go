@@ -316,23 +316,38 @@ func (f *FS) forget(id string, n fs.Node) {
 	f.mu.Unlock()
 }
 
-// renameNodes moves the table entries of a renamed file or subtree.
+// renameNodes moves the table entries of a renamed file or subtree. A
+// file's node is found by its name (the table's key is always its
+// node's current name); a subtree's nodes are looked for among all.
 func (f *FS) renameNodes(dom, oldKey, newKey string, dir bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if !dir {
+		id := "f\x00" + ck(dom, oldKey)
+		x, ok := f.nodes[id].(*fileNode)
+		if !ok {
+			return
+		}
+		delete(f.nodes, id)
+		x.mu.Lock()
+		x.key = newKey
+		x.mu.Unlock()
+		f.nodes["f\x00"+ck(dom, newKey)] = x
+		return
+	}
 	moved := map[string]fs.Node{}
 	for id, n := range f.nodes {
 		switch x := n.(type) {
 		case *fileNode:
 			x.mu.Lock()
-			if x.dom == dom && (x.key == oldKey || dir && len(x.key) > len(oldKey) && x.key[:len(oldKey)] == oldKey) {
+			if x.dom == dom && len(x.key) > len(oldKey) && x.key[:len(oldKey)] == oldKey {
 				delete(f.nodes, id)
 				x.key = newKey + x.key[len(oldKey):]
 				moved["f\x00"+ck(dom, x.key)] = x
 			}
 			x.mu.Unlock()
 		case *dirNode:
-			if dir && x.dom == dom && len(x.prefix) >= len(oldKey) && x.prefix[:len(oldKey)] == oldKey {
+			if x.dom == dom && len(x.prefix) >= len(oldKey) && x.prefix[:len(oldKey)] == oldKey {
 				delete(f.nodes, id)
 				x.prefix = newKey + x.prefix[len(oldKey):]
 				moved["d\x00"+ck(dom, x.prefix)] = x
