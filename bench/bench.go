@@ -43,7 +43,11 @@ type Config struct {
 	// ScaleStore is the database the scale group fills: "sqlite" (the
 	// default) or "mysql" (a scratch database on the server of MySQL).
 	ScaleStore string
-	Log        io.Writer
+	// PeersDisk is where the peers group keeps every side's data: "dir"
+	// (the default), the scratch directory's file system; "image", a
+	// fresh ext4 of its own (with a journal) on a loop device.
+	PeersDisk string
+	Log       io.Writer
 }
 
 // Groups are the groups of figures, in the order they are measured.
@@ -142,7 +146,7 @@ func Run(cfg Config) (Results, error) {
 		{"replication", func() error { return replicationFigure(cfg, res) }},
 		{"http", func() error { return bulkFigures(cfg, c, res) }},
 		{"fuse", func() error { return fuseFigures(cfg, c, res, say) }},
-		{"peers", func() error { return peersFigures(cfg, c, res, say) }},
+		{"peers", func() error { return peersFigures(cfg, res, say) }},
 		{"scale", func() error { return scaleFigures(cfg, res, say) }},
 	}
 	for _, g := range groups {

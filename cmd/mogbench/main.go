@@ -37,6 +37,7 @@ func main() {
 	only := fs.StringSlice("only", nil, "measure only these groups: "+strings.Join(bench.Groups, ", "))
 	scaleFiles := fs.Int("scale-files", 0, "files the scale group fills the database with (default 1,000,000 on SQLite, 10,000,000 on MySQL)")
 	scaleStore := fs.String("scale-store", "sqlite", "the database the scale group fills: sqlite, or mysql (on MOGILEFS_TEST_MYSQL_DSN's server)")
+	peersDisk := fs.String("peers-disk", "dir", "where the peers group keeps every side's data: dir (the scratch directory's file system) or image (a fresh ext4 with its journal, on a loop device)")
 	fs.Parse(os.Args[1:])
 	if *dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "mogbench-")
@@ -47,7 +48,7 @@ func main() {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, ScaleFiles: *scaleFiles, ScaleStore: *scaleStore, Log: os.Stderr})
+	res, err := bench.Run(bench.Config{Bin: *bin, Dir: *dir, MySQL: os.Getenv("MOGILEFS_TEST_MYSQL_DSN"), Runs: *runs, BigSize: *size, Only: *only, ScaleFiles: *scaleFiles, ScaleStore: *scaleStore, PeersDisk: *peersDisk, Log: os.Stderr})
 	names := make([]string, 0, len(res))
 	for k := range res {
 		names = append(names, k)
