@@ -130,3 +130,32 @@ func BenchmarkDeleteKeyParallel(b *testing.B) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkListDirSmall lists small directories (five files with their
+// metadata, and a subdirectory), as a walk of a source tree (git add,
+// rm -rf) makes one listing per directory.
+func BenchmarkListDirSmall(b *testing.B) {
+	ctx := context.Background()
+	s := openBench(b, true)
+	const dirs = 200
+	for d := range dirs {
+		for _, name := range []string{"a", "b", "c", "d", "e", "sub/x"} {
+			key := fmt.Sprintf("src/d%03d/%s", d, name)
+			fid, err := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: key, Devids: []int{1}}, 0)
+			if err == nil {
+				_, err = s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: key, Length: 4096, Devid: 1, ClaimTempfile: true, Satisfied: true,
+					Meta: map[string]string{"mtime": "1765000000000000000", "mode": "420"}})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		es, _, err := s.ListDir(ctx, 1, fmt.Sprintf("src/d%03d/", i%dirs), "/", "", 1000)
+		if err != nil || len(es) != 6 || es[0].Meta["mode"] != "420" {
+			b.Fatalf("%d entries, %v, %+v", len(es), err, es)
+		}
+	}
+}

@@ -411,6 +411,35 @@ func TestListDirAndMeta(t *testing.T) {
 	})
 }
 
+// A listing of more files than one metadata query asks for (1,024) gets
+// every file's own metadata: the fids are asked for in batches, each
+// padded to a power of two.
+func TestListDirMetaOfBigDirectory(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		const n = 1100
+		for i := range n {
+			k := fmt.Sprintf("big/f%04d", i)
+			fid, _ := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: k}, 0)
+			meta := map[string]string{"mtime": fmt.Sprint(i)}
+			if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: k, Devid: 1, Meta: meta}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, limit := range []int{n, 1027, 3} {
+			es, _, err := s.ListDir(ctx, 1, "big/", "/", "", limit)
+			if err != nil || len(es) != limit {
+				t.Fatalf("ListDir(limit %d) = %d entries, %v", limit, len(es), err)
+			}
+			for i, e := range es {
+				if want := fmt.Sprint(i); e.Meta["mtime"] != want || len(e.Meta) != 1 {
+					t.Fatalf("limit %d: %s has metadata %v; want mtime %s", limit, e.Name, e.Meta, want)
+				}
+			}
+		}
+	})
+}
+
 // TestConcurrentCommits commits many uploads of one key at once (they are
 // batched on SQLite): every commit succeeds, one fid stays, every other
 // is queued for deletion, and a second claim of any fid fails.
