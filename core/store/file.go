@@ -468,7 +468,7 @@ func (s *Store) ListKeys(ctx context.Context, dmid int, prefix, after string, li
 	}
 	q += ` ORDER BY dkey LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...) // one of four statements, each prepared once
 	if err != nil {
 		return nil, wrap("list keys", err)
 	}
