@@ -102,17 +102,30 @@ func (l *listing) putFile(name string, a fileAttr) {
 }
 
 // putDir adds the directory name unless it is there.
-func (l *listing) putDir(name string) {
+func (l *listing) putDir(name string) { l.putDirEnt(dirEnt{name: name, isDir: true}, false) }
+
+// putDirAttr adds the directory name, or updates it, with a as its
+// marker's attributes.
+func (l *listing) putDirAttr(name string, a fileAttr) {
+	l.putDirEnt(dirEnt{name: name, isDir: true, detailed: true, attr: a}, true)
+}
+
+// putDirEnt adds the directory entry e, or replaces the one there when
+// replace is true.
+func (l *listing) putDirEnt(e dirEnt, replace bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.exists = true
-	for _, i := range l.byName[name] {
+	for _, i := range l.byName[e.name] {
 		if l.ents[i].isDir {
+			if replace {
+				l.ents[i] = e
+			}
 			return
 		}
 	}
-	l.byName[name] = append(l.byName[name], len(l.ents))
-	l.ents = append(l.ents, dirEnt{name: name, isDir: true})
+	l.byName[e.name] = append(l.byName[e.name], len(l.ents))
+	l.ents = append(l.ents, e)
 }
 
 // removeFile drops the file name (a directory of that name stays).
@@ -309,10 +322,14 @@ func (d *dirNode) pageEntries(p client.DirPage, anyRemoved bool) []dirEnt {
 			continue
 		}
 		de := dirEnt{name: name, isDir: e.IsDir}
-		if p.Detailed && !e.IsDir {
+		switch {
+		case p.Detailed && !e.IsDir:
 			de.detailed = true
 			de.attr = attrFromEntry(e)
 			d.fs.overlay(dom, e.Name, &de.attr)
+		case p.Detailed && e.Marker:
+			de.detailed = true // the directory's marker
+			de.attr = attrFromEntry(e)
 		}
 		ents = append(ents, de)
 	}
@@ -525,6 +542,9 @@ func (d *dirNode) lookup(ctx context.Context, name string) (*fileNode, *dirNode,
 		var file *dirEnt
 		for _, e := range l.named(name) {
 			if e.isDir {
+				if e.detailed {
+					d.fs.attrs.Add(ck(dom, key+"/"), e.attr)
+				}
 				return nil, d.fs.dirNode(dom, key+"/"), nil
 			}
 			file = &e
@@ -652,8 +672,8 @@ func (d *dirNode) Mkdir(ctx context.Context, req *fuse.MkdirRequest) (fs.Node, e
 		return nil, errno(err)
 	}
 	d.fs.removed.Remove(ck(dom, marker))
-	d.fs.attrs.Add(ck(dom, marker), fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode, own: own})
 	d.fs.noteMadeDir(dom, marker)
+	d.fs.noteMarker(dom, marker, fileAttr{exists: true, fid: fid, mtime: mtime, mode: mode, own: own})
 	d.fs.touchDir(dom, prefix)
 	return d.fs.dirNode(dom, marker), nil
 }

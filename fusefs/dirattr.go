@@ -167,6 +167,6 @@ func (d *dirNode) saveMarker(ctx context.Context, a fileAttr, meta map[string]st
 	if err != nil {
 		return err
 	}
-	d.fs.attrs.Add(ck(dom, prefix), a)
+	d.fs.noteMarker(dom, prefix, a)
 	return nil
 }

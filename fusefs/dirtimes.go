@@ -157,7 +157,7 @@ func (f *FS) saveDirTime(ctx context.Context, c dirChange) error {
 		return err
 	}
 	a.mtime = c.at
-	f.attrs.Add(ck(c.dom, c.prefix), a)
+	f.noteMarker(c.dom, c.prefix, a)
 	return nil
 }
 

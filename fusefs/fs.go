@@ -456,6 +456,19 @@ func (f *FS) noteRemoved(dom, key string) {
 	}
 }
 
+// noteMarker records new attributes of a directory's marker in the
+// attribute cache and in its parent's cached listing, from which lookups
+// of the directory take them (see noteAttr).
+func (f *FS) noteMarker(dom, marker string, a fileAttr) {
+	f.attrs.Add(ck(dom, marker), a)
+	parent := parentOf(marker)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		l.putDirAttr(marker[len(parent):len(marker)-1], a)
+	} else {
+		f.dirs.Remove(ck(dom, parent))
+	}
+}
+
 // noteRemovedDir records that this mount removed the directory sub (its
 // marker, the last key below it): its parent's cached listing loses it
 // in place, as noteRemoved does for a file (rm -rf would list the parent

@@ -170,3 +170,49 @@ func TestRemovingTreeListsEachDirectoryTwice(t *testing.T) {
 		t.Errorf("keys left: %q", keys)
 	}
 }
+
+// A directory's own attributes (its marker's mode, owner and mtime) come
+// with its parent's listing: rm -rf, ls -l and tree walks stat every
+// directory they meet, and each stat asked for file_info. A change this
+// mount makes to a directory is kept in the parent's cached listing, so
+// that the next lookup does not bring the old attributes back.
+func TestDirectoryAttrsComeWithParentListing(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	top := f.dirNode("d", "")
+	for i := range 5 {
+		if _, err := top.Mkdir(ctx, &fuse.MkdirRequest{Name: fmt.Sprintf("s%d", i), Mode: 0o750}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.attrs.Purge()
+	f.dirs.Purge() // as after the caches' time
+	before := c.Calls("file_info")
+	if _, err := top.ReadDirAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		_, d, err := top.lookup(ctx, fmt.Sprintf("s%d", i))
+		if err != nil || d == nil {
+			t.Fatalf("lookup of s%d: %v", i, err)
+		}
+		var a fuse.Attr
+		if err := d.Attr(ctx, &a); err != nil || a.Mode.Perm() != 0o750 {
+			t.Fatalf("s%d: mode %v, %v; want 0750", i, a.Mode, err)
+		}
+	}
+	if n := c.Calls("file_info") - before; n != 0 {
+		t.Errorf("stat of 5 listed directories asked file_info %d times; want 0", n)
+	}
+	// chmod of a directory, then the kernel's next lookup of it.
+	_, s0, _ := top.lookup(ctx, "s0")
+	if err := s0.Setattr(ctx, &fuse.SetattrRequest{Valid: fuse.SetattrMode, Mode: 0o700}, &fuse.SetattrResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	_, s0, _ = top.lookup(ctx, "s0")
+	var a fuse.Attr
+	if err := s0.Attr(ctx, &a); err != nil || a.Mode.Perm() != 0o700 {
+		t.Errorf("s0 after chmod 0700 and a lookup: mode %v, %v", a.Mode, err)
+	}
+}

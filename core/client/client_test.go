@@ -139,17 +139,21 @@ func TestListDirPlainTracker(t *testing.T) {
 }
 
 func TestParseEntriesAndMeta(t *testing.T) {
-	r := protocol.Args{"entries": "2", "next_after": "b", "more": "1",
+	r := protocol.Args{"entries": "3", "next_after": "b", "more": "1",
 		"entry_1": "a", "entry_1_fid": "3", "entry_1_size": "10", "entry_1_meta_mtime": "5",
-		"entry_2": "b/", "entry_2_type": "dir", "entry_9_meta_x": "ignored"}
+		"entry_2": "b/", "entry_2_type": "dir", "entry_9_meta_x": "ignored",
+		"entry_3": "c/", "entry_3_type": "dir", "entry_3_fid": "7", "entry_3_size": "0", "entry_3_meta_mode": "755"}
 	p := parseEntries(r)
-	if !p.Detailed || !p.More || p.Next != "b" || len(p.Entries) != 2 {
+	if e := p.Entries[2]; !e.IsDir || !e.Marker || e.FID != 7 || e.Meta["mode"] != "755" {
+		t.Errorf("dir entry with its marker %+v", e)
+	}
+	if !p.Detailed || !p.More || p.Next != "b" || len(p.Entries) != 3 {
 		t.Fatalf("page %+v", p)
 	}
 	if e := p.Entries[0]; e.FID != 3 || e.Size != 10 || e.Meta["mtime"] != "5" {
 		t.Errorf("file entry %+v", e)
 	}
-	if e := p.Entries[1]; !e.IsDir || e.Meta != nil {
+	if e := p.Entries[1]; !e.IsDir || e.Meta != nil || e.Marker {
 		t.Errorf("dir entry %+v", e)
 	}
 	recs := Records(protocol.Args{"devices": "2", "dev1_devid": "1", "dev2_devid": "2", "dev2_status": "dead"}, "devices", "dev")

@@ -12,10 +12,12 @@ import (
 type Entry struct {
 	Name  string // the full key, or the full sub-prefix ending in "/"
 	IsDir bool
-	// Known only from trackers with the listing extension (Detailed).
-	FID  int64
-	Size int64
-	Meta map[string]string
+	// Known only from trackers with the listing extension (Detailed); for
+	// a directory, its marker key's ("a/b/"), when Marker is true.
+	FID    int64
+	Size   int64
+	Meta   map[string]string
+	Marker bool
 }
 
 // DirPage is one page of a directory listing.
@@ -93,7 +95,9 @@ func parseEntries(r protocol.Args) DirPage {
 	for i := 1; i <= n; i++ {
 		p := "entry_" + strconv.Itoa(i)
 		e := Entry{Name: r[p], IsDir: r[p+"_type"] == "dir"}
-		if !e.IsDir {
+		_, e.Marker = r[p+"_fid"]
+		e.Marker = e.Marker && e.IsDir
+		if !e.IsDir || e.Marker {
 			e.FID, _ = strconv.ParseInt(r[p+"_fid"], 10, 64)
 			e.Size, _ = strconv.ParseInt(r[p+"_size"], 10, 64)
 		}
@@ -110,7 +114,7 @@ func parseEntries(r protocol.Args) DirPage {
 			continue
 		}
 		i, err := strconv.Atoi(num)
-		if err != nil || i < 1 || i > len(page.Entries) || page.Entries[i-1].IsDir {
+		if err != nil || i < 1 || i > len(page.Entries) || page.Entries[i-1].IsDir && !page.Entries[i-1].Marker {
 			continue
 		}
 		e := &page.Entries[i-1]

@@ -11,10 +11,13 @@ import (
 type DirEntry struct {
 	Name  string // the full key, or the full sub-prefix ("a/b/")
 	IsDir bool
-	// For keys: the file and its metadata.
+	// For keys: the file and its metadata. For a sub-prefix whose first
+	// key is the sub-prefix itself (a directory's marker, "a/b/"), the
+	// marker's, and Marker is true.
 	FID    int64
 	Length int64
 	Meta   map[string]string
+	Marker bool
 }
 
 // ListDir lists the entries directly below prefix in a domain, S3-style:
@@ -64,7 +67,11 @@ func (s *Store) ListDir(ctx context.Context, dmid int, prefix, delim, after stri
 					more = true
 					break
 				}
-				out = append(out, DirEntry{Name: sub, IsDir: true})
+				d := DirEntry{Name: sub, IsDir: true}
+				if e.Name == sub {
+					d.FID, d.Length, d.Marker = e.FID, nullInt(length, 0), true
+				}
+				out = append(out, d)
 				// Skip the rest of this subtree with a fresh query.
 				skipTo = sub + strings.Repeat("\xff", max(1, 256-len(sub)))
 				break
@@ -101,12 +108,12 @@ func (s *Store) ListDir(ctx context.Context, dmid int, prefix, delim, after stri
 	return out, more, nil
 }
 
-// fillMeta loads the metadata of the file entries.
+// fillMeta loads the metadata of the file entries and of the markers.
 func (s *Store) fillMeta(ctx context.Context, es []DirEntry) error {
 	var fids []any
 	idx := map[int64]int{}
 	for i, e := range es {
-		if !e.IsDir {
+		if !e.IsDir || e.Marker {
 			fids = append(fids, e.FID)
 			idx[e.FID] = i
 		}

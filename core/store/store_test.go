@@ -373,9 +373,12 @@ func TestListDirAndMeta(t *testing.T) {
 			}
 			var parts []string
 			for _, e := range es {
-				if e.IsDir {
+				switch {
+				case e.Marker:
+					parts = append(parts, fmt.Sprintf("%s(dir):%d:%s", e.Name, e.Length, e.Meta["mtime"]))
+				case e.IsDir:
 					parts = append(parts, e.Name+"(dir)")
-				} else {
+				default:
 					parts = append(parts, fmt.Sprintf("%s:%d:%s", e.Name, e.Length, e.Meta["mtime"]))
 				}
 			}
@@ -387,10 +390,10 @@ func TestListDirAndMeta(t *testing.T) {
 			want          string
 		}{
 			{"", "", 100, "[a/(dir) a0:7:1007 b/(dir) top:9:1009] false"},
-			{"a/", "", 100, "[a/1:0:1000 a/2:1:1001 a/b/(dir) a/c/(dir) a/d:6:1006] false"},
+			{"a/", "", 100, "[a/1:0:1000 a/2:1:1001 a/b/(dir) a/c/(dir):5:1005 a/d:6:1006] false"},
 			{"a/", "", 2, "[a/1:0:1000 a/2:1:1001] true"},
-			{"a/", "a/2", 2, "[a/b/(dir) a/c/(dir)] true"},
-			{"a/", "a/b/\xff", 10, "[a/c/(dir) a/d:6:1006] false"},
+			{"a/", "a/2", 2, "[a/b/(dir) a/c/(dir):5:1005] true"},
+			{"a/", "a/b/\xff", 10, "[a/c/(dir):5:1005 a/d:6:1006] false"},
 			{"a/b/", "", 100, "[a/b/3:2:1002 a/b/c/(dir) a/b/d:4:1004] false"},
 			{"a/c/", "", 100, "[a/c/:5:1005] false"},
 			{"zz/", "", 100, "[] false"},

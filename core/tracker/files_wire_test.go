@@ -137,8 +137,17 @@ func TestWireMetaListingsChecksums(t *testing.T) {
 	w.expect("list_keys domain=d&prefix=dir/&delimiter=/",
 		"OK entries=2&entry_1=dir/a&entry_1_fid="+o["fid"]+"&entry_1_meta_mode=644&entry_1_meta_mtime=1700000000&entry_1_size=3&entry_1_type=file"+
 			"&entry_2=dir/sub/&entry_2_type=dir&more=0&next_after=dir/sub/"+strings.Repeat("%FF", 248))
-	if top := w.ok("list_keys domain=d&delimiter=/"); top["entries"] != "2" || top["entry_1"] != "dir/" || top["entry_2"] != "top" {
+	if top := w.ok("list_keys domain=d&delimiter=/"); top["entries"] != "2" || top["entry_1"] != "dir/" || top["entry_2"] != "top" || top["entry_1_fid"] != "" {
 		t.Errorf("top-level listing = %v", top)
+	}
+	// A directory with a marker (mkdir's "dir/" key) comes with the
+	// marker's fid, size and metadata.
+	m := w.ok("create_open domain=d&key=dir/&class=one")
+	put(t, m["path"], nil)
+	w.expect("create_close domain=d&key=dir/&fid="+m["fid"]+"&devid="+m["devid"]+"&path="+m["path"]+"&size=0&plugin.meta.keys=1&plugin.meta.key0=mode&plugin.meta.value0=755", "OK ")
+	if top := w.ok("list_keys domain=d&delimiter=/"); top["entry_1"] != "dir/" || top["entry_1_type"] != "dir" || top["entry_1_fid"] != m["fid"] ||
+		top["entry_1_size"] != "0" || top["entry_1_meta_mode"] != "755" || top["entry_2_fid"] == "" {
+		t.Errorf("top-level listing with dir/'s marker = %v", top)
 	}
 
 	// A class with MD5: the checksum is kept, and verified when asked.

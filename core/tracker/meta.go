@@ -41,11 +41,16 @@ func (s *Server) listDir(ctx context.Context, dmid int, c *call, limit int) (pro
 	for i, e := range es {
 		p := "entry_" + itoa(i+1)
 		out[p] = e.Name
-		if e.IsDir {
+		if e.IsDir && !e.Marker {
 			out[p+"_type"] = "dir"
 			continue
 		}
+		// A directory whose marker key is known comes with the marker's
+		// fid, size and metadata: a stat of it needs no file_info.
 		out[p+"_type"], out[p+"_fid"], out[p+"_size"] = "file", i64toa(e.FID), i64toa(e.Length)
+		if e.IsDir {
+			out[p+"_type"] = "dir"
+		}
 		for k, v := range e.Meta {
 			out[p+"_meta_"+k] = v
 		}

@@ -338,7 +338,12 @@ func (c *Cluster) listDir(dom, prefix, after string, limit int) (client.DirPage,
 		if i := strings.IndexByte(rest, '/'); i >= 0 {
 			sub := prefix + rest[:i+1]
 			if n := len(page.Entries); n == 0 || page.Entries[n-1].Name != sub {
-				page.Entries = append(page.Entries, client.Entry{Name: sub, IsDir: true})
+				e := client.Entry{Name: sub, IsDir: true}
+				if m, ok := d[sub]; ok && !c.Plain && k == sub {
+					// The marker comes first: its details with the directory.
+					e.Marker, e.FID, e.Size, e.Meta = true, m.FID, int64(len(m.Data)), copyMeta(m.Meta)
+				}
+				page.Entries = append(page.Entries, e)
 			}
 			page.Next = sub + "\xff"
 			continue
