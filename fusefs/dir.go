@@ -181,10 +181,14 @@ func (d *dirNode) where() (string, string) {
 
 func (d *dirNode) isTop() bool { return d.dom == "" }
 
-// Fsync of a directory makes the renames, deletions and metadata changes
-// made so far durable (the entries created in it are: a file's commit
-// is).
+// Fsync of a directory writes its changed time to its marker and makes
+// the renames, deletions and metadata changes made so far durable (the
+// entries created in it are: a file's commit is).
 func (d *dirNode) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
+	dom, prefix := d.where()
+	if err := d.fs.flushDirTime(ctx, dom, prefix); err != nil {
+		return errno(err)
+	}
 	return errno(d.fs.cl.Sync(ctx))
 }
 

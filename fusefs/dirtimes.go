@@ -133,6 +133,29 @@ func (f *FS) flushDirTimes(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// flushDirTime writes the pending time of one directory, if any.
+func (f *FS) flushDirTime(ctx context.Context, dom, prefix string) error {
+	t := &f.dirTimes
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	t.mu.Lock()
+	c, ok := t.dirty[ck(dom, prefix)]
+	delete(t.dirty, ck(dom, prefix))
+	t.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := f.saveDirTime(ctx, c); err != nil {
+		t.mu.Lock()
+		if _, newer := t.dirty[ck(dom, prefix)]; !newer {
+			t.dirty[ck(dom, prefix)] = c // written at the next flush
+		}
+		t.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
 // saveDirTime writes one directory's time to its marker, when it has one
 // and the tracker stores metadata.
 func (f *FS) saveDirTime(ctx context.Context, c dirChange) error {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"bazil.org/fuse"
 
@@ -214,5 +215,38 @@ func TestDirectoryAttrsComeWithParentListing(t *testing.T) {
 	var a fuse.Attr
 	if err := s0.Attr(ctx, &a); err != nil || a.Mode.Perm() != 0o700 {
 		t.Errorf("s0 after chmod 0700 and a lookup: mode %v, %v", a.Mode, err)
+	}
+}
+
+// fsync of a directory writes its changed time to its marker at once, as
+// a local disk makes a directory's metadata durable at its fsync; the
+// times of other directories wait for the next flush.
+func TestDirFsyncWritesItsTime(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	top := f.dirNode("d", "")
+	for _, name := range []string{"s", "o"} {
+		if _, err := top.Mkdir(ctx, &fuse.MkdirRequest{Name: name, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Millisecond) // the markers' times are older than the change
+	writeFile(t, f, "d", "s/new", []byte("x"))
+	writeFile(t, f, "d", "o/new", []byte("x"))
+	changed, ok := f.changedAt("d", "s/")
+	if !ok {
+		t.Fatal("no change recorded for s/")
+	}
+	before := c.Calls("plugin_meta_set")
+	if err := f.dirNode("d", "s/").Fsync(ctx, &fuse.FsyncRequest{Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Calls("plugin_meta_set") - before; n != 1 {
+		t.Errorf("fsync of s/ wrote %d directory times; want 1", n)
+	}
+	m, _ := c.Get("d", "s/")
+	if m == nil || m.Meta["mtime"] != fmt.Sprint(changed.UnixNano()) {
+		t.Errorf("s/'s marker after its fsync: %+v; want mtime %d", m, changed.UnixNano())
 	}
 }
