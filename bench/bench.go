@@ -88,29 +88,44 @@ func (cfg Config) repeat(f func() (float64, error)) (float64, error) {
 
 // opsPerSec runs op from conc goroutines for d and returns ops/s.
 func opsPerSec(conc int, d time.Duration, op func() error) (float64, error) {
-	var n atomic.Int64
+	rate, _, err := opsStats(conc, d, op)
+	return rate, err
+}
+
+// opsStats runs op from conc goroutines for d and returns ops/s and the
+// p99 of one op's time under that load, in ms.
+func opsStats(conc int, d time.Duration, op func() error) (rate, p99 float64, err error) {
 	var firstErr atomic.Value
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
+	times := make([][]float64, conc) // ms, each goroutine's own
 	start := time.Now()
 	for i := 0; i < conc; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(stop) {
+			for t0 := time.Now(); t0.Before(stop); t0 = time.Now() {
 				if err := op(); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				n.Add(1)
+				times[i] = append(times[i], float64(time.Since(t0).Microseconds())/1000)
 			}
 		}()
 	}
 	wg.Wait()
 	if e := firstErr.Load(); e != nil {
-		return 0, e.(error)
+		return 0, 0, e.(error)
 	}
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
+	var all []float64
+	for _, ts := range times {
+		all = append(all, ts...)
+	}
+	if len(all) == 0 {
+		return 0, 0, nil
+	}
+	sort.Float64s(all)
+	return float64(len(all)) / time.Since(start).Seconds(), all[len(all)*99/100], nil
 }
 
 // Run measures every figure.
@@ -142,7 +157,7 @@ func Run(cfg Config) (Results, error) {
 		run  func() error
 	}{
 		{"tracker", func() error { return trackerFigures(cfg, c, res, "") }},
-		{"put", func() error { return putFigures(cfg, c, res) }},
+		{"put", func() error { return putFigures(cfg, c, res, "") }},
 		{"replication", func() error { return replicationFigure(cfg, res) }},
 		{"http", func() error { return bulkFigures(cfg, c, res) }},
 		{"fuse", func() error { return fuseFigures(cfg, c, res, say) }},
@@ -170,6 +185,9 @@ func Run(cfg Config) (Results, error) {
 		}
 		defer m.stop()
 		if err := trackerFigures(cfg, m, res, "_mysql"); err != nil {
+			return res, err
+		}
+		if err := putFigures(cfg, m, res, "_mysql"); err != nil {
 			return res, err
 		}
 	}
@@ -204,35 +222,46 @@ func trackerFigures(cfg Config, c *cluster, res Results, suffix string) error {
 		return err
 	}
 	for _, f := range figs {
+		var p99s []float64
 		v, err := cfg.repeat(func() (float64, error) {
-			return opsPerSec(f.conc, 2*time.Second, func() error { _, err := t.Do(ctx, f.cmd, f.args); return err })
+			rate, p99, err := opsStats(f.conc, 2*time.Second, func() error { _, err := t.Do(ctx, f.cmd, f.args); return err })
+			p99s = append(p99s, p99)
+			return rate, err
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 		res[f.name+suffix] = v
+		if f.cmd == "file_info" {
+			res["tracker_file_info_p99_ms_c16"+suffix] = median(p99s)
+		}
 	}
 	return nil
 }
 
-// putFigures measures 4 KiB uploads through the client library.
-func putFigures(cfg Config, c *cluster, res Results) error {
+// putFigures measures 4 KiB uploads through the client library, and the
+// p99 of one upload's time.
+func putFigures(cfg Config, c *cluster, res Results, suffix string) error {
 	ctx := context.Background()
 	data := make([]byte, 4096)
 	rand.Read(data)
 	var seq atomic.Int64
 	for _, conc := range []int{1, 8} {
+		var p99s []float64
 		v, err := cfg.repeat(func() (float64, error) {
-			return opsPerSec(conc, 2*time.Second, func() error {
+			rate, p99, err := opsStats(conc, 2*time.Second, func() error {
 				k := "put/" + strconv.FormatInt(seq.Add(1), 10)
 				_, err := c.client.Upload(ctx, "bench", k, "one", bytes.NewReader(data), int64(len(data)), client.UploadOptions{})
 				return err
 			})
+			p99s = append(p99s, p99)
+			return rate, err
 		})
 		if err != nil {
 			return err
 		}
-		res[fmt.Sprintf("put_4k_files_per_s_c%d", conc)] = v
+		res[fmt.Sprintf("put_4k_files_per_s_c%d%s", conc, suffix)] = v
+		res[fmt.Sprintf("put_4k_p99_ms_c%d%s", conc, suffix)] = median(p99s)
 	}
 	return nil
 }
