@@ -646,6 +646,46 @@ func (s *Store) AddFsckLog(ctx context.Context, fid int64, evcode string, devid 
 	return wrap("add fsck log", err)
 }
 
+// FileAndMeta is FileAndDevids with the file's metadata (empty when
+// none), in one round trip to the database.
+func (s *Store) FileAndMeta(ctx context.Context, dmid int, key string) (core.File, []int, map[string]string, error) {
+	if s.noMeta {
+		f, devids, err := s.FileAndDevids(ctx, dmid, key)
+		return f, devids, map[string]string{}, err
+	}
+	rows, err := s.query(ctx, stmtFileAndMeta, dmid, key, dmid, key)
+	if err != nil {
+		return core.File{}, nil, nil, wrap("find key", err)
+	}
+	defer rows.Close()
+	f := core.File{DomainID: dmid, Key: key}
+	var devids []int
+	meta := map[string]string{}
+	found := false
+	for rows.Next() {
+		var length, devid sql.NullInt64
+		var name, value sql.NullString
+		if err := rows.Scan(&f.FID, &length, &f.ClassID, &f.DevCount, &devid, &name, &value); err != nil {
+			return core.File{}, nil, nil, wrap("find key", err)
+		}
+		found = true
+		f.Length = nullInt(length, 0)
+		switch {
+		case devid.Valid:
+			devids = append(devids, int(devid.Int64))
+		case name.Valid:
+			meta[name.String] = nullStr(value)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return core.File{}, nil, nil, wrap("find key", err)
+	}
+	if !found {
+		return core.File{}, nil, nil, ErrNotFound
+	}
+	return f, devids, meta, nil
+}
+
 // FileAndDevids looks up a key and the devices holding its fid in one
 // query (the read path). ErrNotFound: no such key.
 func (s *Store) FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error) {

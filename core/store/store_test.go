@@ -414,6 +414,33 @@ func TestListDirAndMeta(t *testing.T) {
 	})
 }
 
+// FileAndMeta answers what FileAndDevids and FileMeta do, in one query:
+// a file with copies and metadata, one with neither, and none.
+func TestFileAndMeta(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		commit := func(key string, meta map[string]string, copies []int) int64 {
+			fid, _ := s.RegisterTempfile(ctx, store.Tempfile{DomainID: 1, Key: key}, 0)
+			if _, err := s.CommitFile(ctx, store.Commit{FID: fid, DomainID: 1, Key: key, Length: 7, Devid: 3, Copies: copies, Meta: meta}); err != nil {
+				t.Fatal(err)
+			}
+			return fid
+		}
+		fid := commit("full", map[string]string{"mtime": "5", "mode": "420"}, []int{1, 2})
+		f, devids, meta, err := s.FileAndMeta(ctx, 1, "full")
+		if err != nil || f.FID != fid || f.Length != 7 || fmt.Sprint(devids) != "[1 2 3]" || len(meta) != 2 || meta["mtime"] != "5" || meta["mode"] != "420" {
+			t.Errorf("FileAndMeta(full) = %+v, %v, %v, %v", f, devids, meta, err)
+		}
+		fid = commit("bare", nil, nil)
+		if f, devids, meta, err := s.FileAndMeta(ctx, 1, "bare"); err != nil || f.FID != fid || fmt.Sprint(devids) != "[3]" || len(meta) != 0 {
+			t.Errorf("FileAndMeta(bare) = %+v, %v, %v, %v", f, devids, meta, err)
+		}
+		if _, _, _, err := s.FileAndMeta(ctx, 1, "none"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("FileAndMeta(none): %v; want ErrNotFound", err)
+		}
+	})
+}
+
 // A listing of more files than one metadata query asks for (1,024) gets
 // every file's own metadata: the fids are asked for in batches, each
 // padded to a power of two.

@@ -21,6 +21,7 @@ type queryStore interface {
 	AbandonUpload(ctx context.Context, fid int64, devids []int, claim bool) error
 	CommitFile(ctx context.Context, c store.Commit) (replaced int64, err error)
 	FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error)
+	FileAndMeta(ctx context.Context, dmid int, key string) (core.File, []int, map[string]string, error)
 	FileByFID(ctx context.Context, fid int64) (core.File, error)
 	FileByKey(ctx context.Context, dmid int, key string) (core.File, error)
 	FileDevids(ctx context.Context, fid int64) ([]int, error)

@@ -430,19 +430,31 @@ func joinInts(ids []int) string {
 // devices holding it, in one query. With replicaOK the query may go to a
 // read replica (get_paths, file_info); else it reads the master.
 func (s *Server) lookupKey(ctx context.Context, c *call, replicaOK bool) (core.File, []int, core.Domain, *snapshot, error) {
+	f, devids, _, dom, sn, err := s.lookupKeyMeta(ctx, c, replicaOK, false)
+	return f, devids, dom, sn, err
+}
+
+// lookupKeyMeta is lookupKey that also reads the file's metadata (with
+// withMeta) in the same query.
+func (s *Server) lookupKeyMeta(ctx context.Context, c *call, replicaOK, withMeta bool) (core.File, []int, map[string]string, core.Domain, *snapshot, error) {
 	dom, sn, err := s.domainArg(ctx, c)
 	if err != nil {
-		return core.File{}, nil, dom, sn, err
+		return core.File{}, nil, nil, dom, sn, err
 	}
 	key := c.args.Get("key")
 	if key == "" {
-		return core.File{}, nil, dom, sn, errf("no_key")
+		return core.File{}, nil, nil, dom, sn, errf("no_key")
 	}
 	var f core.File
 	var devids []int
+	var meta map[string]string
 	query := func(st fileReader) error {
 		var err error
-		f, devids, err = st.FileAndDevids(ctx, dom.ID, key)
+		if withMeta {
+			f, devids, meta, err = st.FileAndMeta(ctx, dom.ID, key)
+		} else {
+			f, devids, err = st.FileAndDevids(ctx, dom.ID, key)
+		}
 		return err
 	}
 	if replicaOK {
@@ -451,9 +463,9 @@ func (s *Server) lookupKey(ctx context.Context, c *call, replicaOK bool) (core.F
 		err = query(s.store())
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return f, nil, dom, sn, errf("unknown_key")
+		return f, nil, nil, dom, sn, errf("unknown_key")
 	}
-	return f, devids, dom, sn, err
+	return f, devids, meta, dom, sn, err
 }
 
 func (s *Server) cmdGetPaths(ctx context.Context, c *call) (protocol.Args, error) {
@@ -616,7 +628,7 @@ func (s *Server) readWeight(sn *snapshot, id int) float64 {
 }
 
 func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error) {
-	f, devids, dom, sn, err := s.lookupKey(ctx, c, true)
+	f, devids, meta, dom, sn, err := s.lookupKeyMeta(ctx, c, true, true)
 	if err != nil {
 		return nil, err
 	}
@@ -634,10 +646,6 @@ func (s *Server) cmdFileInfo(ctx context.Context, c *call) (protocol.Args, error
 		case !errors.Is(err, store.ErrNotFound):
 			return nil, err
 		}
-	}
-	meta, err := s.store().FileMeta(ctx, f.FID)
-	if err != nil {
-		return nil, err
 	}
 	if !c.args.Bool("created") {
 		delete(meta, protocol.MetaCreated)

@@ -76,6 +76,7 @@ func (s *Server) refreshReplicas(ctx context.Context, sn *snapshot) {
 // fileReader is what may be read from a replica.
 type fileReader interface {
 	FileAndDevids(ctx context.Context, dmid int, key string) (core.File, []int, error)
+	FileAndMeta(ctx context.Context, dmid int, key string) (core.File, []int, map[string]string, error)
 }
 
 // readFrom runs a read-only query on a healthy replica, falling back to
