@@ -111,7 +111,7 @@ const (
 	// (file_info): the metadata rows have no devid.
 	stmtFileAndMeta = `SELECT f.fid, f.length, f.classid, f.devcount, fo.devid, NULL, NULL FROM file f LEFT JOIN file_on fo ON fo.fid = f.fid WHERE f.dmid=? AND f.dkey=?` +
 		` UNION ALL SELECT f.fid, f.length, f.classid, f.devcount, NULL, m.name, m.value FROM file f JOIN file_meta m ON m.fid = f.fid WHERE f.dmid=? AND f.dkey=? ORDER BY 5`
-	stmtChecksum      = `SELECT hashtype, checksum FROM checksum WHERE fid=?`
+	stmtChecksum = `SELECT hashtype, checksum FROM checksum WHERE fid=?`
 )
 
 // query runs a point query (see pointCtx) with a statement prepared
