@@ -179,11 +179,15 @@ func (t *Tracker) metaChange(ctx context.Context, cmd string, a protocol.Args) e
 	_, err := t.Do(ctx, cmd, a)
 	// Counted whatever the answer: a change whose answer was lost may
 	// have been made.
-	if t.deferred.Add(1) == 1 {
+	if !t.lacksSync() && t.deferred.Add(1) == 1 {
 		t.syncLater()
 	}
 	return err
 }
+
+// lacksSync reports whether the trackers answered sync with
+// unknown_command within syncRecheck.
+func (t *Tracker) lacksSync() bool { return time.Now().UnixNano() < t.noSyncUntil.Load() }
 
 // syncLater arms the Sync that makes deferred changes durable within
 // Options.SyncDelay when nothing else does.
@@ -207,18 +211,19 @@ func (t *Tracker) syncLater() {
 // Sync makes the changes sent with Options.DeferMetadata durable: our
 // tracker's sync, sent only when there were such changes since the last
 // Sync. A tracker without the command (the original's) made them durable
-// when it answered them. Syncs are made one at a time, so that one that
+// when it answered them, and is not asked again for syncRecheck. Syncs are made one at a time, so that one that
 // finds the changes taken by a sync in flight answers after it.
 func (t *Tracker) Sync(ctx context.Context) error {
 	t.syncMu.Lock()
 	defer t.syncMu.Unlock()
 	n := t.deferred.Swap(0)
-	if n == 0 {
+	if n == 0 || t.lacksSync() {
 		return nil
 	}
 	_, err := t.Do(ctx, "sync", nil)
 	switch {
 	case IsCode(err, "unknown_command"):
+		t.noSyncUntil.Store(time.Now().Add(syncRecheck).UnixNano())
 		return nil
 	case err != nil:
 		if t.deferred.Add(n) == n {

@@ -582,11 +582,23 @@ func TestDeferredMetadataAndSync(t *testing.T) {
 	if err := plain.Delete(ctx, "d", "k"); err != nil {
 		t.Errorf("a plain delete: %v", err)
 	}
-	orig, _ := scripted(t, map[string]func(protocol.Args) string{"delete": ok})
+	// An original tracker answers sync with unknown_command, once: its
+	// changes are durable when answered, and the next fsyncs (every
+	// rename over a file) ask nothing.
+	var origSyncs atomic.Int64
+	orig, _ := scripted(t, map[string]func(protocol.Args) string{"delete": ok, "sync": func(protocol.Args) string {
+		origSyncs.Add(1)
+		return "ERR unknown_command sync\r\n"
+	}})
 	orig.opts.DeferMetadata = true
-	orig.Delete(ctx, "d", "k")
-	if err := orig.Sync(ctx); err != nil {
-		t.Errorf("Sync on a tracker without sync: %v", err)
+	for range 3 {
+		orig.Delete(ctx, "d", "k")
+		if err := orig.Sync(ctx); err != nil {
+			t.Errorf("Sync on a tracker without sync: %v", err)
+		}
+	}
+	if n := origSyncs.Load(); n != 1 {
+		t.Errorf("three Syncs on a tracker without sync sent %d syncs; want 1", n)
 	}
 
 	// Unsynced changes are synced SyncDelay after the first of them.

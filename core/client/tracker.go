@@ -58,6 +58,9 @@ type Tracker struct {
 	dead map[string]time.Time // addr -> skip until
 
 	deferred  atomic.Int64 // changes sent with nosync=1 since the last Sync
+	// noSyncUntil (unix ns): until then the trackers are taken to lack
+	// sync (the original's, whose changes are durable when answered).
+	noSyncUntil atomic.Int64
 	syncMu    sync.Mutex   // one Sync at a time: a later one waits for the one in flight
 	syncTimer *time.Timer  // guarded by mu: the Sync SyncDelay after a first deferred change
 	closed    bool         // guarded by mu
@@ -67,6 +70,11 @@ type Tracker struct {
 // Options.DeferMetadata waits for a Sync: as long as a local file system
 // (ext4) keeps its metadata changes before it writes them out.
 const DefaultSyncDelay = 5 * time.Second
+
+// syncRecheck is how long a tracker that answered sync with
+// unknown_command is taken to lack it, before it is asked again (it may
+// have been upgraded).
+const syncRecheck = time.Minute
 
 type tconn struct {
 	addr string
