@@ -57,13 +57,13 @@ type Tracker struct {
 	idle map[string][]*tconn  // addr -> idle connections
 	dead map[string]time.Time // addr -> skip until
 
-	deferred  atomic.Int64 // changes sent with nosync=1 since the last Sync
+	deferred atomic.Int64 // changes sent with nosync=1 since the last Sync
 	// noSyncUntil (unix ns): until then the trackers are taken to lack
 	// sync (the original's, whose changes are durable when answered).
 	noSyncUntil atomic.Int64
-	syncMu    sync.Mutex   // one Sync at a time: a later one waits for the one in flight
-	syncTimer *time.Timer  // guarded by mu: the Sync SyncDelay after a first deferred change
-	closed    bool         // guarded by mu
+	syncMu      sync.Mutex  // one Sync at a time: a later one waits for the one in flight
+	syncTimer   *time.Timer // guarded by mu: the Sync SyncDelay after a first deferred change
+	closed      bool        // guarded by mu
 }
 
 // DefaultSyncDelay bounds how long a change sent with
