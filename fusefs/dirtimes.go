@@ -162,14 +162,13 @@ func (f *FS) saveDirTime(ctx context.Context, c dirChange) error {
 	if c.prefix == "" || f.noMeta.Load() {
 		return nil // a domain, or a tracker that keeps no times
 	}
-	a, err := f.stat(ctx, c.dom, c.prefix)
-	if err != nil {
-		return err
-	}
-	if !a.exists || !a.mtime.Before(c.at) {
+	// Nothing is asked first: what the mount holds of the marker tells
+	// whether it is gone or as new already; without it, the write says.
+	a, known := f.cachedMarker(c.dom, c.prefix)
+	if known && (!a.exists || !a.mtime.Before(c.at)) {
 		return nil // no marker, or one as new already
 	}
-	err = f.cl.SetMeta(ctx, c.dom, c.prefix, map[string]string{"mtime": strconv.FormatInt(c.at.UnixNano(), 10)})
+	err := f.cl.SetMeta(ctx, c.dom, c.prefix, map[string]string{"mtime": strconv.FormatInt(c.at.UnixNano(), 10)})
 	switch {
 	case core.Is(core.NotFound, err):
 		f.attrs.Remove(ck(c.dom, c.prefix)) // removed or renamed since
@@ -179,8 +178,10 @@ func (f *FS) saveDirTime(ctx context.Context, c dirChange) error {
 	case err != nil:
 		return err
 	}
-	a.mtime = c.at
-	f.noteMarker(c.dom, c.prefix, a)
+	if known {
+		a.mtime = c.at
+		f.noteMarker(c.dom, c.prefix, a)
+	}
 	return nil
 }
 

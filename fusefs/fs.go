@@ -469,6 +469,23 @@ func (f *FS) noteMarker(dom, marker string, a fileAttr) {
 	}
 }
 
+// cachedMarker returns what the mount holds of a directory's marker: its
+// cached attributes, or those its parent's cached listing came with.
+func (f *FS) cachedMarker(dom, marker string) (fileAttr, bool) {
+	if a, ok := f.attrs.Get(ck(dom, marker)); ok {
+		return a, true
+	}
+	parent := parentOf(marker)
+	if l, ok := f.dirs.Get(ck(dom, parent)); ok {
+		for _, e := range l.named(marker[len(parent) : len(marker)-1]) {
+			if e.isDir && e.detailed {
+				return e.attr, true
+			}
+		}
+	}
+	return fileAttr{}, false
+}
+
 // noteRemovedDir records that this mount removed the directory sub (its
 // marker, the last key below it): its parent's cached listing loses it
 // in place, as noteRemoved does for a file (rm -rf would list the parent

@@ -250,3 +250,32 @@ func TestDirFsyncWritesItsTime(t *testing.T) {
 		t.Errorf("s/'s marker after its fsync: %+v; want mtime %d", m, changed.UnixNano())
 	}
 }
+
+// Writing a directory's changed time asks nothing first: the marker's
+// cached attributes (or its parent's cached listing) tell whether a newer
+// time is there already, and a marker gone answers the write itself. The
+// flush used to stat every changed directory, a file_info each once the
+// attributes had expired (git add: 900 of them).
+func TestDirTimeFlushAsksNothingFirst(t *testing.T) {
+	c := memcluster.New("d")
+	f := newTestFS(t, c, nil)
+	ctx := context.Background()
+	if _, err := f.dirNode("d", "").Mkdir(ctx, &fuse.MkdirRequest{Name: "s", Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Millisecond)
+	writeFile(t, f, "d", "s/new", []byte("x"))
+	changed, _ := f.changedAt("d", "s/")
+	f.attrs.Purge()
+	f.dirs.Purge() // as after the caches' time
+	before := c.Calls("file_info")
+	if err := f.flushDirTimes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Calls("file_info") - before; n != 0 {
+		t.Errorf("writing a directory's time asked file_info %d times; want 0", n)
+	}
+	if m, _ := c.Get("d", "s/"); m == nil || m.Meta["mtime"] != fmt.Sprint(changed.UnixNano()) || m.Meta["mode"] != "755" {
+		t.Errorf("s/'s marker: %+v; want mtime %d and its mode kept", m, changed.UnixNano())
+	}
+}
